@@ -1,0 +1,25 @@
+"""Grading: extract the final answer, decide equivalence, vote.
+
+    extract_answer(text) -> str | None
+    is_equiv(gold, pred, timeout=5.0) -> bool
+    canonical_key(answer) -> str
+    vote(answers, weights=None) -> VoteResult
+"""
+
+from ttscale.grading.equivalence import DEFAULT_TIMEOUT, is_equiv, is_equiv_many
+from ttscale.grading.extract import extract_answer
+from ttscale.grading.normalize import canonical_key
+from ttscale.grading.pool import shutdown_pool
+from ttscale.grading.vote import VoteGroup, VoteResult, vote
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "VoteGroup",
+    "VoteResult",
+    "canonical_key",
+    "extract_answer",
+    "is_equiv",
+    "is_equiv_many",
+    "shutdown_pool",
+    "vote",
+]

@@ -1,0 +1,167 @@
+"""A small process pool for sympy work with a hard per-item deadline.
+
+concurrent.futures cannot cancel a running task, so a hung sympy call would
+hold its worker forever; here each worker is a Process behind a Pipe, and a
+worker that misses its deadline is killed and replaced. Workers are forked
+from the parent with math-verify already imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from ttscale.grading import _worker
+
+logger = logging.getLogger(__name__)
+
+TIMED_OUT = "timeout"
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: Connection
+
+
+def _context() -> mp.context.BaseContext:
+    # fork, where there is one: a worker (or its replacement after a hang) is ready in ~10 ms with
+    # sympy already imported, and the caller's unguarded script is not re-run in each worker as
+    # spawn/forkserver would do. The child only runs sympy, never the parent's threads or CUDA.
+    if "fork" in mp.get_all_start_methods():
+        import math_verify  # noqa: F401 - imported once here so every forked worker inherits it
+
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+class VerifyPool:
+    """Runs (gold, pred) verifications in worker processes; each item gets `timeout` seconds."""
+
+    def __init__(self, n_workers: int | None = None) -> None:
+        self.n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
+        self._ctx = _context()
+        self._workers: list[_Worker] = []
+        self.n_timeouts = 0
+        # One batch at a time: a server grading from several threads shares these workers.
+        self._lock = threading.Lock()
+
+    def _start_worker(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker.serve, args=(child,), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _ensure_workers(self, n: int) -> None:
+        self._workers = [w for w in self._workers if w.process.is_alive()]
+        while len(self._workers) < n:
+            self._workers.append(self._start_worker())
+
+    def _kill(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        self._workers.remove(worker)
+
+    def parse_many(self, answers: Sequence[str], timeout: float) -> list[bool | str]:
+        """Whether math-verify parses each answer (into this worker's cache), or TIMED_OUT."""
+        return self._run("parse", [(a, "") for a in answers], timeout)
+
+    def verify_many(self, pairs: Sequence[tuple[str, str]], timeout: float) -> list[bool | str]:
+        """True/False per pair, or TIMED_OUT / "error: ..." for a pair that could not be decided."""
+        return self._run("equiv", pairs, timeout)
+
+    def _run(self, kind: str, pairs: Sequence[tuple[str, str]], timeout: float) -> list[bool | str]:
+        with self._lock:
+            return self._run_locked(kind, pairs, timeout)
+
+    def _run_locked(self, kind: str, pairs: Sequence[tuple[str, str]], timeout: float) -> list[bool | str]:
+        results: list[bool | str] = [TIMED_OUT] * len(pairs)
+        if not pairs:
+            return results
+        self._ensure_workers(min(self.n_workers, len(pairs)))
+        pending = list(range(len(pairs) - 1, -1, -1))  # popped from the end: first pair first
+        busy: dict[int, tuple[_Worker, int, float]] = {}  # fileno -> (worker, pair index, deadline)
+        idle = list(self._workers)
+        while pending or busy:
+            while idle and pending:
+                worker, index = idle.pop(), pending.pop()
+                try:
+                    worker.conn.send((kind, *pairs[index]))
+                except (BrokenPipeError, OSError):  # died while idle (OOM killer): replace, retry the item
+                    self._kill(worker)
+                    idle.append(self._replace())
+                    pending.append(index)
+                    continue
+                busy[worker.conn.fileno()] = (worker, index, time.monotonic() + timeout)
+            next_deadline = min(deadline for _, _, deadline in busy.values())
+            ready = wait([w.conn for w, _, _ in busy.values()], timeout=max(0.0, next_deadline - time.monotonic()))
+            for conn in ready:
+                worker, index, _ = busy.pop(conn.fileno())  # type: ignore[union-attr]
+                try:
+                    results[index] = conn.recv()  # type: ignore[union-attr]
+                    idle.append(worker)
+                except (EOFError, OSError):
+                    logger.warning("grading worker died on %.80r %.80r; restarting it", *pairs[index])
+                    results[index] = "error: worker died"
+                    self._kill(worker)
+                    idle.append(self._replace())
+            now = time.monotonic()
+            for fileno, (worker, index, deadline) in list(busy.items()):
+                if deadline <= now:
+                    del busy[fileno]
+                    self.n_timeouts += 1
+                    logger.warning("grading (%s) timed out after %.1fs on %.80r %.80r", kind, timeout, *pairs[index])
+                    self._kill(worker)
+                    idle.append(self._replace())
+        return results
+
+    def _replace(self) -> _Worker:
+        worker = self._start_worker()
+        self._workers.append(worker)
+        return worker
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shutdown_locked()
+
+    def _shutdown_locked(self) -> None:
+        for worker in list(self._workers):
+            try:
+                worker.conn.send(("stop", "", ""))
+            except OSError:
+                pass  # already dead: the join below returns at once
+            worker.conn.close()
+        for worker in list(self._workers):
+            worker.process.join(timeout=1)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+        self._workers = []
+
+
+_pool: VerifyPool | None = None
+
+
+def get_pool() -> VerifyPool:
+    """The process-wide pool, started on first use and shut down at exit (a cache, not config)."""
+    global _pool
+    if _pool is None:
+        _pool = VerifyPool()
+        atexit.register(_pool.shutdown)
+    return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown()
+        _pool = None
