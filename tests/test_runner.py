@@ -77,6 +77,11 @@ def test_failing_problem_is_recorded_and_run_goes_on(fake_cfg):
     assert len(results) == 4 and "fake failure" in results[victim.id].error
     assert all(r.error is None and len(r.completions) == 4 for pid, r in results.items() if pid != victim.id)
     assert outcome.metrics["n_failed"] == 1
+    # On resume only the failed problem is searched again, and its new row supersedes the old.
+    gen = FakeGenerator()
+    again = run(cfg, generator=gen, progress=False)
+    assert again.n_new == 1 and gen.prompts_seen == 1 and again.metrics["n_failed"] == 0
+    assert {r.id: r for r in read_results(cfg.output.dir)}[victim.id].error is None
 
 
 def test_metrics_count_majority_from_known_answers(fake_cfg):

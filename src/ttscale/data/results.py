@@ -71,9 +71,10 @@ class RunDir:
             f.truncate(keep)
 
     def done_ids(self) -> set[str]:
+        """Problems finished without error; failed ones are searched again on resume."""
         if not (self.path / COMPLETIONS).exists():
             return set()
-        return {r.id for r in read_results(self.path, quiet=True)}
+        return {r.id for r in read_results(self.path, quiet=True) if r.error is None}
 
     def append(self, result: ProblemResult) -> None:
         self._append_line(self.path / COMPLETIONS, result.to_dict())
