@@ -43,6 +43,10 @@ def run(
     policy: Annotated[Optional[str], typer.Option(help="compute_optimal: policy.json from `ttscale evaluate`")] = None,
     overwrite: Annotated[bool, typer.Option(help="discard a different run in the output directory")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    shard: Annotated[Optional[str], typer.Option(help="run only shard i/K (into OUTPUT_DIR/shard-i-of-K)")] = None,
+    ray: Annotated[Optional[int], typer.Option(help="run K shards as Ray tasks and merge them")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="existing Ray cluster (default: start a local one)")] = None,
+    ray_gpus: Annotated[float, typer.Option(help="GPUs per Ray shard task")] = 0.0,
 ) -> None:
     """Run a recipe: search every problem, write completions.jsonl and metrics.json (resumable)."""
     from ttscale.config import load_config
@@ -59,7 +63,17 @@ def run(
     try:
         path = resolve_recipe(recipe)
         cfg = load_config(path, overrides)
-        outcome = run_recipe(cfg, recipe_dir=path.parent, overwrite=overwrite, progress=not quiet)
+        if ray:
+            from ttscale.distributed import run_on_ray
+
+            n_rows, metrics = run_on_ray(cfg, path.parent, ray, ray_address, ray_gpus)
+            typer.echo(format_table(metrics))
+            typer.echo(f"results in {cfg.output.dir} ({n_rows} problems merged from {ray} Ray shards)")
+            return
+        from ttscale.shards import parse_shard
+
+        outcome = run_recipe(cfg, recipe_dir=path.parent, overwrite=overwrite, progress=not quiet,
+                             shard=parse_shard(shard) if shard else None)
     except TTScaleError as e:
         _fail(e)
     typer.echo(format_table(outcome.metrics))
@@ -101,6 +115,23 @@ def grade(
 
 
 @app.command()
+def merge(
+    shard_dirs: Annotated[list[str], typer.Argument(help="shard directories written by `run --shard i/K`")],
+    output: Annotated[str, typer.Option(help="merged run directory")],
+) -> None:
+    """Combine shard directories into one run directory (configs must match; no gaps, no duplicates)."""
+    from ttscale.eval.metrics import format_table
+    from ttscale.shards import merge as merge_shards
+
+    try:
+        n_rows, metrics = merge_shards(shard_dirs, output)
+    except TTScaleError as e:
+        _fail(e)
+    typer.echo(format_table(metrics))
+    typer.echo(f"merged {n_rows} problems from {len(shard_dirs)} shards into {output}")
+
+
+@app.command()
 def tree(
     run_dir: Annotated[str, typer.Argument(help="run directory written with output.save_trees=true")],
     problem: Annotated[str, typer.Option(help="problem id")],
@@ -116,6 +147,59 @@ def tree(
     if problem not in trees:
         _fail(TTScaleError(f"problem {problem!r} not in {run_dir}/trees.jsonl; ids: {', '.join(list(trees)[:10])}"))
     typer.echo(format_tree(trees[problem]))
+
+
+@app.command()
+def evaluate(
+    run_dirs: Annotated[list[str], typer.Argument(help="run directories (written by `ttscale run`)")],
+    output: Annotated[Optional[str], typer.Option(help="output directory (default: RUN_DIR/eval for one run, else ./eval)")] = None,
+    reference: Annotated[Optional[list[str]], typer.Option(help="reference line 'LABEL=PERCENT', e.g. 'Llama-3.1-8B 0-shot=51.9' (repeatable)")] = None,
+    reduction: Annotated[Optional[list[str]], typer.Option(help="step-score reduction for naive/weighted best-of-N: last | min | prod | mean (repeatable; default: each run's verifier.reduction)")] = None,
+    seeds: Annotated[int, typer.Option(help="subsample seeds per N for sampling runs")] = 8,
+) -> None:
+    """Curves, difficulty bins, compute-optimal selection, plots and report.md from run directories."""
+    from ttscale.eval.evaluate import parse_reference
+    from ttscale.eval.report import REPORT, write_evaluation
+
+    out = Path(output) if output else (Path(run_dirs[0]) / "eval" if len(run_dirs) == 1 else Path("eval"))
+    try:
+        refs = dict(parse_reference(r) for r in reference or [])
+        write_evaluation(run_dirs, out, refs, reduction, seeds)
+    except TTScaleError as e:
+        _fail(e)
+    typer.echo(f"report in {out / REPORT}")
+
+
+@app.command()
+def serve(
+    recipe: Annotated[str, typer.Argument(help="recipe YAML path or bundled recipe name (model, verifier, search)")],
+    host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind (0 = any free port, printed at start)")] = 8000,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override: section.key=value (repeatable)")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="env var holding the API key every request must send")] = None,
+    served_model_name: Annotated[Optional[str], typer.Option(help="model id in replies (default: model.name_or_path)")] = None,
+    max_n: Annotated[int, typer.Option(help="largest per-request ttscale.n")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="largest per-request max_tokens")] = 4096,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get HTTP 413")] = 1 << 20,
+    max_concurrent_searches: Annotated[int, typer.Option(help="searches running at once")] = 64,
+    batch_window_ms: Annotated[float, typer.Option(help="wait this long for other searches' calls to batch")] = 5.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (extra: ttscale[server])."""
+    from ttscale.config import load_config
+    from ttscale.server.app import serve as serve_app
+    from ttscale.server.config import ServeConfig
+
+    try:
+        cfg = load_config(resolve_recipe(recipe), list(set_ or []))
+        limits = ServeConfig(
+            api_key_env=api_key_env, served_model_name=served_model_name, max_n=max_n, max_tokens=max_tokens,
+            max_body_bytes=max_body_bytes, max_concurrent_searches=max_concurrent_searches,
+            batch_window_ms=batch_window_ms,
+        )
+        serve_app(cfg, limits, host, port, log_level)
+    except TTScaleError as e:
+        _fail(e)
 
 
 def main() -> None:

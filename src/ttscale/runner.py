@@ -22,6 +22,7 @@ from ttscale.data.results import LOG, RunDir, read_results
 from ttscale.errors import ConfigError
 from ttscale.eval.metrics import run_metrics
 from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy
+from ttscale.shards import shard_dir, shard_problems, write_shard_file
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier, build_verifier
 
@@ -84,11 +85,18 @@ def run(
     generator: Generator | None = None,
     verifier: Verifier | None = None,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
+    """Search every problem not yet in the run dir; `shard=(i, K)` runs only the i-th of K shards."""
     strategy = _validate(cfg)
     problems = load_problems(cfg.dataset, recipe_dir)  # bad data fails here, before any model loads
     run_dir = RunDir(cfg.output.dir)
+    if shard is not None:
+        problems = shard_problems(problems, shard[0], shard[1], cfg.search.problems_per_batch)
+        run_dir = RunDir(shard_dir(cfg.output.dir, *shard))
     run_dir.prepare(cfg.to_dict(), overwrite=overwrite)
+    if shard is not None:
+        write_shard_file(run_dir.path, shard[0], shard[1], [p.id for p in problems])
     handler = _attach_log(run_dir.path)
     try:
         done = run_dir.done_ids()

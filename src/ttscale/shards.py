@@ -1,0 +1,93 @@
+"""Deterministic problem shards (Slurm arrays, Ray tasks) and merging shard dirs into one run.
+
+A shard is made of whole search batches (search.problems_per_batch consecutive
+problems), so every batch sees the same problems in the same order as in an
+unsharded run: with a fixed seed the merged results equal the unsharded ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, _comparable, _first_difference, read_results
+from ttscale.errors import ConfigError, RunDirError
+from ttscale.types import Problem
+
+SHARD_FILE = "shard.json"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/K' with 0 <= i < K."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not int(m.group(1)) < int(m.group(2)):
+        raise ConfigError(f"--shard {text!r} is invalid; accepted: i/K with 0 <= i < K, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_problems(problems: Sequence[Problem], index: int, count: int, batch: int) -> list[Problem]:
+    batches = [problems[s : s + batch] for s in range(0, len(problems), batch)]
+    return [p for b in batches[index::count] for p in b]
+
+
+def shard_dir(base: str | Path, index: int, count: int) -> Path:
+    return Path(base) / f"shard-{index}-of-{count}"
+
+
+def write_shard_file(run_dir: Path, index: int, count: int, ids: Sequence[str]) -> None:
+    (run_dir / SHARD_FILE).write_text(json.dumps({"index": index, "count": count, "ids": list(ids)}), encoding="utf-8")
+
+
+def _read_shard(d: Path) -> dict:
+    if not (d / SHARD_FILE).exists():
+        raise RunDirError(f"{d} is not a shard directory (no {SHARD_FILE}); run it with --shard i/K")
+    return json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
+
+
+def merge(dirs: Sequence[str | Path], output: str | Path) -> tuple[int, dict]:
+    """Combine shard dirs; refuses mismatched configs, missing shards, missing or duplicate problems."""
+    dirs = [Path(d) for d in dirs]
+    shards = [_read_shard(d) for d in dirs]
+    count = shards[0]["count"]
+    indices = sorted(s["index"] for s in shards)
+    if any(s["count"] != count for s in shards) or indices != list(range(count)):
+        raise RunDirError(f"shards {indices} of {count} given; merge needs each of 0..{count - 1} exactly once")
+    configs = [RunDir(d).config() for d in dirs]
+    for d, cfg in zip(dirs[1:], configs[1:]):
+        if _comparable(cfg) != _comparable(configs[0]):
+            raise RunDirError(f"{d} has a different config than {dirs[0]} ({_first_difference(_comparable(configs[0]), _comparable(cfg))})")
+    by_index = dict(zip([s["index"] for s in shards], zip(dirs, shards)))
+    rows: list[str] = []
+    trees: list[str] = []
+    seen: set[str] = set()
+    for i in range(count):
+        d, shard = by_index[i]
+        results = {r.id: r for r in read_results(d)}
+        missing = [pid for pid in shard["ids"] if pid not in results or results[pid].error is not None]
+        if missing:
+            raise RunDirError(f"{d} is unfinished: {len(missing)} problems missing or failed (first: {missing[0]}); resume it first")
+        dup = seen.intersection(shard["ids"])
+        if dup:
+            raise RunDirError(f"problem {sorted(dup)[0]!r} is in more than one shard")
+        seen.update(shard["ids"])
+        rows += [json.dumps(results[pid].to_dict(), ensure_ascii=False) for pid in shard["ids"]]
+        if (d / TREES).exists():
+            trees += [line for line in (d / TREES).read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = RunDir(output)
+    cfg = dict(configs[0])
+    cfg["output"] = {**cfg.get("output", {}), "dir": str(output)}
+    out.prepare(cfg, overwrite=True)
+    (out.path / COMPLETIONS).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    if trees:
+        (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
+    from ttscale.eval.metrics import run_metrics
+
+    metrics = run_metrics(read_results(out.path), cfg.get("verifier", {}).get("reduction", "last"),
+                          cfg.get("output", {}).get("subsample_seeds", 8))
+    out.write_metrics(metrics)
+    return len(rows), metrics
+
+
+__all__ = ["CONFIG", "merge", "parse_shard", "shard_dir", "shard_problems", "write_shard_file"]
