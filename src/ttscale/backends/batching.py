@@ -1,0 +1,235 @@
+"""Micro-batching: many searches running in threads share one backend call per round.
+
+A search calls `generate()` once per round and blocks until it returns, so calls
+from concurrent searches (the server's requests) arrive within a few milliseconds
+of each other. One dispatcher thread collects them for a short window, merges
+those that can share a backend call, and splits the results back: the backend sees
+one caller, which also makes a non-thread-safe backend (HF) safe to share.
+
+Calls with equal `SamplingParams` except the seed share a call, seeded with the
+first call's seed: a backend takes one seed per call (HF), so a seeded request is
+reproducible only when it runs alone (vLLM's server has the same trade-off without
+per-request generators).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ttscale.backends.base import Generator
+from ttscale.errors import TTScaleError
+from ttscale.types import Generation, SamplingParams
+
+Item = TypeVar("Item")
+Out = TypeVar("Out")
+
+
+class SearchCancelled(TTScaleError):
+    """The caller of a search went away (a client disconnected); raised before the next backend call."""
+
+
+@dataclass
+class _Job(Generic[Item, Out]):
+    key: Hashable
+    items: list[Item]
+    context: Any
+    cancelled: threading.Event | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: list[Out] | None = None
+    error: BaseException | None = None
+
+
+class MicroBatcher(Generic[Item, Out]):
+    """Merges concurrent `submit` calls with equal keys into one `run(context, items)` call.
+
+    `run` gets the first job's context and the concatenated items and returns one
+    output per item. The dispatcher waits up to `window_s` for more jobs, but only
+    while fewer jobs are queued than sessions are open: a lone search never waits.
+    """
+
+    def __init__(
+        self, run: Callable[[Any, list[Item]], list[Out]], window_s: float = 0.005, max_items: int = 1024,
+        name: str = "batcher",
+    ) -> None:
+        self._run, self.window_s, self.max_items = run, window_s, max_items
+        self._queue: queue.Queue[_Job[Item, Out] | None] = queue.Queue()
+        self._sessions = 0
+        self._lock = threading.Lock()
+        self.calls = 0  # backend calls issued
+        self.jobs = 0  # submit() calls served
+        self._thread = threading.Thread(target=self._loop, name=f"ttscale-{name}", daemon=True)
+        self._thread.start()
+
+    # -- callers -------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Marks a caller (one search) as active, so the dispatcher knows whom to wait for."""
+        with self._lock:
+            self._sessions += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions -= 1
+
+    def submit(
+        self, key: Hashable, items: Sequence[Item], context: Any = None, cancelled: threading.Event | None = None
+    ) -> list[Out]:
+        if cancelled is not None and cancelled.is_set():
+            raise SearchCancelled("the request was cancelled before its next backend call")
+        if not items:
+            return []
+        job: _Job[Item, Out] = _Job(key, list(items), context, cancelled)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    # -- dispatcher ----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = self._collect(first)
+            stop = any(j is None for j in batch)
+            jobs = [j for j in batch if j is not None]
+            for group in _groups(jobs, self.max_items):
+                self._run_group(group)
+            if stop:
+                return
+
+    def _collect(self, first: _Job[Item, Out]) -> list[_Job[Item, Out] | None]:
+        batch: list[_Job[Item, Out] | None] = [first]
+        deadline = time.monotonic() + self.window_s
+        n_items = len(first.items)
+        while n_items < self.max_items:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                if len(batch) >= self._sessions:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            batch.append(job)
+            if job is None:
+                break
+            n_items += len(job.items)
+        return batch
+
+    def _run_group(self, group: list[_Job[Item, Out]]) -> None:
+        live = []
+        for job in group:
+            if job.cancelled is not None and job.cancelled.is_set():
+                job.error = SearchCancelled("the request was cancelled while waiting for the backend")
+                job.done.set()
+            else:
+                live.append(job)
+        if not live:
+            return
+        try:
+            outputs = self._run(live[0].context, [x for job in live for x in job.items])
+            self.calls += 1
+            self.jobs += len(live)
+        except BaseException as e:  # noqa: BLE001 - handed to the callers, never lost
+            if len(live) > 1:
+                # One bad request must not fail its batch neighbours: run each alone (runner.py does the same).
+                for job in live:
+                    self._run_group([job])
+                return
+            live[0].error = e
+            live[0].done.set()
+            return
+        start = 0
+        for job in live:
+            job.result = outputs[start : start + len(job.items)]
+            start += len(job.items)
+            job.done.set()
+
+
+def _groups(jobs: list[_Job[Item, Out]], max_items: int) -> Iterator[list[_Job[Item, Out]]]:
+    """Jobs with equal keys, in arrival order, chunked so a call holds at most max_items (a job is never split)."""
+    by_key: dict[Hashable, list[_Job[Item, Out]]] = {}
+    for job in jobs:
+        by_key.setdefault(job.key, []).append(job)
+    for same in by_key.values():
+        chunk: list[_Job[Item, Out]] = []
+        size = 0
+        for job in same:
+            if chunk and size + len(job.items) > max_items:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(job)
+            size += len(job.items)
+        if chunk:
+            yield chunk
+
+
+class BatchingGenerator:
+    """A Generator shared by many searches; each search uses its own `session()` handle."""
+
+    def __init__(self, inner: Generator, window_s: float = 0.005, max_prompts: int = 1024) -> None:
+        self.inner = inner
+        self.name, self.n_params, self.tokenizer = inner.name, inner.n_params, inner.tokenizer
+        self._batcher: MicroBatcher[str, list[Generation]] = MicroBatcher(
+            lambda params, prompts: inner.generate(prompts, params), window_s, max_prompts, "generate"
+        )
+
+    @property
+    def calls(self) -> int:
+        return self._batcher.calls
+
+    @property
+    def requests(self) -> int:
+        return self._batcher.jobs
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+        return self._submit(prompts, params, None)
+
+    def _submit(
+        self, prompts: Sequence[str], params: SamplingParams, cancelled: threading.Event | None
+    ) -> list[list[Generation]]:
+        return self._batcher.submit(dataclasses.replace(params, seed=None), prompts, params, cancelled)
+
+    @contextmanager
+    def session(self, cancelled: threading.Event | None = None) -> Iterator[Generator]:
+        """A Generator for one search; it raises SearchCancelled once `cancelled` is set."""
+        with self._batcher.session():
+            yield _Handle(self, cancelled)
+
+    def close(self) -> None:
+        self._batcher.close()
+
+
+class _Handle:
+    def __init__(self, owner: BatchingGenerator, cancelled: threading.Event | None) -> None:
+        self._owner, self._cancelled = owner, cancelled
+        self.name, self.n_params, self.tokenizer = owner.name, owner.n_params, owner.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return self._owner.count_tokens(text)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+        return self._owner._submit(prompts, params, self._cancelled)
+

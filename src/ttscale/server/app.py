@@ -1,0 +1,250 @@
+"""`ttscale serve`: an OpenAI-compatible HTTP server whose replies come from test-time search (issue 9).
+
+Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+GET /metrics (Prometheus text). One ASGI guard in front of them checks the API key
+and the body size and counts every request; bad input is answered in OpenAI's error
+shape, never with a 500.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, and `Request`
+# is imported inside create_app (the server extra is optional).
+
+import logging
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ttscale.config import RunConfig
+from ttscale.errors import ConfigError, MissingDependencyError
+from ttscale.server.config import ServeConfig
+from ttscale.server.engine import Engine
+from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, chat_reply, completion_reply
+from ttscale.server.protocol import error_body, parse
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SEARCH_PATHS = ("/v1/chat/completions", "/v1/completions")
+KNOWN_PATHS = (*SEARCH_PATHS, "/v1/models", "/health", "/metrics")
+# A body over the limit is read and dropped (up to this many times the limit) before the 413,
+# so the client sees the answer instead of a connection reset mid-upload.
+_DRAIN_FACTOR = 16
+
+
+def _import_server() -> None:
+    for package in ("fastapi", "uvicorn"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise MissingDependencyError(package, "server", "ttscale serve") from None
+
+
+def read_api_key(serve: ServeConfig) -> str | None:
+    if serve.api_key_env is None:
+        return None
+    key = os.environ.get(serve.api_key_env)
+    if not key:
+        raise ConfigError(f"--api-key-env {serve.api_key_env!r} names an environment variable that is not set or empty")
+    return key
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    import json
+
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+class Guard:
+    """ASGI middleware: API key, body size (413), request counts and latency for every request."""
+
+    def __init__(self, app: Any, engine: Engine, api_key: str | None) -> None:
+        self.app, self.engine, self.api_key = app, engine, api_key
+        self.max_body = engine.serve.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def send_counted(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        try:
+            await self._guarded(scope, receive, send_counted)
+        finally:
+            m = self.engine.metrics
+            m.inc("ttscale_requests_total", path=path, status=str(status[0]))
+            if path in SEARCH_PATHS:
+                m.observe_latency(time.perf_counter() - started, path=path)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._authorized(scope):
+            await _send_json(send, 401, error_body("invalid or missing API key (send Authorization: Bearer KEY)",
+                                                   "authentication_error", code="invalid_api_key"))
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            body, too_big = await self._read_body(scope, receive)
+            if too_big:
+                await _send_json(send, 413, error_body(
+                    f"the request body is larger than the server's max_body_bytes={self.max_body}",
+                    code="request_too_large"))
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.api_key is None:
+            return True
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = given.partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), self.api_key.encode())
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool]:
+        declared = dict(scope["headers"]).get(b"content-length")
+        limit = self.max_body
+        if declared is not None and declared.isdigit() and int(declared) > limit * _DRAIN_FACTOR:
+            return b"", True
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > limit * _DRAIN_FACTOR:
+                return b"", True
+            more = message.get("more_body", False)
+        return b"".join(chunks), size > limit
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body once, then the client's own messages (so disconnects still arrive)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def create_app(engine: Engine, api_key: str | None = None) -> Any:
+    """The ASGI app over an engine; `api_key` None means no key is asked for."""
+    _import_server()
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.exceptions import HTTPException
+
+    from ttscale.backends.batching import SearchCancelled
+
+    app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
+    started = int(time.time())
+
+    @app.exception_handler(BadRequest)
+    async def _bad_request(_: Request, e: BadRequest) -> JSONResponse:
+        kind = "server_busy" if e.status == 503 else "invalid_request_error"
+        return JSONResponse(error_body(e.message, kind, e.param, e.code), status_code=e.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
+        message = f"{request.method} {request.url.path}: {e.detail}; routes: {', '.join(KNOWN_PATHS)}"
+        return JSONResponse(error_body(message, "invalid_request_error"), status_code=e.status_code)
+
+    async def _search(request: Request, model: type, prefix: str, make_job: Any, reply: Any) -> Any:
+        req = parse(model, await request.body(), engine.bounds)
+        rid = f"{prefix}-{uuid.uuid4().hex[:24]}"
+        job = make_job(rid, req)
+        try:
+            results = await engine.run(job, request.is_disconnected)
+        except SearchCancelled:
+            # Nobody reads this; nginx's 499 ("client closed request") is what the logs will show.
+            return JSONResponse(error_body("the client disconnected; the search was stopped"), status_code=499)
+        except BadRequest:
+            raise
+        except Exception as e:  # noqa: BLE001 - a backend failure is the server's, reported with its cause
+            log.exception("search %s failed", rid)
+            return JSONResponse(error_body(f"the search failed: {type(e).__name__}: {e}", "server_error"), status_code=500)
+        return JSONResponse(reply(rid, engine.model_name, results, engine.base.reduction, req.ttscale.return_candidates))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        return await _search(request, ChatCompletionRequest, "chatcmpl", engine.chat_job, chat_reply)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        return await _search(request, CompletionRequest, "cmpl", engine.completion_job, completion_reply)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": engine.model_name, "object": "model", "created": started,
+                                            "owned_by": "ttscale"}]}
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": engine.model_name, "strategy": engine.cfg.search.strategy}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(engine.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return Guard(app, engine, api_key)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 = any free port), so the address printed is the one served."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it
+    # every two-write reply waits out a 40 ms delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "warning") -> None:
+    """Load the models, bind, print the address, serve until interrupted."""
+    _import_server()
+    import uvicorn
+
+    api_key = read_api_key(serve_cfg)
+    sock = bind(host, port)
+    engine = Engine(cfg, serve_cfg)
+    app = create_app(engine, api_key)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"ttscale serve: {engine.model_name} ({cfg.search.strategy}, {cfg.model.backend} backend) "
+          f"listening on http://{shown}:{sock.getsockname()[1]}/v1", flush=True)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        engine.close()
+        sock.close()

@@ -1,0 +1,44 @@
+"""Server-side settings of `ttscale serve`: the maxima every request is held to, and batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from typing import Any
+
+from ttscale.errors import ConfigError
+
+
+def _check(cond: bool, name: str, value: Any, accepted: str) -> None:
+    if not cond:
+        raise ConfigError(f"serve.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+@dataclass
+class ServeConfig:
+    """What one request may ask for, and how the shared engine batches."""
+
+    api_key_env: str | None = field(default=None, metadata={"help": "env var holding the API key (none = no key)"})
+    served_model_name: str | None = field(default=None, metadata={"help": "model id in replies (model.name_or_path)"})
+    max_n: int = field(default=64, metadata={"help": "largest ttscale.n (samples / beams / particles)"})
+    max_beam_width: int = field(default=16, metadata={"help": "largest ttscale.beam_width"})
+    max_iterations: int = field(default=100, metadata={"help": "largest ttscale.max_iterations"})
+    max_lookahead: int = field(default=4, metadata={"help": "largest ttscale.lookahead"})
+    max_tokens: int = field(default=4096, metadata={"help": "largest max_tokens (a whole solution)"})
+    max_choices: int = field(default=8, metadata={"help": "largest top-level n (independent searches)"})
+    max_prompts: int = field(default=16, metadata={"help": "most prompts in one /v1/completions request"})
+    max_body_bytes: int = field(default=1 << 20, metadata={"help": "request bodies over this get HTTP 413"})
+    max_concurrent_searches: int = field(default=64, metadata={"help": "searches running at once (threads)"})
+    max_pending: int = field(default=1024, metadata={"help": "running + queued searches before HTTP 503"})
+    batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other searches' calls to batch"})
+    max_batch_prompts: int = field(default=1024, metadata={"help": "prompts in one merged backend call"})
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_n", "max_beam_width", "max_iterations", "max_tokens", "max_choices", "max_prompts",
+            "max_body_bytes", "max_concurrent_searches", "max_pending", "max_batch_prompts",
+        ):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
+        _check(self.max_lookahead >= 0, "max_lookahead", self.max_lookahead, ">= 0")
+        _check(self.batch_window_ms >= 0, "batch_window_ms", self.batch_window_ms, ">= 0")

@@ -1,0 +1,213 @@
+"""One engine, many searches: a validated request becomes a search over the shared models.
+
+Each request's search runs in its own thread with the same `Strategy` code as
+`ttscale run`; the threads share one batching generator and one batching verifier,
+so concurrent requests' rounds become shared backend calls (backends/batching.py).
+A request whose client goes away has its cancel flag set; its search stops before
+its next backend call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from ttscale.backends.base import Generator, build_generator
+from ttscale.backends.batching import BatchingGenerator, MicroBatcher, SearchCancelled
+from ttscale.config import RunConfig
+from ttscale.data.prompts import build_prompt_format
+from ttscale.errors import ConfigError
+from ttscale.search.base import STRATEGIES, SearchSettings, build_strategy
+from ttscale.server.config import ServeConfig
+from ttscale.server.metrics import Metrics
+from ttscale.server.protocol import BadRequest, Bounds, ChatCompletionRequest, CompletionRequest, SearchRequest
+from ttscale.types import Problem, ProblemResult
+from ttscale.verifiers.base import Verifier, build_verifier
+
+log = logging.getLogger(__name__)
+
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """What one request asks for: problems (one per choice and prompt), their prompts, the search."""
+
+    strategy: str
+    problems: tuple[Problem, ...]
+    prompts: tuple[str, ...]
+    settings: SearchSettings
+
+
+class BatchingVerifier:
+    """Merges concurrent `score` calls of many searches into one verifier call (like BatchingGenerator)."""
+
+    def __init__(self, inner: Verifier, window_s: float = 0.005) -> None:
+        self.inner = inner
+        self.name, self.n_params = inner.name, inner.n_params
+        self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
+            lambda _, pairs: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
+        )
+
+    def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        return self._batcher.submit(None, list(zip(problems, steps)))
+
+    def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int:
+        return self.inner.count_tokens(problem, steps)
+
+    @contextmanager
+    def session(self) -> Iterator[Verifier]:
+        with self._batcher.session():
+            yield self
+
+    def close(self) -> None:
+        self._batcher.close()
+
+
+def _strategy_table() -> dict[str, bool]:
+    """Registered strategy -> whether it needs a verifier; a strategy that cannot load is left out, loudly."""
+    table = {}
+    for name in STRATEGIES.names():
+        try:
+            table[name] = bool(getattr(STRATEGIES.get(name), "needs_verifier", False))
+        except Exception as e:  # noqa: BLE001 - one broken plug-in must not take the server down
+            log.warning("strategy %r is not served: %s: %s", name, type(e).__name__, e)
+    return table
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        serve: ServeConfig,
+        generator: Generator | None = None,
+        verifier: Verifier | None | object = _UNSET,
+    ) -> None:
+        self.cfg, self.serve = cfg, serve
+        strategies = _strategy_table()
+        if cfg.search.strategy not in strategies:
+            raise ConfigError(f"search.strategy={cfg.search.strategy!r} is not a registered strategy")
+        if strategies[cfg.search.strategy] and cfg.verifier.name == "none" and verifier in (None, _UNSET):
+            raise ConfigError(f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name")
+        backend = generator or build_generator(cfg.model)
+        inner_verifier = build_verifier(cfg.verifier) if verifier is _UNSET else verifier
+        window = serve.batch_window_ms / 1000
+        self.generator = BatchingGenerator(backend, window, serve.max_batch_prompts)
+        self.verifier = BatchingVerifier(inner_verifier, window) if inner_verifier is not None else None  # type: ignore[arg-type]
+        self.format = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, backend.tokenizer)
+        self.base = SearchSettings.from_config(cfg, self.format.end_markers)
+        self.base = replace(self.base, save_trees=False)
+        self.bounds = Bounds(serve, strategies, self.verifier is not None)
+        self.model_name = serve.served_model_name or cfg.model.name_or_path
+        self.metrics = Metrics()
+        self._pool = ThreadPoolExecutor(serve.max_concurrent_searches, thread_name_prefix="ttscale-search")
+        self._pending = 0
+        self.poll_s = 0.05
+        self.metrics.gauge("ttscale_searches_pending", "searches running or queued", lambda: self._pending)
+        self.metrics.gauge("ttscale_backend_calls_total", "generator calls issued to the backend",
+                           lambda: self.generator.calls, kind="counter")
+        self.metrics.gauge("ttscale_backend_requests_total", "generate() calls of searches, before merging",
+                           lambda: self.generator.requests, kind="counter")
+
+    # -- requests -> jobs ----------------------------------------------------------
+    def _settings(self, req: SearchRequest, n: int | None) -> SearchSettings:
+        b, opts = self.base, req.ttscale
+        max_new = req.token_cap if req.token_cap is not None else b.max_new_tokens
+        return replace(
+            b,
+            n=n or opts.n or b.n,
+            beam_width=opts.beam_width or b.beam_width,
+            max_iterations=opts.max_iterations or b.max_iterations,
+            lookahead=b.lookahead if opts.lookahead is None else opts.lookahead,
+            selection=opts.selection or b.selection,
+            temperature=b.temperature if req.temperature is None else req.temperature,
+            top_p=b.top_p if req.top_p is None else req.top_p,
+            seed=b.seed if req.seed is None else req.seed,
+            max_new_tokens=max_new,
+            max_step_tokens=min(b.max_step_tokens, max_new),
+            # A request's stop strings end a whole solution, like the prompt format's end markers.
+            end_markers=b.end_markers + tuple(s for s in req.stops if s not in b.end_markers),
+        )
+
+    def _job(self, rid: str, req: SearchRequest, questions: Sequence[str], prompts: Sequence[str], n: int | None) -> SearchJob:
+        k = req.n
+        many = len(prompts) * k > 1
+        problems = tuple(
+            Problem(id=f"{rid}-{j * k + i}" if many else rid, question=q, answer="")
+            for j, q in enumerate(questions) for i in range(k)
+        )
+        return SearchJob(
+            strategy=req.ttscale.strategy or self.cfg.search.strategy,
+            problems=problems,
+            prompts=tuple(p for p in prompts for _ in range(k)),
+            settings=self._settings(req, n),
+        )
+
+    def chat_job(self, rid: str, req: ChatCompletionRequest) -> SearchJob:
+        question = req.question
+        prompt = self.format.render(Problem(id=rid, question=question, answer=""))
+        return self._job(rid, req, [question], [prompt], None)
+
+    def completion_job(self, rid: str, req: CompletionRequest) -> SearchJob:
+        return self._job(rid, req, req.prompts, req.prompts, req.best_of)
+
+    # -- running -------------------------------------------------------------------
+    async def run(self, job: SearchJob, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
+        """The job's results; its search is cancelled when `disconnected()` turns true."""
+        if self._pending >= self.serve.max_pending:
+            raise BadRequest(
+                f"the server is busy ({self._pending} searches pending, max_pending={self.serve.max_pending}); retry later",
+                status=503, code="server_busy",
+            )
+        self._pending += 1
+        cancelled = threading.Event()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._search, job, cancelled)
+        try:
+            while not future.done():
+                await asyncio.wait({future}, timeout=self.poll_s)
+                if not future.done() and await disconnected():
+                    cancelled.set()
+                    break
+            results = await future
+        except SearchCancelled:
+            self.metrics.inc("ttscale_searches_total", outcome="cancelled")
+            raise
+        except Exception:
+            self.metrics.inc("ttscale_searches_total", outcome="failed")
+            raise
+        finally:
+            self._pending -= 1
+        self.metrics.inc("ttscale_searches_total", len(results), outcome="ok")
+        for r in results:
+            self.metrics.inc("ttscale_prompt_tokens_total", r.budget.prompt_tokens)
+            self.metrics.inc("ttscale_generated_tokens_total", r.budget.generated_tokens)
+            self.metrics.inc("ttscale_verifier_tokens_total", r.budget.verifier_tokens)
+        return results
+
+    def _search(self, job: SearchJob, cancelled: threading.Event) -> list[ProblemResult]:
+        strategy = build_strategy(job.strategy)
+        started = time.perf_counter()
+        with self.generator.session(cancelled) as generator, self._verifier_session() as verifier:
+            results = strategy.search(list(job.problems), list(job.prompts), generator, verifier, job.settings)
+        log.debug("%s: %s searched in %.3f s", job.problems[0].id, job.strategy, time.perf_counter() - started)
+        return results
+
+    @contextmanager
+    def _verifier_session(self) -> Iterator[Verifier | None]:
+        if self.verifier is None:
+            yield None
+            return
+        with self.verifier.session() as v:
+            yield v
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.generator.close()
+        if self.verifier is not None:
+            self.verifier.close()

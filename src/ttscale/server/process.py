@@ -1,0 +1,83 @@
+"""Start `ttscale serve` as a child process on a free loopback port (tests, benches, notebooks)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ttscale.errors import TTScaleError
+
+READY = "listening on "
+
+
+@dataclass
+class ServerProcess:
+    base_url: str  # ends in /v1
+    process: subprocess.Popen
+    output: list[str] = field(default_factory=list)  # every line the server printed so far
+
+    @property
+    def root(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+
+def _pump(stream, lines: list[str], ready: queue.Queue) -> None:
+    for line in stream:
+        lines.append(line)
+        if READY in line:
+            ready.put(line.split(READY, 1)[1].strip())
+    ready.put(None)
+
+
+@contextmanager
+def running_server(
+    recipe: str, overrides: Sequence[str] = (), args: Sequence[str] = (), env: dict[str, str] | None = None,
+    startup_timeout_s: float = 180.0,
+) -> Iterator[ServerProcess]:
+    """`ttscale serve RECIPE --port 0 ...` until the block ends; raises with its output if it does not start."""
+    cmd = [sys.executable, "-m", "ttscale.cli", "serve", recipe, "--host", "127.0.0.1", "--port", "0", *args]
+    for item in overrides:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+    )
+    lines: list[str] = []
+    ready: queue.Queue = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines, ready), daemon=True).start()
+    try:
+        try:
+            url = ready.get(timeout=startup_timeout_s)
+        except queue.Empty:
+            url = None
+        if url is None:
+            raise TTScaleError(f"`{' '.join(cmd)}` did not start:\n{''.join(lines)[-3000:]}")
+        yield ServerProcess(url, proc, lines)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def wait_healthy(root: str, headers: dict[str, str] | None = None, timeout_s: float = 30.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{root}/health", headers=headers, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TTScaleError(f"{root}/health did not answer 200 within {timeout_s} s")
+        time.sleep(0.1)

@@ -1,0 +1,234 @@
+"""The OpenAI HTTP backend, for real over loopback: a stub server in a thread, and `ttscale serve`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ttscale.backends.fake import FakeGenerator
+from ttscale.backends.openai_http import OpenAIGenerator, restore_stop
+from ttscale.config import ModelConfig
+from ttscale.data.results import read_results
+from ttscale.errors import ConfigError, GenerationError
+from ttscale.runner import run
+from ttscale.types import SamplingParams
+
+pytest.importorskip("httpx")
+
+
+class Stub(ThreadingHTTPServer):
+    """An OpenAI completions server over the fake policy; fails scripted requests, reports what it saw."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0, fail: str = "", report_stop: bool = True, delay_s: float = 0.0) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.fail, self.report_stop, self.delay_s = fail, report_stop, delay_s  # fail: per request, "" ok, "503"/"429"/"400" cycling
+        self.requests: list[dict] = []
+        self.headers_seen: list[str] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.fake = FakeGenerator()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):
+        srv: Stub = self.server  # type: ignore[assignment]
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        with srv.lock:
+            k = len(srv.requests)
+            srv.requests.append(body)
+            srv.headers_seen.append(self.headers.get("authorization", ""))
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        try:
+            code = srv.fail[k % len(srv.fail)] if srv.fail else "."
+            if code != ".":
+                status = {"5": 503, "4": 429, "b": 400}[code]
+                return self._send(status, {"error": {"message": f"scripted failure {status}"}})
+            time.sleep(srv.delay_s)
+            self._send(200, self._complete(srv, body))
+        finally:
+            with srv.lock:
+                srv.in_flight -= 1
+
+    def _complete(self, srv: Stub, body: dict) -> dict:
+        stop = tuple(body.get("stop") or ())
+        params = SamplingParams(temperature=body["temperature"], top_p=body["top_p"], max_new_tokens=body["max_tokens"],
+                                stop=stop, n=body["n"], seed=body.get("seed"))
+        gens = srv.fake.generate([body["prompt"]], params)[0]
+        choices = []
+        for i, g in enumerate(gens):
+            text, reason, matched = g.text, {"stop": "stop", "eos": "stop", "length": "length"}[g.finish_reason], None
+            if g.finish_reason == "stop":  # like vLLM: strip the stop string, say which one it was
+                matched = next(s for s in stop if text.endswith(s))
+                text = text[: -len(matched)]
+            choice = {"index": i, "text": text, "finish_reason": reason, "logprobs": None}
+            if srv.report_stop:
+                choice["stop_reason"] = matched
+            choices.append(choice)
+        usage = {"prompt_tokens": gens[0].prompt_tokens, "completion_tokens": sum(g.n_tokens for g in gens)}
+        return {"id": "cmpl-x", "object": "text_completion", "choices": choices, "usage": usage}
+
+    def _send(self, status: int, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def stub(**kw):
+    srv = Stub(**kw)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _url(srv: Stub) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}/v1"
+
+
+def _gen(url: str, **kw) -> OpenAIGenerator:
+    cfg = ModelConfig(backend="openai", name_or_path="policy", base_url=url, max_concurrency=kw.pop("conc", 4),
+                      api_key_env=kw.pop("key_env", None))
+    return OpenAIGenerator(cfg, backoff_s=0.01, **kw)
+
+
+RESTORE = [
+    # (finish_reason, stop_reason field, stop strings) -> (text, reason)
+    ("length", None, ("\n",), ("a b", "length")),
+    ("stop", "\n", ("\n", "\nQuestion:"), ("a b\n", "stop")),
+    ("stop", "\nQuestion:", ("\n", "\nQuestion:"), ("a b\nQuestion:", "stop")),
+    ("stop", None, ("\n",), ("a b", "eos")),  # vLLM: stop_reason None = EOS
+    ("stop", 128009, ("\n",), ("a b", "eos")),  # a stop token id, not one of our strings
+    ("stop", "absent", ("\n\n", "\nQuestion:"), ("a b\n\n", "stop")),  # server does not say: the first stop
+    ("stop", "absent", (), ("a b", "eos")),
+]
+
+
+@pytest.mark.parametrize("finish,matched,stop,expected", RESTORE)
+def test_stop_string_restoration_rule(finish, matched, stop, expected):
+    choice = {"text": "a b", "finish_reason": finish}
+    if matched != "absent":
+        choice["stop_reason"] = matched
+    assert restore_stop("a b", choice, stop) == expected
+
+
+@pytest.mark.parametrize("report_stop", [True, False])
+def test_generations_match_the_policy_behind_the_server(report_stop):
+    params = SamplingParams(temperature=0.8, max_new_tokens=40, stop=("\n\n",), n=3, seed=5)
+    prompts = ["Question: 1 + 1?\nSolution:\n", "Question: Step 2 of 3?\nSolution:\n"]
+    with stub(report_stop=report_stop) as srv:
+        out = _gen(_url(srv)).generate(prompts, params)
+        sent = srv.requests
+    direct = [FakeGenerator().generate([p], SamplingParams(**{**params.__dict__, "seed": 5 + i}))[0]
+              for i, p in enumerate(prompts)]
+    assert [[g.text for g in row] for row in out] == [[g.text for g in row] for row in direct]
+    assert [[g.finish_reason for g in row] for row in out] == [[g.finish_reason for g in row] for row in direct]
+    assert [sum(g.n_tokens for g in row) for row in out] == [sum(g.n_tokens for g in row) for row in direct]
+    assert all(g.prompt_tokens == len(p.split()) for p, row in zip(prompts, out) for g in row)
+    assert {(b["model"], b["n"], b["max_tokens"], tuple(b["stop"])) for b in sent} == {("policy", 3, 40, ("\n\n",))}
+
+
+def test_requests_run_concurrently_up_to_max_concurrency_and_send_the_key(monkeypatch):
+    monkeypatch.setenv("TTSCALE_TEST_OPENAI_KEY", "sk-secret")
+    with stub(delay_s=0.05) as srv:
+        out = _gen(_url(srv), conc=4, key_env="TTSCALE_TEST_OPENAI_KEY").generate(
+            [f"Question: {i}?" for i in range(16)], SamplingParams(max_new_tokens=8))
+        assert len(out) == 16 and 1 < srv.max_in_flight <= 4
+        assert set(srv.headers_seen) == {"Bearer sk-secret"}
+
+
+def test_a_missing_key_or_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="base_url"):
+        OpenAIGenerator(ModelConfig(backend="openai"))
+    with pytest.raises(ConfigError, match="TTSCALE_NOT_SET_ANYWHERE"):
+        OpenAIGenerator(ModelConfig(backend="openai", base_url="http://127.0.0.1:1/v1",
+                                    api_key_env="TTSCALE_NOT_SET_ANYWHERE"))
+
+
+def test_429_and_5xx_are_retried_until_they_succeed():
+    with stub(fail="54.") as srv:  # every request fails twice (503, 429) before it succeeds
+        out = _gen(_url(srv), conc=1).generate(["a", "b"], SamplingParams(max_new_tokens=8))
+        assert len(out) == 2 and len(srv.requests) == 6
+
+
+def test_a_4xx_is_a_clear_error_at_once():
+    with stub(fail="b") as srv:
+        with pytest.raises(GenerationError, match="HTTP 400: scripted failure 400"):
+            _gen(_url(srv)).generate(["a"], SamplingParams())
+        assert len(srv.requests) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_down_server_is_a_clear_error():
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    started = time.perf_counter()
+    with pytest.raises(GenerationError, match="failed after 3 attempts.*ConnectError"):
+        _gen(url, max_retries=2).generate(["a"], SamplingParams())
+    assert time.perf_counter() - started < 5
+
+
+# -- whole runs through ttscale.runner.run -------------------------------------------------------
+def _recipe(fake_cfg, url: str, *more: str):
+    return fake_cfg("model.backend=openai", f"model.base_url={url}", "model.name_or_path=policy",
+                    "search.strategy=beam_search", "verifier.name=fake", "search.beam_width=2", *more)
+
+
+def test_a_flaky_server_still_gives_a_complete_run(fake_cfg):
+    with stub(fail="5..4..") as srv:
+        cfg = _recipe(fake_cfg, _url(srv))
+        outcome = run(cfg, generator=_gen(_url(srv)), progress=False)
+        failures = sum(1 for i in range(len(srv.requests)) if "5..4.."[i % 6] != ".")
+    results = read_results(outcome.run_dir)
+    assert outcome.n_new == 6 and failures > 0
+    assert all(r.error is None and len(r.completions) == 4 for r in results)
+
+
+def test_a_down_server_records_errors_and_the_run_resumes_when_it_is_back(fake_cfg):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    cfg = _recipe(fake_cfg, url)
+    first = run(cfg, generator=_gen(url, max_retries=1), progress=False)
+    rows = read_results(first.run_dir)
+    assert len(rows) == 6 and all(r.error and "GenerationError" in r.error for r in rows)
+    with stub(port=port):
+        second = run(cfg, generator=_gen(url), progress=False)
+    assert second.n_new == 6
+    assert all(r.error is None and r.completions for r in read_results(second.run_dir))
+
+
+def test_a_recipe_runs_against_ttscale_serve(fake_cfg):
+    """ttscale's own server as the policy: each step request becomes a one-step search over its fake backend."""
+    pytest.importorskip("fastapi")
+    from ttscale.server.process import running_server, wait_healthy
+
+    server_side = ["search.strategy=best_of_n", "search.n=1", "verifier.name=none"]
+    with running_server("serve_fake", server_side) as srv:
+        wait_healthy(srv.root)
+        outcome = run(_recipe(fake_cfg, srv.base_url), progress=False)  # built from the registry: backend openai
+    results = read_results(outcome.run_dir)
+    assert outcome.n_new == 6 and all(r.error is None and len(r.completions) == 4 for r in results)
+    assert all(c.n_tokens > 0 for r in results for c in r.completions)

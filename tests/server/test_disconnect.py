@@ -1,0 +1,66 @@
+"""A client that goes away stops its search: an in-process server on loopback over a slow policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from ttscale.backends.fake import FakeGenerator
+from ttscale.config import load_config
+from ttscale.server.app import bind, create_app
+from ttscale.server.config import ServeConfig
+from ttscale.server.engine import Engine
+from ttscale.server.metrics import parse_metrics
+from ttscale.verifiers.fake import FakeVerifier
+
+uvicorn = pytest.importorskip("uvicorn")
+
+
+class SlowNeverDone(FakeGenerator):
+    """Every step is unfinished and takes 50 ms, so a beam search runs all its rounds."""
+
+    def __init__(self) -> None:
+        super().__init__(script=lambda prompt, rng: "Step: still thinking\n\n" * 3)
+
+    def generate(self, prompts, params):
+        time.sleep(0.05)
+        return super().generate(prompts, params)
+
+
+@pytest.fixture
+def slow_server():
+    cfg = load_config(None, ["model.backend=fake", "prompt.mode=completion", "search.strategy=beam_search",
+                             "search.n=4", "search.beam_width=2", "search.max_iterations=100"])
+    generator = SlowNeverDone()
+    engine = Engine(cfg, ServeConfig(), generator=generator, verifier=FakeVerifier())
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    root = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    yield root, engine, generator
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.close()
+    sock.close()
+
+
+def test_a_disconnected_client_stops_its_search(slow_server):
+    root, engine, generator = slow_server
+    body = {"messages": [{"role": "user", "content": "think hard"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{root}/v1/chat/completions", json=body, timeout=0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        m = parse_metrics(httpx.get(f"{root}/metrics").text)
+        if m.get('ttscale_searches_total{outcome="cancelled"}'):
+            break
+        time.sleep(0.05)
+    assert m.get('ttscale_searches_total{outcome="cancelled"}') == 1
+    calls = generator.calls
+    time.sleep(0.3)
+    assert generator.calls == calls < 30  # stopped well before its 100 rounds
+    assert m["ttscale_searches_pending"] == 0

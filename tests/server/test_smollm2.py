@@ -1,0 +1,42 @@
+"""`ttscale serve` over the real default policy (SmolLM2-135M, HF on CPU), spoken to with the `openai` client."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttscale.server.process import running_server, wait_healthy
+
+from ttscale.backends.loading import embedded_gguf
+from ttscale.errors import ModelLoadError
+
+openai = pytest.importorskip("openai")
+try:
+    embedded_gguf("smollm2")
+except ModelLoadError as e:
+    pytest.skip(str(e), allow_module_level=True)
+
+OVERRIDES = [
+    "model.backend=hf", "model.name_or_path=embedded:smollm2", "verifier.name=none", "prompt.mode=chat",
+    "search.strategy=best_of_n", "search.n=2", "search.selection=majority", "sampling.max_new_tokens=8",
+]
+
+
+@pytest.mark.slow
+def test_chat_and_completion_with_smollm2():
+    with running_server("serve_fake", OVERRIDES, args=["--served-model-name", "smollm2"]) as srv:
+        wait_healthy(srv.root, timeout_s=120)
+        with openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0, timeout=120) as client:
+            assert [m.id for m in client.models.list().data] == ["smollm2"]
+            chat = client.chat.completions.create(
+                model="smollm2", messages=[{"role": "user", "content": "What is 3 + 4?"}], max_tokens=6,
+                extra_body={"ttscale": {"return_candidates": True}},
+            )
+            (search,) = chat.model_extra["ttscale"]["results"]
+            assert len(search["candidates"]) == 2
+            assert all(0 < c["n_tokens"] <= 6 for c in search["candidates"])
+            assert chat.usage.completion_tokens == sum(c["n_tokens"] for c in search["candidates"])
+            # the chat template wraps the question: far more prompt tokens than the question's
+            assert chat.usage.prompt_tokens > 20
+            text = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=4)
+            assert text.choices[0].text and text.usage.completion_tokens <= 2 * 4
+            assert text.usage.prompt_tokens == 5  # the raw prompt (no template), read once for both candidates
