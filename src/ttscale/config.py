@@ -65,6 +65,8 @@ class ModelConfig:
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present) | cpu | cuda | cuda:N"})
     max_batch_size: int = field(default=32, metadata={"help": "sequences per forward batch"})
+    prefix_cache: bool = field(default=True, metadata={"help": "hf backend: reuse KV of earlier rounds' prefixes"})
+    kv_cache_mb: int = field(default=2048, metadata={"help": "hf backend: memory cap of the prefix KV store"})
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
     api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
     max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})
@@ -75,6 +77,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _one_of("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
+        _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
         _check(
             0 < self.gpu_memory_utilization <= 1,

@@ -1,4 +1,9 @@
-"""Hugging Face transformers backend: the CPU default, and CUDA when present."""
+"""Hugging Face transformers backend: the CPU default, and CUDA when present.
+
+Prompts are grouped so that each unique prompt is prefilled once and its KV cache
+forked n ways (`batch_repeat_interleave`), and prefixes seen in earlier rounds are
+read from the prefix KV store instead of being re-encoded (issue 11).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ttscale.backends.base import truncate_at_stop
+from ttscale.backends.kv_cache import KV, PrefixKVStore
 from ttscale.backends.loading import load_pretrained
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
@@ -13,8 +19,6 @@ from ttscale.types import FinishReason, Generation, SamplingParams
 
 
 class HFGenerator:
-    """Batched sampling with left padding; rows sorted by length so each batch pads little."""
-
     name = "hf"
 
     def __init__(self, cfg: ModelConfig, model: Any = None, tokenizer: Any = None) -> None:
@@ -32,6 +36,7 @@ class HFGenerator:
         eos = model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids.discard(None)
+        self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache else None
 
     @property
     def device(self) -> Any:
@@ -42,48 +47,104 @@ class HFGenerator:
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
-        rows = [(i, ids) for i, ids in enumerate(encoded) for _ in range(params.n)]
-        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
-        out: list[Generation | None] = [None] * len(rows)
-        for start in range(0, len(order), self.max_batch_size):
-            chunk = order[start : start + self.max_batch_size]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # length buckets pad little
+        per_batch = max(1, self.max_batch_size // params.n)
+        out: list[list[Generation]] = [[] for _ in prompts]
+        for start in range(0, len(order), per_batch):
+            chunk = order[start : start + per_batch]
             seed = None if params.seed is None else params.seed + start
-            gens = self._generate_batch([rows[r][1] for r in chunk], params, seed)
-            for r, g in zip(chunk, gens):
-                out[r] = g
-        return [out[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]  # type: ignore[misc]
+            for i, gens in zip(chunk, self._generate_batch([encoded[i] for i in chunk], params, seed)):
+                out[i] = gens
+        return out
 
-    def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[Generation]:
+    def _layout(self, batch: list[list[int]]) -> tuple[Any, Any, Any, int]:
+        """input ids, mask and prefilled cache: [pad | reused prefix | pad | new suffix] per row.
+
+        Holes in the mask are fine: positions come from the mask's cumsum, so a reused
+        prefix keeps the positions its keys were rotated with.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        hits = [self.store.lookup(ids) if self.store is not None else (0, None) for ids in batch]
+        hits = [(min(c, len(ids) - 1), kv) for (c, kv), ids in zip(hits, batch)]  # >= 1 token to feed
+        width_c = max(c for c, _ in hits)
+        width_s = max(len(ids) - c for (c, _), ids in zip(hits, batch))
+        pad = self.tokenizer.pad_token_id
+        rows, masks = [], []
+        for (c, _), ids in zip(hits, batch):
+            s = len(ids) - c
+            rows.append([pad] * (width_c - c) + ids[:c] + [pad] * (width_s - s) + ids[c:])
+            masks.append([0] * (width_c - c) + [1] * c + [0] * (width_s - s) + [1] * s)
+        input_ids = torch.tensor(rows, device=self.device)
+        mask = torch.tensor(masks, device=self.device)
+        cache = DynamicCache(ddp_cache_data=self._stack(hits, width_c)) if width_c else DynamicCache()
+        if width_s > 1:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            self.model(
+                input_ids=input_ids[:, width_c:-1], attention_mask=mask[:, :-1],
+                position_ids=positions[:, width_c:-1], past_key_values=cache, use_cache=True,
+            )
+        return input_ids, mask, cache, width_c + width_s
+
+    def _stack(self, hits: list[tuple[int, KV | None]], width: int) -> KV:
+        template = next(kv for c, kv in hits if c and kv is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(template):
+            keys = k0.new_zeros((len(hits), k0.shape[0], width, k0.shape[2]))
+            values = v0.new_zeros((len(hits), v0.shape[0], width, v0.shape[2]))
+            for row, (c, kv) in enumerate(hits):
+                if c:
+                    keys[row, :, width - c :] = kv[layer][0][:, :c]
+                    values[row, :, width - c :] = kv[layer][1][:, :c]
+            layers.append((keys, values))
+        return layers
+
+    def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[list[Generation]]:
         import torch
 
-        width = max(len(ids) for ids in batch)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
-        if seed is not None:
-            torch.manual_seed(seed)
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-            if params.temperature > 0
-            else {"do_sample": False}
-        )
         with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                max_new_tokens=params.max_new_tokens,
-                stop_strings=list(params.stop) or None,
-                tokenizer=self.tokenizer if params.stop else None,
-                pad_token_id=pad,
-                top_k=None,
-                **sampling,
+            input_ids, mask, cache, width = self._layout(batch)
+            if params.n > 1:
+                cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
+                input_ids = input_ids.repeat_interleave(params.n, 0)
+                mask = mask.repeat_interleave(params.n, 0)
+            if seed is not None:
+                torch.manual_seed(seed)
+            sampling: dict[str, Any] = (
+                {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+                if params.temperature > 0
+                else {"do_sample": False}
             )
-        return [self._to_generation(row[width:].tolist(), len(ids), params) for row, ids in zip(out, batch)]
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
+                tokenizer=self.tokenizer if params.stop else None, pad_token_id=self.tokenizer.pad_token_id,
+                top_k=None, return_dict_in_generate=True, **sampling,
+            )
+            gens = []
+            for r, row in enumerate(out.sequences):
+                kept, gen = self._to_generation(row[width:].tolist(), len(batch[r // params.n]), params)
+                if self.store is not None:
+                    self._remember(out.past_key_values, r, mask[r], width, batch[r // params.n], kept)
+                gens.append(gen)
+        return [gens[i * params.n : (i + 1) * params.n] for i in range(len(batch))]
 
-    def _to_generation(self, new_ids: list[int], prompt_len: int, params: SamplingParams) -> Generation:
+    def _remember(self, cache: Any, row: int, mask: Any, width: int, prompt: list[int], kept: list[int]) -> None:
+        """Store one row's KV (prompt + kept generated tokens) for the next round's prefixes."""
+        import torch
+
+        have = cache.get_seq_length() - width  # the last sampled token was never fed back
+        n_gen = max(0, min(len(kept), have))
+        idx = torch.cat([torch.nonzero(mask[:width]).flatten(),
+                         torch.arange(width, width + n_gen, device=mask.device)])
+        kv = [(layer.keys[row].index_select(1, idx), layer.values[row].index_select(1, idx)) for layer in cache.layers]
+        self.store.put(prompt + kept[:n_gen], kv)
+
+    def _to_generation(self, new_ids: list[int], prompt_len: int, params: SamplingParams) -> tuple[list[int], Generation]:
         end = next((i for i, t in enumerate(new_ids) if t in self.eos_ids), None)
         kept = new_ids if end is None else new_ids[:end]
         text, stopped = truncate_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), params.stop)
         reason: FinishReason = "stop" if stopped else ("eos" if end is not None else "length")
         n_tokens = len(kept) + (1 if end is not None and not stopped else 0)
-        return Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_len)
+        return kept, Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_len)
