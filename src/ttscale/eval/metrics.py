@@ -7,8 +7,10 @@ one N=256 sampling run gives the whole curve; pass@k uses the unbiased estimator
 from __future__ import annotations
 
 import random
+import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from math import comb
 from typing import Any
 
@@ -57,31 +59,112 @@ def _methods_for(results: Sequence[ProblemResult]) -> list[str]:
     return list(METHODS) if scored else ["majority"]
 
 
-def curves(
-    results: Sequence[ProblemResult], correct: dict[str, list[bool]], reduction: str, seeds: int
-) -> dict[str, dict[int, float]]:
-    """method -> {k: accuracy} for every k up to the smallest candidate count of the run."""
+@dataclass(frozen=True)
+class Point:
+    """One (method, N) point, kept per problem so difficulty bins and cross-validation can slice it.
+
+    `correct` is each problem's expected correctness (a mean over subsample seeds, or
+    pass@N's probability); `tokens` and `flops` its compute at this N. `seed_accuracy`
+    holds one accuracy per subsample seed, for the spread.
+    """
+
+    method: str
+    n: int
+    correct: dict[str, float]
+    tokens: dict[str, float]
+    flops: dict[str, float]
+    seed_accuracy: tuple[float, ...] = ()
+
+    def accuracy(self, ids: Iterable[str] | None = None) -> float:
+        return _mean(self.correct, ids)
+
+    def mean_tokens(self, ids: Iterable[str] | None = None) -> float:
+        return _mean(self.tokens, ids)
+
+    def mean_flops(self, ids: Iterable[str] | None = None) -> float:
+        return _mean(self.flops, ids)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.seed_accuracy) if len(self.seed_accuracy) > 1 else 0.0
+
+
+def _mean(values: dict[str, float], ids: Iterable[str] | None) -> float:
+    keys = list(values) if ids is None else list(ids)
+    return sum(values[k] for k in keys) / len(keys) if keys else 0.0
+
+
+def _draw(rng: random.Random, n: int, k: int) -> list[int]:
+    return sorted(rng.sample(range(n), k)) if k < n else list(range(n))
+
+
+def subsampled_points(
+    results: Sequence[ProblemResult],
+    correct: dict[str, list[bool]],
+    methods: dict[str, tuple[str, str]],
+    seeds: int,
+) -> dict[str, list[Point]]:
+    """method name -> Points at N = 1, 2, 4, ... for {name: (selection, reduction)}, plus "pass".
+
+    Every method sees the same subsets (one RNG per seed). Compute at k of N samples is the
+    run's budget scaled by k/N. Failed problems count as wrong at their recorded cost.
+    """
     ok = [r for r in results if r.error is None and r.completions]
     if not ok:
         return {}
     n_max = min(len(r.completions) for r in ok)
-    out: dict[str, dict[int, float]] = {m: {} for m in _methods_for(ok)}
-    out["pass"] = {}
+    out: dict[str, list[Point]] = {m: [] for m in [*methods, "pass"]}
     for k in budgets(n_max):
-        out["pass"][k] = sum(pass_at_k(len(r.completions), sum(correct[r.id]), k) for r in ok) / len(ok)
-        for method in out:
-            if method == "pass":
-                continue
-            hits = 0.0
-            n_draws = 1 if all(len(r.completions) == k for r in ok) else seeds
-            for seed in range(n_draws):
-                rng = random.Random(seed)
-                for r in ok:
-                    idx = sorted(rng.sample(range(len(r.completions)), k)) if k < len(r.completions) else list(range(k))
-                    pick = select([r.completions[i] for i in idx], method, reduction)
-                    hits += pick is not None and correct[r.id][idx[pick]]
-            out[method][k] = hits / (n_draws * len(ok))
+        n_draws = 1 if all(len(r.completions) == k for r in ok) else seeds
+        hits = {m: [[0.0] * len(results) for _ in range(n_draws)] for m in methods}
+        for seed in range(n_draws):
+            rng = random.Random(seed)
+            for j, r in enumerate(results):
+                if r.error is not None or not r.completions:
+                    continue
+                idx = _draw(rng, len(r.completions), k)
+                subset = [r.completions[i] for i in idx]
+                for m, (selection, reduction) in methods.items():
+                    pick = select(subset, selection, reduction)
+                    hits[m][seed][j] = float(pick is not None and correct[r.id][idx[pick]])
+        tokens, flops = _scaled_budget(results, k)
+        for m in methods:
+            per_problem = {r.id: sum(h[j] for h in hits[m]) / n_draws for j, r in enumerate(results)}
+            per_seed = tuple(sum(h) / len(results) for h in hits[m])
+            out[m].append(Point(m, k, per_problem, tokens, flops, per_seed))
+        passed = {
+            r.id: pass_at_k(len(r.completions), sum(correct[r.id]), min(k, len(r.completions)))
+            if r.error is None and r.completions else 0.0
+            for r in results
+        }
+        out["pass"].append(Point("pass", k, passed, tokens, flops))
     return out
+
+
+def _scaled_budget(results: Sequence[ProblemResult], k: int) -> tuple[dict[str, float], dict[str, float]]:
+    scale = {r.id: k / len(r.completions) if r.completions else 1.0 for r in results}
+    tokens = {r.id: r.budget.generated_tokens * scale[r.id] for r in results}
+    flops = {r.id: r.budget.flops * scale[r.id] for r in results}
+    return tokens, flops
+
+
+def search_point(method: str, n: int, results: Sequence[ProblemResult], correct: dict[str, list[bool]]) -> Point:
+    """A search run is one point: its own selected answer at its N and its whole budget."""
+    hit = {
+        r.id: float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results
+    }
+    return Point(
+        method, n, hit, {r.id: float(r.budget.generated_tokens) for r in results}, {r.id: r.budget.flops for r in results}
+    )
+
+
+def curves(
+    results: Sequence[ProblemResult], correct: dict[str, list[bool]], reduction: str, seeds: int
+) -> dict[str, dict[int, float]]:
+    """method -> {k: accuracy} for every k up to the smallest candidate count of the run (failed problems left out)."""
+    ok = [r for r in results if r.error is None and r.completions]
+    points = subsampled_points(ok, correct, {m: (m, reduction) for m in _methods_for(ok)}, seeds)
+    return {m: {p.n: p.accuracy() for p in ps} for m, ps in points.items()}
 
 
 def selected_accuracy(results: Sequence[ProblemResult], correct: dict[str, list[bool]]) -> float:

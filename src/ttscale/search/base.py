@@ -82,6 +82,7 @@ STRATEGIES.register("best_of_n", "ttscale.search.best_of_n:BestOfN")
 STRATEGIES.register("beam_search", "ttscale.search.beam:BeamSearch")
 STRATEGIES.register("dvts", "ttscale.search.dvts:DVTS")
 STRATEGIES.register("particle_filtering", "ttscale.search.particle:ParticleFiltering")
+STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOptimal")
 
 
 def build_strategy(name: str) -> Strategy:

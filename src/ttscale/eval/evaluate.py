@@ -1,0 +1,290 @@
+"""`ttscale evaluate`: run directories -> curves, tables, difficulty bins, compute-optimal selection.
+
+Reads only what the runs wrote (config.yaml, completions.jsonl with per-step scores and
+budgets); never runs a model. Everything lands in one metrics dict, which the plots and
+the report are drawn from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttscale.data.results import CONFIG, read_results
+from ttscale.errors import ConfigError, RunDirError
+from ttscale.eval import compute_optimal as co
+from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
+from ttscale.eval.metrics import Point, correctness, search_point, selected_accuracy, subsampled_points
+from ttscale.types import ProblemResult
+
+log = logging.getLogger(__name__)
+
+SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a whole curve
+SELECTIONS = ("majority", "naive", "weighted")
+# Keys that do not make two runs different methods: N forms the curve, the rest is bookkeeping.
+_NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
+              "search.max_tokens_per_problem", "search.max_flops_per_problem"}
+_HYPER_SECTIONS = ("model", "verifier", "sampling", "search")
+# SearchSettings fields a policy entry may set, read from the run's config.search.
+_SETTINGS_KEYS = ("beam_width", "max_iterations", "lookahead", "selection", "filter_duplicates", "particle_temperature")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    results: list[ProblemResult]
+    correct: dict[str, list[bool]]
+
+    @property
+    def strategy(self) -> str:
+        return self.search.get("strategy", SAMPLING)
+
+    @property
+    def search(self) -> dict[str, Any]:
+        return self.config.get("search") or {}
+
+    @property
+    def n(self) -> int:
+        return int(self.search.get("n", max((len(r.completions) for r in self.results), default=1)))
+
+    @property
+    def reduction(self) -> str:
+        return (self.config.get("verifier") or {}).get("reduction", "last")
+
+    @property
+    def scored(self) -> bool:
+        return any(c.step_scores for r in self.results for c in r.completions)
+
+    def hyper(self) -> dict[str, Any]:
+        flat = {f"{s}.{k}": v for s in _HYPER_SECTIONS for k, v in (self.config.get(s) or {}).items()}
+        return {k: v for k, v in flat.items() if k not in _NOT_HYPER}
+
+
+def load_run(path: str | Path) -> Run:
+    """A run directory's results and config; RunDirError for a missing, foreign or empty directory."""
+    path = Path(path)
+    results = read_results(path)
+    if not (path / CONFIG).is_file():
+        raise RunDirError(f"{path} is not a ttscale run directory (no {CONFIG})")
+    config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict) or not results:
+        raise RunDirError(f"{path} holds no ttscale results (completions.jsonl has no readable rows)")
+    return Run(path, config, results, correctness(results))
+
+
+@dataclass
+class Curve:
+    """One method's points at increasing N, and the SearchSettings fields that reproduce each point."""
+
+    method: str
+    kind: str  # vote (subsampled selection) | search (a strategy's own pick) | pass (oracle upper bound)
+    strategy: str
+    points: list[Point] = field(default_factory=list)
+    settings: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """label -> runs of one (strategy, hyper-parameters other than N); labels name what differs."""
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.strategy, repr(sorted(run.hyper().items())))].append(run)
+    labels: dict[str, list[Run]] = {}
+    for (strategy, _), members in groups.items():
+        siblings = [g[0].hyper() for (s, _), g in groups.items() if s == strategy]
+        varying = sorted(k for k in set().union(*siblings) if len({repr(h.get(k)) for h in siblings}) > 1)
+        own = members[0].hyper()
+        params = ", ".join(f"{k.split('.', 1)[1]}={own.get(k)}" for k in varying)
+        label = f"{strategy}({params})" if params else strategy
+        labels[label] = sorted(members, key=lambda r: r.n)
+    return labels
+
+
+def build_curves(groups: dict[str, list[Run]], reductions: Sequence[str] | None, seeds: int) -> list[Curve]:
+    curves: list[Curve] = []
+    for label, runs in groups.items():
+        if runs[0].strategy == SAMPLING:
+            curves += _sampling_curves(label, runs, reductions, seeds)
+        else:
+            curves += _search_curves(label, runs)
+    return curves
+
+
+def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[str] | None, seeds: int) -> list[Curve]:
+    """Majority, naive and weighted best-of-N at every N by subsampling; the largest run covering N wins."""
+    default = runs[-1].reduction
+    methods: dict[str, tuple[str, str]] = {f"{label}:majority": ("majority", default)}
+    if any(r.scored for r in runs):
+        for red in reductions or [default]:
+            suffix = "" if red == default else f"[{red}]"
+            methods.update({f"{label}:{sel}{suffix}": (sel, red) for sel in ("naive", "weighted")})
+    curves = {m: Curve(m, "vote", SAMPLING) for m in methods}
+    curves[f"{label}:pass"] = Curve(f"{label}:pass", "pass", SAMPLING)
+    for run in sorted(runs, key=lambda r: -r.n):
+        points = subsampled_points(run.results, run.correct, methods, seeds)
+        for name, ps in points.items():
+            curve = curves[f"{label}:pass" if name == "pass" else name]
+            for p in ps:
+                if p.n not in curve.settings:
+                    sel, red = methods.get(name, ("majority", default))
+                    curve.points.append(Point(curve.method, p.n, p.correct, p.tokens, p.flops, p.seed_accuracy))
+                    curve.settings[p.n] = {"n": p.n, "selection": sel, "reduction": red}
+    for c in curves.values():
+        c.points.sort(key=lambda p: p.n)
+    return list(curves.values())
+
+
+def _search_curves(label: str, runs: list[Run]) -> list[Curve]:
+    own, upper = Curve(label, "search", runs[0].strategy), Curve(f"{label}:pass", "pass", runs[0].strategy)
+    for run in runs:
+        own.points.append(search_point(label, run.n, run.results, run.correct))
+        own.settings[run.n] = {"n": run.n, "reduction": run.reduction,
+                               **{k: run.search[k] for k in _SETTINGS_KEYS if k in run.search}}
+        upper.points.append(Point(upper.method, run.n, {
+            r.id: float(any(run.correct[r.id])) for r in run.results
+        }, own.points[-1].tokens, own.points[-1].flops))
+    return [own, upper]
+
+
+def evaluate_runs(
+    paths: Sequence[str | Path],
+    reductions: Sequence[str] | None = None,
+    seeds: int = 8,
+    references: dict[str, float] | None = None,
+    n_bins: int = 5,
+    n_folds: int = 2,
+) -> tuple[dict[str, Any], list[Curve], co.Policy | None]:
+    """Every number of the evaluation, the curves they came from, and the learned policy (None without model bins)."""
+    for red in reductions or ():
+        if red not in ("last", "min", "prod", "mean"):
+            raise ConfigError(f"--reduction {red!r} is invalid; accepted: last, min, prod, mean")
+    runs = [load_run(p) for p in paths]
+    curves = build_curves(group_runs(runs), reductions, seeds)
+    problems = {r.id: r.problem for run in runs for r in run.results}
+    binnings = _binnings(runs, n_bins)
+    metrics: dict[str, Any] = {
+        "runs": [_run_summary(run) for run in runs],
+        "curves": {c.method: _curve_dict(c) for c in curves},
+        "by_level": _grouped(curves, {i: str(p.level) for i, p in problems.items()}),
+        "by_subject": _grouped(curves, {i: str(p.subject) for i, p in problems.items()}),
+        "difficulty": {kind: _bin_table(b, curves) for kind, b in binnings.items()},
+        "compute_optimal": {},
+        "references": dict(references or {}),
+    }
+    common = set.intersection(*({r.id for r in run.results} for run in runs))
+    if len(common) < len(problems):
+        log.warning("runs cover different problems; compute-optimal selection uses the %d they share", len(common))
+    candidates = _candidates(curves)
+    for kind, binning in binnings.items():
+        ids = sorted(i for i in common if i in binning.bins)
+        metrics["compute_optimal"][kind] = co.cross_validate(candidates, binning.bins, ids, n_folds)
+    policy = _policy(curves, binnings["model"], candidates, common, runs) if "model" in binnings else None
+    if policy is not None:
+        metrics["policy"] = policy.to_dict()
+    return metrics, curves, policy
+
+
+def _run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "dir": str(run.path), "strategy": run.strategy, "n": run.n, "reduction": run.reduction,
+        "n_problems": len(run.results), "n_failed": sum(r.error is not None for r in run.results),
+        "accuracy": selected_accuracy(run.results, run.correct),
+    }
+
+
+def _curve_dict(c: Curve) -> dict[str, Any]:
+    return {"kind": c.kind, "strategy": c.strategy, "points": [
+        {"n": p.n, "accuracy": p.accuracy(), "std": p.std, "seeds": len(p.seed_accuracy) or 1,
+         "tokens": p.mean_tokens(), "flops": p.mean_flops()} for p in c.points
+    ]}
+
+
+def _grouped(curves: Sequence[Curve], key: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
+    """method (at its largest N) -> group (level or subject) -> {n, accuracy}."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for c in curves:
+        last = c.points[-1]
+        groups: dict[str, list[str]] = defaultdict(list)
+        for pid in last.correct:
+            groups[key[pid]].append(pid)
+        out[f"{c.method}@{last.n}"] = {g: {"n": len(ids), "accuracy": last.accuracy(ids)} for g, ids in sorted(groups.items())}
+    return out
+
+
+def _sampling_run(runs: Sequence[Run]) -> Run | None:
+    sampling = [r for r in runs if r.strategy == SAMPLING]
+    return max(sampling, key=lambda r: (r.scored, r.n)) if sampling else None
+
+
+def _binnings(runs: Sequence[Run], n_bins: int) -> dict[str, Binning]:
+    """Oracle bins from the largest sampling run; model bins from its scores when it has any."""
+    source = _sampling_run(runs)
+    if source is None:
+        log.warning("no best_of_n run: difficulty bins and compute-optimal selection need one")
+        return {}
+    ok = [r for r in source.results if r.error is None]
+    out = {"oracle": make_binning("oracle", oracle_scores(ok, source.correct), n_bins)}
+    if source.scored:
+        out["model"] = make_binning("model", model_scores(ok, source.reduction), n_bins)
+    return out
+
+
+def _bin_table(binning: Binning, curves: Sequence[Curve]) -> dict[str, Any]:
+    accuracy: dict[str, dict[str, dict[str, float]]] = {}
+    for c in curves:
+        accuracy[c.method] = {}
+        for p in c.points:
+            per_bin: dict[str, float] = {}
+            for b in range(1, binning.n_bins + 1):
+                ids = [i for i, v in binning.bins.items() if v == b and i in p.correct]
+                if ids:
+                    per_bin[str(b)] = p.accuracy(ids)
+            accuracy[c.method][str(p.n)] = per_bin
+    return {"edges": list(binning.edges), "counts": {str(b): n for b, n in binning.counts().items()},
+            "accuracy": accuracy}
+
+
+def _candidates(curves: Sequence[Curve]) -> dict[int, list[Point]]:
+    """Selectable points per budget N; pass@N needs the gold answer, so it is never a candidate."""
+    out: dict[int, list[Point]] = defaultdict(list)
+    for c in curves:
+        if c.kind != "pass":
+            for p in c.points:
+                out[p.n].append(p)
+    return dict(out)
+
+
+def _policy(
+    curves: Sequence[Curve], binning: Binning, candidates: dict[int, list[Point]], common: set[str], runs: Sequence[Run]
+) -> co.Policy:
+    by_method = {c.method: c for c in curves}
+    ids = sorted(i for i in common if i in binning.bins)
+    budgets: dict[int, dict[int, co.PolicyEntry]] = {}
+    for n, points in sorted(candidates.items()):
+        chosen, _ = co.fit(points, binning.bins, ids)
+        budgets[n] = {
+            b: co.PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
+                              p.accuracy([i for i in ids if binning.bins[i] == b]))
+            for b, p in chosen.items()
+        }
+    source = _sampling_run(runs)
+    meta = {"runs": [str(r.path) for r in runs], "bins_from": str(source.path) if source else None}
+    return co.Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
+
+
+def parse_reference(text: str) -> tuple[str, float]:
+    """'Llama-3.1-8B 0-shot=51.9' -> ('Llama-3.1-8B 0-shot', 0.519): percent in, fraction out."""
+    label, sep, value = text.rpartition("=")
+    try:
+        score = float(value)
+    except ValueError:
+        score = float("nan")
+    if not sep or not label.strip() or not 0 <= score <= 100:
+        raise ConfigError(f"--reference {text!r} is invalid; accepted: 'LABEL=PERCENT', e.g. 'Llama-3.1-8B 0-shot=51.9'")
+    return label.strip(), score / 100

@@ -1,0 +1,171 @@
+"""The paper's figures as PNGs: accuracy vs N and vs compute, per-difficulty bars, compute-optimal.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot, no global
+backend switch), so they render headless and leave the caller's matplotlib state alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from ttscale.eval.evaluate import Curve
+
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+           "tab:cyan", "tab:gray")
+_REF_STYLES = ("dotted", "dashdot", (0, (5, 2, 1, 2)), (0, (1, 3)))
+
+
+def _colors(curves: Sequence[Curve]) -> dict[str, str]:
+    """One colour per method, the same in every figure; a pass@N curve takes its group's colour."""
+    names = [c.method for c in curves if c.kind != "pass"]
+    out = {m: _COLORS[i % len(_COLORS)] for i, m in enumerate(names)}
+    for c in curves:
+        if c.kind == "pass":
+            group = c.method.removesuffix(":pass")
+            out[c.method] = next((out[m] for m in names if m == group or m.startswith(group + ":")), "black")
+    return out
+
+
+def _style(c: Curve) -> dict[str, Any]:
+    if c.kind == "pass":
+        return {"linestyle": "--", "marker": "x", "linewidth": 1.0, "alpha": 0.6}
+    return {"linestyle": "-", "marker": "s" if c.kind == "search" else "o", "linewidth": 1.6, "markersize": 4}
+
+
+def _log2_axis(ax: Axes, ns: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(ns))
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(n) for n in ticks])
+    if len(ticks) == 1:
+        ax.set_xlim(ticks[0] / 1.5, ticks[0] * 1.5)
+
+
+def _references(ax: Axes, references: dict[str, float]) -> None:
+    for i, (label, value) in enumerate(references.items()):
+        ax.axhline(100 * value, color="dimgray", linestyle=_REF_STYLES[i % len(_REF_STYLES)], linewidth=1.2,
+                   label=f"{label} ({100 * value:.1f}%)")
+
+
+def _finish(fig: Figure, ax: Axes, path: Path, title: str) -> None:
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def accuracy_vs_n(curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    colors = _colors(curves)
+    for c in curves:
+        ns = [p.n for p in c.points]
+        acc = [100 * p.accuracy() for p in c.points]
+        ax.plot(ns, acc, color=colors[c.method], label=c.method, **_style(c))
+        if any(p.std for p in c.points):
+            std = [100 * p.std for p in c.points]
+            ax.fill_between(ns, [max(a - s, 0) for a, s in zip(acc, std)], [min(a + s, 100) for a, s in zip(acc, std)],
+                            color=colors[c.method], alpha=0.12, linewidth=0)
+    _references(ax, references)
+    _log2_axis(ax, [p.n for c in curves for p in c.points])
+    ax.set_xlabel("generation budget N (log2)")
+    ax.set_ylabel("accuracy (%)")
+    _finish(fig, ax, path, "Accuracy vs N (bands: ±1 std over subsample seeds)")
+
+
+def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], path: Path) -> str:
+    """Accuracy against mean FLOPs per problem (generated tokens when no run recorded FLOPs); returns the axis."""
+    axis = "flops" if any(p.mean_flops() > 0 for c in curves for p in c.points) else "tokens"
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    colors = _colors(curves)
+    for c in curves:
+        if c.kind == "pass":
+            continue
+        xs = [p.mean_flops() if axis == "flops" else p.mean_tokens() for p in c.points]
+        ax.plot(xs, [100 * p.accuracy() for p in c.points], color=colors[c.method], label=c.method, **_style(c))
+    _references(ax, references)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean FLOPs per problem (log)" if axis == "flops" else "mean generated tokens per problem (log)")
+    ax.set_ylabel("accuracy (%)")
+    _finish(fig, ax, path, f"Accuracy vs compute ({'FLOPs' if axis == 'flops' else 'tokens'})")
+    return axis
+
+
+def difficulty_bars(table: dict[str, Any], curves: Sequence[Curve], kind: str, path: Path) -> None:
+    """One panel per N: accuracy per difficulty bin, one bar per method that has a point at that N."""
+    colors = _colors(curves)
+    methods = [c.method for c in curves if c.kind != "pass"]
+    ns = sorted({p.n for c in curves if c.kind != "pass" for p in c.points})
+    n_bins = len(table["edges"]) + 1
+    cols = min(3, len(ns))
+    rows = math.ceil(len(ns) / cols)
+    fig = Figure(figsize=(4.2 * cols + 2.2, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, n in zip(axes.flat, ns):
+        present = [m for m in methods if str(n) in table["accuracy"][m]]
+        width = 0.8 / max(len(present), 1)
+        for j, m in enumerate(present):
+            per_bin = table["accuracy"][m][str(n)]
+            xs = [b + (j - (len(present) - 1) / 2) * width for b in range(1, n_bins + 1)]
+            ax.bar(xs, [100 * per_bin.get(str(b), 0.0) for b in range(1, n_bins + 1)], width=width,
+                   color=colors[m], label=m)
+        ax.set_title(f"N = {n}", fontsize=10)
+        ax.set_xticks(range(1, n_bins + 1))
+        ax.set_xticklabels([f"{b}\n(n={table['counts'][str(b)]})" for b in range(1, n_bins + 1)], fontsize=8)
+        ax.set_xlabel(f"{kind} difficulty bin (1 = easiest)", fontsize=9)
+        ax.set_ylabel("accuracy (%)", fontsize=9)
+        ax.set_ylim(0, 105)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(ns):]:
+        ax.set_visible(False)
+    handles, labels = _all_handles(axes.flat)
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, frameon=False)
+    fig.suptitle(f"Accuracy per {kind} difficulty bin")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def _all_handles(axes: Any) -> tuple[list[Any], list[str]]:
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    return list(seen.values()), list(seen)
+
+
+def compute_optimal(results: dict[str, Any], curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
+    """Per binning: the cross-validated compute-optimal curve, its in-sample twin and every fixed strategy."""
+    kinds = list(results)
+    fig = Figure(figsize=(5.5 * len(kinds) + 2.5, 4.8))
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    colors = _colors(curves)
+    for ax, kind in zip(axes, kinds):
+        for c in curves:
+            if c.kind != "pass":
+                ax.plot([p.n for p in c.points], [100 * p.accuracy() for p in c.points], color=colors[c.method],
+                        linewidth=1.0, marker="o", markersize=3, alpha=0.8, label=c.method)
+        cv, fitted = results[kind]["cv"], results[kind]["in_sample"]
+        ax.plot([r["n"] for r in cv], [100 * r["accuracy"] for r in cv], color="black", linewidth=2.4, marker="D",
+                label="compute-optimal (2-fold CV)")
+        ax.plot([r["n"] for r in fitted], [100 * r["accuracy"] for r in fitted], color="black", linewidth=1.2,
+                linestyle="--", label="compute-optimal (in-sample)")
+        _references(ax, references)
+        _log2_axis(ax, [r["n"] for r in fitted] + [p.n for c in curves for p in c.points])
+        ax.set_xlabel("generation budget N (log2)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{kind} bins")
+        ax.grid(True, alpha=0.3)
+    handles, labels = _all_handles(axes)
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.92), fontsize=8, frameon=False)
+    fig.suptitle("Compute-optimal scaling vs fixed strategies")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")

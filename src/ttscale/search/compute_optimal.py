@@ -1,0 +1,56 @@
+"""Compute-optimal scaling (Snell et al. 2024): bin each problem by difficulty, run its bin's best strategy.
+
+The bin is model-based (no gold): a few best-of-N probe samples scored by the run's
+verifier, mean score cut at the edges `ttscale evaluate` saved in policy.json. The probe's
+compute is charged to the problem, so the budget stays honest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ttscale.backends.base import Generator
+from ttscale.eval.compute_optimal import Policy
+from ttscale.eval.difficulty import mean_score
+from ttscale.search.base import SearchSettings, build_strategy
+from ttscale.search.best_of_n import BestOfN
+from ttscale.search.select import solution_score
+from ttscale.types import Problem, ProblemResult
+from ttscale.verifiers.base import Verifier
+
+
+class ComputeOptimal:
+    name = "compute_optimal"
+    needs_verifier = True
+
+    def __init__(self, policy: str | Path | None = None) -> None:
+        self.policy_path = policy  # else search.policy, from the settings
+
+    def search(
+        self,
+        problems: Sequence[Problem],
+        prompts: Sequence[str],
+        generator: Generator,
+        verifier: Verifier | None,
+        settings: SearchSettings,
+    ) -> list[ProblemResult]:
+        policy = Policy.load(self.policy_path or getattr(settings, "policy", None))
+        probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False)
+        probes = BestOfN().search(problems, prompts, generator, verifier, probe)
+        by_bin: dict[int, list[int]] = defaultdict(list)
+        for i, r in enumerate(probes):
+            score = mean_score([solution_score(c, policy.reduction) for c in r.completions])
+            by_bin[policy.bin_of(score)].append(i)
+        results: list[ProblemResult | None] = [None] * len(problems)
+        for b, idx in sorted(by_bin.items()):
+            entry = policy.choose(settings.n, b)
+            chosen = build_strategy(entry.strategy)
+            out = chosen.search([problems[i] for i in idx], [prompts[i] for i in idx], generator, verifier,
+                                replace(settings, **entry.settings))
+            for i, r in zip(idx, out):
+                r.budget.add(probes[i].budget)
+                results[i] = replace(r, strategy=self.name)
+        return results  # type: ignore[return-value]
