@@ -30,6 +30,7 @@ class Generator(Protocol):
 GENERATORS: Registry[Generator] = Registry("backend")
 GENERATORS.register("hf", "ttscale.backends.hf:HFGenerator")
 GENERATORS.register("fake", "ttscale.backends.fake:FakeGenerator")
+GENERATORS.register("vllm", "ttscale.backends.vllm:VLLMGenerator")
 GENERATORS.register("openai", "ttscale.backends.openai_http:OpenAIGenerator")
 
 

@@ -1,0 +1,94 @@
+"""vLLM in-process backend (`model.backend: vllm`, extra `ttscale[vllm]`): the GPU path.
+
+Prompts go in as token ids rendered with ttscale's prompt code, so the chat
+template's BOS is not doubled (REFERENCE.md), and prefix caching is on because
+step-wise search re-sends every shared prefix each round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ttscale.config import ModelConfig
+from ttscale.data.prompts import encode_prompt
+from ttscale.errors import MissingDependencyError, ModelLoadError
+from ttscale.types import FinishReason, Generation, SamplingParams
+
+
+def engine_args(cfg: ModelConfig) -> dict[str, Any]:
+    """ttscale's model section -> `vllm.LLM(**kwargs)`."""
+    args: dict[str, Any] = {
+        "model": cfg.name_or_path,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+        "dtype": cfg.dtype,
+        "seed": 0,
+        "enable_prefix_caching": True,
+        "max_num_seqs": cfg.max_batch_size,
+    }
+    if cfg.max_model_len is not None:
+        args["max_model_len"] = cfg.max_model_len
+    if cfg.gguf_file:
+        args["model"] = f"{cfg.name_or_path.rstrip('/')}/{cfg.gguf_file}"
+    return args
+
+
+def sampling_args(params: SamplingParams) -> dict[str, Any]:
+    """ttscale's SamplingParams -> `vllm.SamplingParams(**kwargs)`; the stop string stays in the text."""
+    return {
+        "n": params.n,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_new_tokens,
+        "stop": list(params.stop),
+        "include_stop_str_in_output": True,
+        "seed": params.seed,
+    }
+
+
+def estimate_params(hf_config: Any) -> int:
+    """Parameter count from the HF config (for FLOPs), without materialising weights."""
+    d = hf_config.hidden_size
+    layers = hf_config.num_hidden_layers
+    ffn = getattr(hf_config, "intermediate_size", 4 * d)
+    heads = hf_config.num_attention_heads
+    kv = getattr(hf_config, "num_key_value_heads", heads)
+    attn = d * d * 2 + 2 * d * (d // heads) * kv
+    return int(layers * (attn + 3 * d * ffn) + hf_config.vocab_size * d * (1 if hf_config.tie_word_embeddings else 2))
+
+
+class VLLMGenerator:
+    name = "vllm"
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        try:
+            import vllm
+        except ImportError:
+            raise MissingDependencyError("vllm", extra="vllm", purpose="model.backend: vllm (needs a CUDA GPU)") from None
+        self._vllm = vllm
+        try:
+            self.llm = vllm.LLM(**engine_args(cfg))
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"vLLM could not load '{cfg.name_or_path}': {e}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+        self.n_params = estimate_params(self.llm.llm_engine.model_config.hf_config)
+
+    def count_tokens(self, text: str) -> int:
+        return len(encode_prompt(self.tokenizer, text))
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+        ids = [encode_prompt(self.tokenizer, p) for p in prompts]
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": i} for i in ids], self._vllm.SamplingParams(**sampling_args(params)), use_tqdm=False
+        )
+        return [[to_generation(o, len(i)) for o in out.outputs] for out, i in zip(outputs, ids)]
+
+
+def to_generation(output: Any, prompt_tokens: int) -> Generation:
+    """vLLM's CompletionOutput -> Generation: a matched stop string is 'stop', a stop token 'eos'."""
+    if output.finish_reason == "length":
+        reason: FinishReason = "length"
+    else:
+        reason = "stop" if isinstance(output.stop_reason, str) else "eos"
+    return Generation(text=output.text, n_tokens=len(output.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens)
