@@ -102,3 +102,4 @@ def test_a_lone_search_does_not_wait_for_the_window():
             gen.generate(["x"], SamplingParams())
     assert time.perf_counter() - started < 2.0
     batcher.close()
+

@@ -18,12 +18,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from ttscale.config import RunConfig
 from ttscale.errors import ConfigError, MissingDependencyError
 from ttscale.server.config import ServeConfig
-from ttscale.server.engine import Engine
-from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, chat_reply, completion_reply
-from ttscale.server.protocol import error_body, parse
+
+if TYPE_CHECKING:
+    from ttscale.server.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ _DRAIN_FACTOR = 16
 
 
 def _import_server() -> None:
-    for package in ("fastapi", "uvicorn"):
+    """The server extra's packages, or MissingDependencyError; everything pydantic-based imports after this."""
+    for package in ("fastapi", "uvicorn", "pydantic"):
         try:
             __import__(package)
         except ImportError:
@@ -69,7 +72,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 class Guard:
     """ASGI middleware: API key, body size (413), request counts and latency for every request."""
 
-    def __init__(self, app: Any, engine: Engine, api_key: str | None) -> None:
+    def __init__(self, app: Any, engine: "Engine", api_key: str | None) -> None:
         self.app, self.engine, self.api_key = app, engine, api_key
         self.max_body = engine.serve.max_body_bytes
 
@@ -94,6 +97,8 @@ class Guard:
                 m.observe_latency(time.perf_counter() - started, path=path)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from ttscale.server.protocol import error_body
+
         if not self._authorized(scope):
             await _send_json(send, 401, error_body("invalid or missing API key (send Authorization: Bearer KEY)",
                                                    "authentication_error", code="invalid_api_key"))
@@ -150,7 +155,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def create_app(engine: Engine, api_key: str | None = None) -> Any:
+def create_app(engine: "Engine", api_key: str | None = None) -> Any:
     """The ASGI app over an engine; `api_key` None means no key is asked for."""
     _import_server()
     from fastapi import FastAPI, Request
@@ -158,6 +163,8 @@ def create_app(engine: Engine, api_key: str | None = None) -> Any:
     from starlette.exceptions import HTTPException
 
     from ttscale.backends.batching import SearchCancelled
+    from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, chat_reply
+    from ttscale.server.protocol import completion_reply, error_body, parse
 
     app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
     started = int(time.time())
@@ -234,6 +241,8 @@ def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port:
     """Load the models, bind, print the address, serve until interrupted."""
     _import_server()
     import uvicorn
+
+    from ttscale.server.engine import Engine
 
     api_key = read_api_key(serve_cfg)
     sock = bind(host, port)
