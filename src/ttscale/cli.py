@@ -185,7 +185,7 @@ def serve(
     batch_window_ms: Annotated[float, typer.Option(help="wait this long for other searches' calls to batch")] = 5.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
-    """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (extra: ttscale[server])."""
+    """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (pip install 'ttscale\\[server]')."""
     from ttscale.config import load_config
     from ttscale.server.app import serve as serve_app
     from ttscale.server.config import ServeConfig
