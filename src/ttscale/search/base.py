@@ -35,6 +35,7 @@ class SearchSettings:
     max_tokens_per_problem: int | None = None
     max_flops_per_problem: float | None = None
     save_trees: bool = False
+    policy: str | None = None
 
     @classmethod
     def from_config(cls, cfg: RunConfig, end_markers: tuple[str, ...]) -> SearchSettings:
@@ -58,6 +59,7 @@ class SearchSettings:
             max_tokens_per_problem=s.max_tokens_per_problem,
             max_flops_per_problem=s.max_flops_per_problem,
             save_trees=cfg.output.save_trees,
+            policy=cfg.search.policy,
         )
 
 
