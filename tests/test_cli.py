@@ -55,3 +55,29 @@ def test_grade_command():
     assert ttscale("grade", "--gold", "\\frac{1}{2}", "--pred", "0.5").stdout.strip() == "true"
     r = ttscale("grade", "--gold", "3", "--pred", "4")
     assert r.stdout.strip() == "false" and r.returncode == 1
+
+
+def test_tree_command(tmp_path):
+    from ttscale.backends.fake import FakeGenerator
+    from ttscale.config import load_config
+    from ttscale.runner import run
+    from ttscale.verifiers.fake import FakeVerifier
+
+    cfg = load_config(None, ["model.backend=fake", "verifier.name=fake", "search.strategy=beam_search", "search.n=4",
+                             "search.beam_width=2", "dataset.limit=2", "output.save_trees=true", f"output.dir={tmp_path / 'r'}"])
+    run(cfg, generator=FakeGenerator(), verifier=FakeVerifier(), progress=False)
+    r = ttscale("tree", str(tmp_path / "r"), "--problem", "arith-1-00000")
+    assert r.returncode == 0 and r.stdout.startswith("#0 [") and "\n  #" in r.stdout
+    missing = ttscale("tree", str(tmp_path / "r"), "--problem", "nope")
+    assert missing.returncode == 2 and "not in" in missing.stderr
+
+
+@pytest.mark.slow
+def test_math500_with_chat_prompt_runs(tmp_path):
+    math500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math500.jsonl"
+    r = ttscale("run", "cpu_arithmetic", "--set", f"dataset.source={math500}", "--set", "prompt.mode=chat",
+                "--set", "dataset.levels=null", "--set", "dataset.limit=2", "--set", "search.n=2",
+                "--set", "search.step_delimiter='\n\n'", "--set", "sampling.max_new_tokens=32",
+                "--output-dir", str(tmp_path / "m"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "2 problems (0 failed)" in r.stdout

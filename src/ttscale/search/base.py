@@ -69,14 +69,8 @@ class Strategy(Protocol):
     name: str
     needs_verifier: bool
 
-    def search(
-        self,
-        problems: Sequence[Problem],
-        prompts: Sequence[str],
-        generator: Generator,
-        verifier: Verifier | None,
-        settings: SearchSettings,
-    ) -> list[ProblemResult]: ...
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

@@ -15,14 +15,8 @@ class BestOfN:
     name = "best_of_n"
     needs_verifier = False
 
-    def search(
-        self,
-        problems: Sequence[Problem],
-        prompts: Sequence[str],
-        generator: Generator,
-        verifier: Verifier | None,
-        settings: SearchSettings,
-    ) -> list[ProblemResult]:
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
         core = Expander(generator, verifier, settings)
         states = [ProblemState(p, pr, problem_seed(settings.seed, p)) for p, pr in zip(problems, prompts)]
         outputs = core.generate(states, [""] * len(states), settings.n, 0, whole=True)

@@ -29,15 +29,9 @@ class ComputeOptimal:
     def __init__(self, policy: str | Path | None = None) -> None:
         self.policy_path = policy  # else search.policy, from the settings
 
-    def search(
-        self,
-        problems: Sequence[Problem],
-        prompts: Sequence[str],
-        generator: Generator,
-        verifier: Verifier | None,
-        settings: SearchSettings,
-    ) -> list[ProblemResult]:
-        policy = Policy.load(self.policy_path or getattr(settings, "policy", None))
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
+        policy = Policy.load(self.policy_path or settings.policy)
         probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False)
         probes = BestOfN().search(problems, prompts, generator, verifier, probe)
         by_bin: dict[int, list[int]] = defaultdict(list)

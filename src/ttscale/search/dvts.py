@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, run_rounds, top
-from ttscale.types import Problem, ProblemResult
-from ttscale.verifiers.base import Verifier
+from ttscale.search.expand import Beam, Expansion, RoundStrategy, top
+from ttscale.types import Problem
 
 
 class DVTSPolicy:
@@ -41,17 +37,8 @@ class DVTSPolicy:
         return [self.best[g] for g in range(self.n_trees) if g in self.best]
 
 
-class DVTS:
+class DVTS(RoundStrategy):
     name = "dvts"
-    needs_verifier = True
 
-    def search(
-        self,
-        problems: Sequence[Problem],
-        prompts: Sequence[str],
-        generator: Generator,
-        verifier: Verifier | None,
-        settings: SearchSettings,
-    ) -> list[ProblemResult]:
-        policies = [DVTSPolicy(settings.n, settings.beam_width) for _ in problems]
-        return run_rounds(self.name, problems, prompts, Expander(generator, verifier, settings), policies)
+    def policy(self, problem: Problem, settings: SearchSettings) -> DVTSPolicy:
+        return DVTSPolicy(settings.n, settings.beam_width)

@@ -326,6 +326,45 @@ def run_rounds(
     return [expander.result(st, strategy, pol.finish()) for st, pol in zip(states, policies)]
 
 
+class RoundStrategy:
+    """A strategy defined by its per-problem Policy; batching and the round loop are shared."""
+
+    name = "round_strategy"
+    needs_verifier = True
+
+    def policy(self, problem: Problem, settings: SearchSettings) -> Policy:
+        raise NotImplementedError
+
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
+        policies = [self.policy(p, settings) for p in problems]
+        return run_rounds(self.name, problems, prompts, Expander(generator, verifier, settings), policies)
+
+
+class CompletionPool:
+    """N candidates from the root; finished ones are set aside, the rest stay active.
+
+    Shared by beam search and particle filtering: whatever the policy keeps, `finish`
+    returns exactly N, finished first (never more: a bug users hit in the reference).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.completed: list[Beam] = []
+        self.active: list[Beam] = []
+
+    def initial(self) -> list[Expansion]:
+        return [Expansion(None, self.n)]
+
+    def absorb(self, children: list[Beam]) -> None:
+        self.completed += [c for c in children if c.finished]
+        self.active = [c for c in children if not c.finished]
+
+    def finish(self) -> list[Beam]:
+        done = top(self.completed, self.n)
+        return done + top(self.active, self.n - len(done))
+
+
 def top(beams: Sequence[Beam], k: int) -> list[Beam]:
     """The k best beams by value; ties keep generation order (deterministic)."""
     return sorted(beams, key=lambda b: -b.value)[:k]

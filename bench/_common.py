@@ -1,0 +1,41 @@
+"""Shared bits of the benchmarks: the embedded model, synthetic prompts, a timer."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ttscale.config import PromptConfig
+from ttscale.data.prompts import build_prompt_format
+from ttscale.data.synthetic import arithmetic_problem, arithmetic_problems
+from ttscale.types import Problem
+
+
+def problems_and_prompts(n: int, n_shot: int = 2, levels: list[int] | None = None, delimiter: str = "\n",
+                         extra_shots: int = 0) -> tuple[list[Problem], list[str]]:
+    """Synthetic problems with completion prompts; `extra_shots` more exemplars lengthen the prefix."""
+    problems = arithmetic_problems(n, seed=11, levels=levels or [1, 2, 3])
+    fmt = build_prompt_format(PromptConfig(mode="completion", n_shot=n_shot), delimiter)
+    rng = random.Random(5)
+    padding = ""
+    for i in range(extra_shots):
+        p, s = arithmetic_problem(rng, 1 + i % 5, i)
+        padding += f"Question: {p.question}\nSolution:\n{s.replace(chr(10), delimiter)}\n\n"
+    return problems, [padding + fmt.render(p) for p in problems]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def row(name: str, ours: float, baseline: float, unit: str = "") -> None:
+    ratio = ours / baseline if baseline else float("nan")
+    print(f"{name:<36} {ours:>12.2f} {baseline:>12.2f} {ratio:>8.2f}x  {unit}", flush=True)
+
+
+def header() -> None:
+    print(f"{'name':<36} {'ours':>12} {'baseline':>12} {'ratio':>9}", flush=True)
