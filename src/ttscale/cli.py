@@ -202,6 +202,11 @@ def serve(
         _fail(e)
 
 
+from ttscale.learn.cli import learn_app  # noqa: E402 - typer sub-app; its commands import lazily
+
+app.add_typer(learn_app, name="learn")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,67 @@
+"""What the learn commands share: reading a run's config and results, grading, writing JSONL + datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ttscale.config import RunConfig, config_from_dict
+from ttscale.data.results import CONFIG, RunDir, read_results
+from ttscale.errors import MissingDependencyError, RunDirError
+from ttscale.grading import is_equiv_many
+from ttscale.types import Completion, ProblemResult
+
+
+def read_run(run_dir: str | Path) -> tuple[RunConfig, list[ProblemResult]]:
+    """The run's recipe and its results that finished without error."""
+    path = Path(run_dir)
+    results = read_results(path)  # raises a clear RunDirError for a missing or foreign dir
+    if not (path / CONFIG).is_file():
+        raise RunDirError(f"{path} has no {CONFIG}; learn commands read the run's recipe from it")
+    return config_from_dict(RunDir(path).config()), [r for r in results if r.error is None]
+
+
+def correct_flags(result: ProblemResult, completions: Sequence[Completion] | None = None) -> list[bool]:
+    """Whether each completion's answer equals the gold answer; a missing answer is wrong."""
+    completions = result.completions if completions is None else completions
+    with_answer = [i for i, c in enumerate(completions) if c.answer is not None]
+    verdicts = is_equiv_many([(result.problem.answer, completions[i].answer) for i in with_answer])
+    flags = [False] * len(completions)
+    for i, ok in zip(with_answer, verdicts):
+        flags[i] = ok
+    return flags
+
+
+def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows in one write and fsync, so a crash loses at most the rows in flight."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """JSONL rows; a half-written last line (a crash mid-write) is dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def save_dataset(rows: list[dict[str, Any]], directory: Path, features: Any = None) -> None:
+    """Write `rows` as a `datasets` dataset on disk (load it with datasets.load_from_disk)."""
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise MissingDependencyError("datasets", purpose="writing training datasets") from None
+    Dataset.from_list(rows, features=features).save_to_disk(str(directory))

@@ -1,0 +1,211 @@
+"""`ttscale learn label-steps`: Math-Shepherd Monte Carlo step labels (Wang et al. 2024, sec. 3.3).
+
+From each step prefix of a run's candidates, the policy that wrote them rolls out k
+whole solutions; the step is good when any (hard estimation) / the fraction of rollouts
+(soft estimation) that reach the gold answer. A finished candidate's last step is
+labelled by its own answer: it has nothing left to roll out.
+
+Rows use TRL's stepwise-supervision format (prompt, completions = the steps without
+their delimiter, labels), plus `id` and `mc_values`, the fraction per step. The output
+directory resumes like a run: rows are appended problem by problem, done ids skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ttscale.backends.base import Generator, build_generator
+from ttscale.config import RunConfig
+from ttscale.data.prompts import PromptFormat, build_prompt_format
+from ttscale.errors import ConfigError, RunDirError
+from ttscale.grading import extract_answer, is_equiv_many
+from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
+from ttscale.search.expand import clean_step, problem_seed, strip_end_marker
+from ttscale.types import Completion, ProblemResult, SamplingParams
+
+log = logging.getLogger("ttscale")
+
+STEPS_JSONL = "steps.jsonl"
+SETTINGS = "label_settings.json"
+DATASET = "dataset"
+Mode = Literal["hard", "soft"]
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """What decides the labels; a resumed output directory must have been written with the same."""
+
+    run_dir: str
+    rollouts: int = 8
+    mode: Mode = "hard"
+    max_per_problem: int | None = None
+    seed: int = 0
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rollouts < 1:
+            raise ConfigError(f"--rollouts={self.rollouts} is invalid; accepted: an integer >= 1")
+        if self.mode not in ("hard", "soft"):
+            raise ConfigError(f"--mode={self.mode!r} is invalid; accepted: hard, soft")
+        if self.max_per_problem is not None and self.max_per_problem < 1:
+            raise ConfigError(f"--max-per-problem={self.max_per_problem} is invalid; accepted: an integer >= 1")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"--max-new-tokens={self.max_new_tokens} is invalid; accepted: an integer >= 1")
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    output: Path
+    n_rows: int
+    n_new: int
+    n_skipped: int
+    n_failed: int
+
+
+def pick_candidates(result: ProblemResult, limit: int | None) -> list[tuple[Completion, bool]]:
+    """Distinct candidates with their gold verdict, correct and wrong interleaved so both kinds are labelled."""
+    seen: set[str] = set()
+    right, wrong = [], []
+    for c, ok in zip(result.completions, correct_flags(result)):
+        key = " ".join(c.text.split())
+        if c.steps and key and key not in seen:
+            seen.add(key)
+            (right if ok else wrong).append((c, ok))
+    mixed = [x for pair in zip(right, wrong) for x in pair]
+    rest = right[len(wrong):] + wrong[len(right):]
+    return (mixed + rest)[:limit]
+
+
+def _rollout_prefixes(candidates: Sequence[tuple[Completion, bool]]) -> list[str]:
+    """Distinct step prefixes to roll out (a finished candidate's full text is graded directly)."""
+    prefixes: dict[str, None] = {}
+    for c, _ in candidates:
+        last = len(c.steps) - 1 if c.finished else len(c.steps)
+        for i in range(1, last + 1):
+            prefixes.setdefault("".join(c.steps[:i]), None)
+    return list(prefixes)
+
+
+def monte_carlo_values(
+    result: ProblemResult, prefixes: list[str], prompt: str, generator: Generator, params: SamplingParams,
+    end_markers: tuple[str, ...],
+) -> dict[str, float]:
+    """prefix -> fraction of its rollouts whose final answer equals the gold answer (one generate call)."""
+    if not prefixes:
+        return {}
+    outputs = generator.generate([prompt + p for p in prefixes], params)
+    answers = [
+        extract_answer(p + strip_end_marker(g.text, end_markers)[0]) for p, gens in zip(prefixes, outputs) for g in gens
+    ]
+    graded = [i for i, a in enumerate(answers) if a is not None]
+    ok = [False] * len(answers)
+    for i, verdict in zip(graded, is_equiv_many([(result.problem.answer, answers[i]) for i in graded])):
+        ok[i] = verdict
+    k = params.n
+    return {p: sum(ok[j * k : (j + 1) * k]) / k for j, p in enumerate(prefixes)}
+
+
+def label_rows(
+    result: ProblemResult, fmt: PromptFormat, generator: Generator, params: SamplingParams, settings: LabelSettings,
+    delimiter: str,
+) -> list[dict[str, Any]]:
+    candidates = pick_candidates(result, settings.max_per_problem)
+    values = monte_carlo_values(
+        result, _rollout_prefixes(candidates), fmt.render(result.problem), generator, params, fmt.end_markers
+    )
+    rows = []
+    for c, ok in candidates:
+        mc = [values["".join(c.steps[: i + 1])] if i + 1 < len(c.steps) or not c.finished else float(ok)
+              for i in range(len(c.steps))]
+        rows.append({
+            "id": result.id,
+            "prompt": result.problem.question,
+            "completions": [clean_step(s, delimiter) for s in c.steps],
+            "labels": [v > 0 for v in mc] if settings.mode == "hard" else mc,
+            "mc_values": mc,
+        })
+    return rows
+
+
+def _check_settings(out: Path, settings: LabelSettings) -> None:
+    path = out / SETTINGS
+    mine = asdict(settings)
+    if path.is_file():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        if theirs != mine:
+            diff = next(k for k in mine if theirs.get(k) != mine[k])
+            raise RunDirError(
+                f"{out} holds labels made with {diff}={theirs.get(diff)!r}, not {mine[diff]!r}; use another --output"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mine, indent=2), encoding="utf-8")
+
+
+def rollout_params(cfg: RunConfig, settings: LabelSettings, result: ProblemResult, end_markers: tuple[str, ...]) -> SamplingParams:
+    # the run's own sampling: the labels estimate what *this* policy reaches from a prefix
+    s = cfg.sampling
+    return SamplingParams(
+        temperature=s.temperature, top_p=s.top_p, max_new_tokens=settings.max_new_tokens or s.max_new_tokens,
+        stop=end_markers,
+        n=settings.rollouts, seed=problem_seed(s.seed + settings.seed + 7919, result.problem),
+    )
+
+
+def label_steps(
+    run_dir: str | Path,
+    output: str | Path,
+    rollouts: int = 8,
+    mode: Mode = "hard",
+    max_per_problem: int | None = None,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    generator: Generator | None = None,
+    progress: bool = True,
+) -> LabelOutcome:
+    """Label every problem of RUN_DIR not yet in OUTPUT/steps.jsonl; rewrite OUTPUT/dataset at the end."""
+    settings = LabelSettings(str(Path(run_dir).resolve()), rollouts, mode, max_per_problem, seed, max_new_tokens)
+    cfg, results = read_run(run_dir)
+    out = Path(output)
+    _check_settings(out, settings)
+    done = {r["id"] for r in read_rows(out / STEPS_JSONL)}
+    todo = [r for r in results if r.id not in done]
+    failed = 0
+    if todo:
+        generator = generator or build_generator(cfg.model)
+        fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer)
+        from tqdm.auto import tqdm
+
+        for result in tqdm(todo, desc=f"label-steps k={rollouts}", unit="problem", disable=not progress):
+            try:
+                rows = label_rows(result, fmt, generator, rollout_params(cfg, settings, result, fmt.end_markers),
+                                  settings, cfg.search.step_delimiter)
+            except Exception as e:  # noqa: BLE001 - one bad problem must not end the labelling; retried on resume
+                log.error("label-steps: problem %s failed (%s: %s); it is retried on the next run", result.id,
+                          type(e).__name__, e)
+                failed += 1
+                continue
+            append_rows(out / STEPS_JSONL, rows)
+    rows = read_rows(out / STEPS_JSONL)
+    shutil.rmtree(out / DATASET, ignore_errors=True)
+    save_dataset(rows, out / DATASET, stepwise_features(mode))
+    return LabelOutcome(out, len(rows), len(todo) - failed, len(results) - len(todo), failed)
+
+
+def stepwise_features(mode: Mode) -> Any:
+    """TRL's stepwise-supervision columns: prompt string, completions list of strings, labels list of bool."""
+    from datasets import Features, Value
+    from datasets import Sequence as Seq
+
+    return Features({
+        "id": Value("string"),
+        "prompt": Value("string"),
+        "completions": Seq(Value("string")),
+        "labels": Seq(Value("bool") if mode == "hard" else Value("float32")),
+        "mc_values": Seq(Value("float32")),
+    })

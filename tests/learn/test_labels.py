@@ -1,0 +1,159 @@
+"""label-steps: Monte Carlo labels from scripted rollouts, one generate call per problem, resume, TRL's format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ttscale.backends.fake import FakeGenerator
+from ttscale.errors import ConfigError, RunDirError
+from ttscale.learn.labels import DATASET, STEPS_JSONL, label_steps
+from ttscale.learn.prm_format import IGNORE, PRMLayout, encode_steps, tokenize_row
+
+from .conftest import PROBLEMS, RIGHT_0, WRONG_0
+
+
+def gold_unless_wrong(prompt, rng):
+    """A policy that reaches the gold answer from any prefix without a WRONG step in it."""
+    problem = next(p for p in PROBLEMS if p.question in prompt)
+    tail = prompt.split(problem.question)[-1]
+    answer = "0" if "WRONG" in tail else problem.answer
+    return f"Step 9: so it is {answer}.\nAnswer: \\boxed{{{answer}}}\nQuestion: next"
+
+
+def coin(prompt, rng):
+    problem = next(p for p in PROBLEMS if p.question in prompt)
+    return f"Answer: \\boxed{{{problem.answer if rng.random() < 0.5 else 'no'}}}\nQuestion: next"
+
+
+class Recording(FakeGenerator):
+    def __init__(self, script, **kw):
+        super().__init__(script=script, **kw)
+        self.requests = []
+
+    def generate(self, prompts, params):
+        self.requests.append((list(prompts), params))
+        return super().generate(prompts, params)
+
+
+def rows_of(out):
+    return [json.loads(line) for line in (out.output / STEPS_JSONL).read_text().splitlines()]
+
+
+def test_hard_labels_follow_the_rollouts_and_the_candidates_own_answer(make_run, tmp_path):
+    gen = Recording(gold_unless_wrong)
+    out = label_steps(make_run(), tmp_path / "labels", rollouts=3, generator=gen, progress=False)
+    rows = rows_of(out)
+    assert [(r["id"], r["labels"]) for r in rows] == [
+        ("p0", [True, True]),          # right: rollouts from step 1 reach 9; the last step is its own answer
+        ("p0", [False, False]),        # wrong from step 1 on
+        ("p1", [True, True]),
+        ("p1", [False, False, False]),
+        ("p1", [True]),                # unfinished: its only step is rolled out, not graded as an answer
+    ]
+    assert rows[0]["prompt"] == PROBLEMS[0].question
+    assert rows[0]["completions"] == [RIGHT_0.split("\n")[0], "Answer: \\boxed{9}"]  # delimiter stripped
+    assert rows[1]["completions"][0] == WRONG_0.split("\n")[0]
+    assert rows[0]["mc_values"] == [1.0, 1.0] and rows[1]["mc_values"] == [0.0, 0.0]
+    # one generate call per problem, n = k, stopping at the prompt format's end markers
+    assert len(gen.requests) == 2
+    assert [len(p) for p, _ in gen.requests] == [2, 4]  # distinct non-final prefixes (+ the unfinished one)
+    assert all(params.n == 3 and params.stop == ("\nQuestion:",) for _, params in gen.requests)
+    assert all(params.max_new_tokens == 64 for _, params in gen.requests)  # the run's sampling.max_new_tokens
+    assert all(p.endswith((".\n", "not sure")) for p in gen.requests[1][0])
+    assert (out.n_rows, out.n_new, out.n_skipped, out.n_failed) == (5, 2, 0, 0)
+
+
+def test_soft_labels_are_the_fraction_of_rollouts_that_reach_gold(make_run, tmp_path):
+    out = label_steps(make_run(), tmp_path / "soft", rollouts=4, mode="soft", generator=FakeGenerator(script=coin),
+                      progress=False)
+    rows = rows_of(out)
+    fractions = {v for r in rows for v in r["labels"]}
+    assert fractions <= {0.0, 0.25, 0.5, 0.75, 1.0} and len(fractions) > 2
+    assert all(r["labels"] == r["mc_values"] for r in rows)
+    hard = label_steps(make_run(name="r2"), tmp_path / "hard", rollouts=4, generator=FakeGenerator(script=coin),
+                       progress=False)
+    assert [r["labels"] for r in rows_of(hard)] == [[v > 0 for v in r["mc_values"]] for r in rows]
+
+
+def test_max_per_problem_keeps_right_and_wrong_candidates(make_run, tmp_path):
+    gen = Recording(gold_unless_wrong)
+    out = label_steps(make_run(), tmp_path / "l", rollouts=1, max_per_problem=2, max_new_tokens=7, generator=gen,
+                      progress=False)
+    assert all(params.max_new_tokens == 7 for _, params in gen.requests)
+    assert [(r["id"], r["labels"][-1]) for r in rows_of(out)] == [("p0", True), ("p0", False), ("p1", True), ("p1", False)]
+
+
+def test_resume_skips_done_problems_and_retries_failed_ones(make_run, tmp_path, caplog):
+    run, dest = make_run(), tmp_path / "labels"
+    failing = Recording(gold_unless_wrong, fail_on="Anna")
+    first = label_steps(run, dest, rollouts=2, generator=failing, progress=False)
+    assert (first.n_new, first.n_failed, first.n_rows) == (1, 1, 2)
+    assert "problem p1 failed" in caplog.text
+    again = Recording(gold_unless_wrong)
+    second = label_steps(run, dest, rollouts=2, generator=again, progress=False)
+    assert (second.n_new, second.n_skipped, second.n_rows) == (1, 1, 5)
+    assert len(again.requests) == 1 and all("Anna" in p for p in again.requests[0][0])
+    third = label_steps(run, dest, rollouts=2, generator=again, progress=False)
+    assert (third.n_new, third.n_skipped, len(again.requests)) == (0, 2, 1)
+    with pytest.raises(RunDirError, match="rollouts=2"):
+        label_steps(run, dest, rollouts=5, generator=again, progress=False)
+
+
+def test_bad_settings_fail_before_any_generation(make_run, tmp_path):
+    with pytest.raises(ConfigError, match="--rollouts=0"):
+        label_steps(make_run(), tmp_path / "x", rollouts=0)
+    with pytest.raises(ConfigError, match="--mode='medium'"):
+        label_steps(make_run(name="r2"), tmp_path / "y", mode="medium")  # type: ignore[arg-type]
+
+
+def test_dataset_has_trls_stepwise_columns_and_tokenizes_like_prm_trainer(make_run, tmp_path, smol_tokenizer):
+    from datasets import Features, Sequence, Value, load_from_disk
+
+    out = label_steps(make_run(), tmp_path / "labels", rollouts=2, generator=FakeGenerator(script=gold_unless_wrong),
+                      progress=False)
+    ds = load_from_disk(str(out.output / DATASET))
+    assert ds.features["prompt"] == Value("string")
+    assert ds.features["completions"] == Sequence(Value("string"))
+    assert ds.features["labels"] == Sequence(Value("bool"))
+    layout = PRMLayout(step_separator="\n")
+    # as PRMTrainer maps it: explicit features, or datasets casts the new labels back to bool
+    tokenized = ds.map(
+        lambda r: tokenize_row(r, smol_tokenizer, layout, None), remove_columns=ds.column_names,
+        features=Features({"input_ids": Sequence(Value("int64")), "labels": Sequence(Value("float32"))}),
+    )
+    sep = smol_tokenizer.encode("\n", add_special_tokens=False)[-1]
+    for row, tok in zip(ds, tokenized):
+        labelled = [i for i, v in enumerate(tok["labels"]) if v != IGNORE]
+        assert [tok["labels"][i] for i in labelled] == [float(v) for v in row["labels"]]
+        assert all(tok["input_ids"][i] == sep for i in labelled)
+        assert tok["input_ids"][0] == smol_tokenizer.bos_token_id
+        assert encode_steps(smol_tokenizer, row["prompt"], row["completions"], layout) == (tok["input_ids"], labelled)
+
+
+def test_layout_equals_trls_own_tokenize_row_when_installed(smol_tokenizer):
+    from ttscale.learn.train import trl_prm_trainer
+
+    found = trl_prm_trainer()
+    if found is None:
+        pytest.skip("the installed TRL has no PRMTrainer (dropped in trl 1.x); the layout is a copy of trl 0.29's")
+    row = {"prompt": PROBLEMS[0].question, "completions": ["Step 1: 5 + 4 = 9.", "Answer: \\boxed{9}"],
+           "labels": [True, False]}
+    theirs = found[0].tokenize_row(row, smol_tokenizer, "\n", max_length=None, max_completion_length=None,
+                                   train_on_last_step_only=False, is_eval=False)
+    ours = tokenize_row(row, smol_tokenizer, PRMLayout(step_separator="\n"), None)
+    assert ours["input_ids"] == theirs["input_ids"]
+    assert ours["labels"] == [float(v) for v in theirs["labels"]]
+
+
+def test_cli_label_steps_on_a_fake_backend_run(make_run, tmp_path):
+    from ttscale.cli import app
+
+    res = CliRunner().invoke(app, ["learn", "label-steps", str(make_run()), "--output", str(tmp_path / "l"),
+                                   "--rollouts", "2", "--mode", "soft", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "5 labelled solutions" in res.output and "2 new problems" in res.output
+    bad = CliRunner().invoke(app, ["learn", "label-steps", str(tmp_path / "l"), "--output", str(tmp_path / "m")])
+    assert bad.exit_code == 2 and "not a ttscale run directory" in bad.output
