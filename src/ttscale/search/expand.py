@@ -156,16 +156,10 @@ class Expander:
         text, ended = strip_end_marker(gen.text, s.end_markers)
         parent = parent or Beam(group=group)
         n_tokens = parent.n_tokens + gen.n_tokens
-        finished = (
-            ended
-            or gen.finish_reason == "eos"
-            or not text.strip()
-            or extract_answer(text) is not None
-            or n_tokens >= s.max_new_tokens
-        )
-        reason: FinishReason = gen.finish_reason if gen.finish_reason != "stop" or not finished else "eos"
-        if n_tokens >= s.max_new_tokens and not ended and gen.finish_reason != "eos":
-            reason = "length"
+        answered = _answered(gen, text, ended)
+        capped = n_tokens >= s.max_new_tokens
+        finished = answered or capped
+        reason: FinishReason = "eos" if answered else ("length" if capped else "stop")
         node = st.add_node(parent.node if parent.node >= 0 else None, text, gen.n_tokens, finished)
         return Beam(
             steps=(*parent.steps, text), scores=parent.scores, n_tokens=n_tokens, finished=finished,
@@ -204,11 +198,11 @@ class Expander:
         scores = self.verifier.score(problems, steps)
         seen: set[int] = set()
         out = []
-        for (st, beam), look, sc in zip(pairs, scored_on, scores):
+        for (st, beam), look, sc, item in zip(pairs, scored_on, scores, steps):
             if id(st) not in seen:
                 st.budget.verifier_calls += 1
                 seen.add(id(st))
-            st.budget.verifier_tokens += self.verifier.count_tokens(st.problem, steps[len(out)])
+            st.budget.verifier_tokens += self.verifier.count_tokens(st.problem, item)
             own = tuple(sc[: len(beam.steps)])
             st.set_score(beam.node, own[-1] if own else 0.0)
             value = reduce_scores(sc, self.settings.reduction) if look is not beam else reduce_scores(own, self.settings.reduction)
@@ -230,8 +224,7 @@ class Expander:
     def _extend_silently(self, beam: Beam, gen: Generation) -> Beam:
         """A lookahead child: not a tree node, never returned, only scored."""
         text, ended = strip_end_marker(gen.text, self.settings.end_markers)
-        finished = ended or gen.finish_reason == "eos" or not text.strip() or extract_answer(text) is not None
-        return replace(beam, steps=(*beam.steps, text), finished=finished)
+        return replace(beam, steps=(*beam.steps, text), finished=_answered(gen, text, ended))
 
     # -- results -----------------------------------------------------------------
     def over_budget(self, st: ProblemState, n_expansions: int) -> bool:
@@ -278,6 +271,11 @@ class Expander:
             budget=st.budget,
             tree=tuple(st.tree) if self.settings.save_trees else (),
         )
+
+
+def _answered(gen: Generation, text: str, ended: bool) -> bool:
+    """A solution is complete at EOS, at an end marker, on an empty step, or once it states an answer."""
+    return ended or gen.finish_reason == "eos" or not text.strip() or extract_answer(text) is not None
 
 
 def _dedup(children: list[Beam]) -> list[Beam]:
