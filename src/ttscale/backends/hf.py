@@ -7,6 +7,7 @@ read from the prefix KV store instead of being re-encoded (issue 11).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,7 +104,9 @@ class HFGenerator:
     def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[list[Generation]]:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # transformers 5.2x renames past_key_values to cache; older 5.x (the GPU image) knows only the old name
+            warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
             input_ids, mask, cache, width = self._layout(batch)
             if params.n > 1:
                 cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
