@@ -15,7 +15,7 @@ from ttscale.verifiers import VERIFIERS, Verifier, build_verifier
 from ttscale.verifiers._hf import bucket_batches
 from ttscale.verifiers.arithmetic import NO_ARITHMETIC, ArithmeticRulesVerifier, check_equations
 
-ALL = ["arithmetic_rules", "fake", "lm_judge", "math_shepherd", "oracle", "qwen_prm", "rlhflow", "skywork"]
+ALL = ["arithmetic_rules", "fake", "lm_judge", "math_shepherd", "oracle", "qwen_prm", "rlhflow", "skywork", "trained_prm"]
 
 
 def test_registry_names():
