@@ -64,7 +64,7 @@ class QwenPRM(HFVerifier):
         ids = [int(i) for i in self.tokenizer.encode(text)]
         return Encoded(ids, [i for i, t in enumerate(ids) if t == self.separator_id])
 
-    def read(self, input_ids: Any, attention_mask: Any, rows: Any, cols: Any) -> Any:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    def read(self, input_ids: Any, attention_mask: Any, rows: Any, cols: Any, **model_kwargs: Any) -> Any:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)
         logits = out.logits if getattr(out, "logits", None) is not None else out[0]
         return logits[rows, cols].float().softmax(dim=-1)[:, self.positive_label]

@@ -72,9 +72,17 @@ class SkyworkPRM(HFVerifier):
     default_model = "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B"
     step_token = "\n"
 
-    def __init__(self, cfg: Any = None, *, model: Any = None, tokenizer: Any = None, v_head: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: Any = None,
+        *,
+        model: Any = None,
+        tokenizer: Any = None,
+        v_head: Any = None,
+        kv_cache_bytes: int = 1 << 30,
+    ) -> None:
         self.v_head = v_head
-        super().__init__(cfg, model=model, tokenizer=tokenizer)
+        super().__init__(cfg, model=model, tokenizer=tokenizer, kv_cache_bytes=kv_cache_bytes)
 
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
         from transformers import AutoModel
@@ -119,9 +127,9 @@ class SkyworkPRM(HFVerifier):
             positions.append(len(ids) - 1)
         return Encoded(ids, positions)
 
-    def read(self, input_ids: Any, attention_mask: Any, rows: Any, cols: Any) -> Any:
+    def read(self, input_ids: Any, attention_mask: Any, rows: Any, cols: Any, **model_kwargs: Any) -> Any:
         import torch
 
-        hidden = self.base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+        hidden = self.base(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)[0]
         picked = hidden[rows, cols].float()
         return torch.sigmoid(self.v_head.summary(picked).squeeze(-1))
