@@ -96,12 +96,14 @@ class VerifierConfig:
     model: str | None = field(default=None, metadata={"help": "hub id or local dir of the PRM"})
     reduction: str = field(default="last", metadata={"help": "step-score reduction: last | min | prod | mean"})
     max_tokens_per_batch: int = field(default=8192, metadata={"help": "token budget of one scoring batch"})
+    kv_cache_mb: int = field(default=1024, metadata={"help": "causal PRMs: memory cap of the incremental-scoring cache (0 = off)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
 
     def __post_init__(self) -> None:
         _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
         _check(
             self.max_tokens_per_batch >= 1, "verifier", "max_tokens_per_batch", self.max_tokens_per_batch, ">= 1"
         )

@@ -324,9 +324,11 @@ class HFVerifier:
         *,
         model: Any = None,
         tokenizer: Any = None,
-        kv_cache_bytes: int = 1 << 30,
+        kv_cache_bytes: int | None = None,
     ) -> None:
         self.cfg = cfg or VerifierConfig(name=self.name)
+        if kv_cache_bytes is None:
+            kv_cache_bytes = self.cfg.kv_cache_mb << 20
         if (model is None) != (tokenizer is None):
             raise ConfigError(f"verifier '{self.name}': pass both model= and tokenizer=, or neither")
         if kv_cache_bytes < 0:

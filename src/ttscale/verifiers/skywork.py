@@ -79,7 +79,7 @@ class SkyworkPRM(HFVerifier):
         model: Any = None,
         tokenizer: Any = None,
         v_head: Any = None,
-        kv_cache_bytes: int = 1 << 30,
+        kv_cache_bytes: int | None = None,
     ) -> None:
         self.v_head = v_head
         super().__init__(cfg, model=model, tokenizer=tokenizer, kv_cache_bytes=kv_cache_bytes)
