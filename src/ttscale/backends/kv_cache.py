@@ -10,12 +10,29 @@ memory stays bounded and a miss simply falls back to recomputing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (keys, values), each [heads, tokens, dim]
+K = TypeVar("K")
+
+
+def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.ndarray]]) -> tuple[int, K | None]:
+    """(tokens shared, key) of the candidate token array sharing the longest prefix with `ids`."""
+    query = np.asarray(ids, dtype=np.int64)
+    best_len, best_key = 0, None
+    for key, arr in candidates:
+        n = min(len(arr), len(query))
+        if n <= best_len:
+            continue
+        diff = np.flatnonzero(arr[:n] != query[:n])
+        common = int(diff[0]) if diff.size else n
+        if common > best_len:
+            best_len, best_key = common, key
+    return best_len, best_key
 
 
 def _nbytes(kv: KV) -> int:
@@ -36,18 +53,7 @@ class PrefixKVStore:
     def lookup(self, ids: Sequence[int]) -> tuple[int, KV | None]:
         """(tokens reusable, their KV) from the entry sharing the longest prefix with `ids`."""
         self.lookups += 1
-        if not self.entries:
-            return 0, None
-        query = np.asarray(ids, dtype=np.int64)
-        best_len, best_key = 0, None
-        for key, arr in self.arrays.items():
-            n = min(len(arr), len(query))
-            if n <= best_len:
-                continue
-            diff = np.flatnonzero(arr[:n] != query[:n])
-            common = int(diff[0]) if diff.size else n
-            if common > best_len:
-                best_len, best_key = common, key
+        best_len, best_key = longest_prefix_match(ids, self.arrays.items())
         if best_key is None:
             return 0, None
         self.entries.move_to_end(best_key)

@@ -106,19 +106,10 @@ class StepKVCache:
 
     def longest_prefix(self, ids: Sequence[int]) -> tuple[int, CachedItem | None]:
         """(tokens shared, entry) for the entry sharing the longest token prefix with `ids`; marks it used."""
-        import numpy as np
+        from ttscale.backends.kv_cache import longest_prefix_match
 
         self.lookups += 1
-        query = np.asarray(ids, dtype=np.int64)
-        best, best_key = 0, None
-        for key, entry in self.entries.items():
-            n = min(len(entry.ids), len(query))
-            if n <= best:
-                continue
-            diff = np.flatnonzero(entry.ids[:n] != query[:n])
-            common = int(diff[0]) if diff.size else n
-            if common > best:
-                best, best_key = common, key
+        best, best_key = longest_prefix_match(ids, ((key, entry.ids) for key, entry in self.entries.items()))
         if best_key is None:
             return 0, None
         self.entries.move_to_end(best_key)
