@@ -103,6 +103,7 @@ def test_metrics_count_majority_from_known_answers(fake_cfg):
     metrics = run(cfg, generator=gen, progress=False).metrics
     assert metrics["accuracy"] == 1.0  # 2 of 3 samples are right
     assert metrics["curves"]["pass"]["1"] == pytest.approx(2 / 3)
+    assert metrics["curves"]["majority"]["1"] == pytest.approx(2 / 3)  # exact at N=1, not a noisy subsample
     assert metrics["curves"]["pass"]["2"] == pytest.approx(1.0)
 
 

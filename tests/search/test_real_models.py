@@ -13,12 +13,15 @@ MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jso
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["beam_search", "dvts", "particle_filtering"])
-def test_strategies_run_on_math500_with_the_chat_prompt(tmp_path, smollm2, strategy):
+@pytest.mark.parametrize("strategy, verifier", [
+    ("beam_search", "lm_judge"), ("dvts", "arithmetic_rules"), ("particle_filtering", "lm_judge"),
+])
+def test_strategies_run_on_math500_with_the_chat_prompt(tmp_path, smollm2, strategy, verifier):
     cfg = load_config(None, [
         f"dataset.source={MATH500}", "dataset.limit=3", "prompt.mode=chat", f"search.strategy={strategy}",
         "search.n=4", "search.beam_width=2", "search.max_iterations=3", "sampling.max_step_tokens=24",
-        "sampling.max_new_tokens=96", "verifier.name=arithmetic_rules", "output.save_trees=true",
+        "sampling.max_new_tokens=96", f"verifier.name={verifier}", "verifier.model=embedded:smollm2",
+        "output.save_trees=true",
         "search.problems_per_batch=3", f"output.dir={tmp_path / strategy}",
     ])
     outcome = run(cfg, generator=smollm2, progress=False)

@@ -130,6 +130,11 @@ def subsampled_points(
         tokens, flops = _scaled_budget(results, k)
         for m in methods:
             per_problem = {r.id: sum(h[j] for h in hits[m]) / n_draws for j, r in enumerate(results)}
+            if k == 1:
+                # Every method picks the lone sample: the exact expectation is the share of correct
+                # samples (= pass@1), so no subsampling noise at N=1.
+                per_problem = {r.id: sum(correct[r.id]) / len(r.completions) if r.error is None and r.completions
+                               else 0.0 for r in results}
             per_seed = tuple(sum(h) / len(results) for h in hits[m])
             out[m].append(Point(m, k, per_problem, tokens, flops, per_seed))
         passed = {
