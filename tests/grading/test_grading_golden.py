@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grading_golden import GOLDEN  # tests/grading is on sys.path (no __init__.py, rootdir import mode)
+from grading_golden import GOLDEN
 from ttscale.grading import canonical_key, is_equiv, is_equiv_many
 from ttscale.grading._worker import parse_answer
 
