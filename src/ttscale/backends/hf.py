@@ -7,7 +7,7 @@ read from the prefix KV store instead of being re-encoded (issue 11).
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +38,9 @@ class HFGenerator:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids.discard(None)
         self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache else None
+        # transformers 5.2x renamed `past_key_values` to `cache` (the old name logs a warning);
+        # older 5.x, as on the GPU image, knows only the old name
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
     @property
     def device(self) -> Any:
@@ -84,7 +87,7 @@ class HFGenerator:
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             self.model(
                 input_ids=input_ids[:, width_c:-1], attention_mask=mask[:, :-1],
-                position_ids=positions[:, width_c:-1], past_key_values=cache, use_cache=True,
+                position_ids=positions[:, width_c:-1], use_cache=True, **{self._cache_kwarg: cache},
             )
         return input_ids, mask, cache, width_c + width_s
 
@@ -104,9 +107,7 @@ class HFGenerator:
     def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[list[Generation]]:
         import torch
 
-        with torch.inference_mode(), warnings.catch_warnings():
-            # transformers 5.2x renames past_key_values to cache; older 5.x (the GPU image) knows only the old name
-            warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
+        with torch.inference_mode():
             input_ids, mask, cache, width = self._layout(batch)
             if params.n > 1:
                 cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
@@ -120,7 +121,7 @@ class HFGenerator:
                 else {"do_sample": False}
             )
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                input_ids=input_ids, attention_mask=mask, **{self._cache_kwarg: cache},
                 max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
                 tokenizer=self.tokenizer if params.stop else None, pad_token_id=self.tokenizer.pad_token_id,
                 top_k=None, return_dict_in_generate=True, **sampling,
@@ -129,7 +130,7 @@ class HFGenerator:
             for r, row in enumerate(out.sequences):
                 kept, gen = self._to_generation(row[width:].tolist(), len(batch[r // params.n]), params)
                 if self.store is not None:
-                    self._remember(out.past_key_values, r, mask[r], width, batch[r // params.n], kept)
+                    self._remember(cache, r, mask[r], width, batch[r // params.n], kept)
                 gens.append(gen)
         return [gens[i * params.n : (i + 1) * params.n] for i in range(len(batch))]
 
