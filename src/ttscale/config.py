@@ -67,6 +67,11 @@ class ModelConfig:
     max_batch_size: int = field(default=32, metadata={"help": "sequences per forward batch"})
     prefix_cache: bool = field(default=True, metadata={"help": "hf backend: reuse KV of earlier rounds' prefixes"})
     kv_cache_mb: int = field(default=2048, metadata={"help": "hf backend: memory cap of the prefix KV store"})
+    cache_implementation: str = field(
+        default="dynamic",
+        metadata={"help": "hf backend: dynamic (prefix KV reuse across rounds) | static (fixed-shape static "
+                          "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
+    )
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
     api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
     max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})
@@ -76,6 +81,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _one_of("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")

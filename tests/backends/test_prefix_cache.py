@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ttscale.backends.hf import HFGenerator
+from ttscale.backends.hf import STATIC_WIDTH_STEP, HFGenerator
 from ttscale.backends.kv_cache import PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.synthetic import arithmetic_problems
@@ -57,3 +57,23 @@ def test_cached_and_recomputed_beam_search_are_identical(pair):
     a = strategy.search(problems, prompts, cached, FakeVerifier(), settings)
     b = strategy.search(problems, prompts, plain, FakeVerifier(), settings)
     assert [r.completions for r in a] == [r.completions for r in b]
+
+
+def test_static_cache_generates_what_the_dynamic_cache_does(pair, monkeypatch):
+    cached, _ = pair
+    calls = []
+    real_generate = cached.model.generate
+    monkeypatch.setattr(cached.model, "generate", lambda **kw: calls.append(kw) or real_generate(**kw))
+    static = HFGenerator(ModelConfig(cache_implementation="static", max_batch_size=6),
+                         model=cached.model, tokenizer=cached.tokenizer)
+    assert static.store is None  # a static cache is refilled each call, never reused by prefix
+    prompts = ["Question: Tom has 3 apples. He buys 4 more apples. How many apples does Tom have now?\nSolution:\n",
+               "Question: A box holds 12 pens. Sam takes 5 pens. How many pens are left?\nSolution:\n"]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=10, stop=("\n",), n=2)
+    a = static.generate(prompts, greedy)  # 4 rows padded to 6
+    assert calls[-1]["cache_implementation"] == "static" and calls[-1]["input_ids"].shape[0] == 6
+    assert calls[-1]["input_ids"].shape[1] % STATIC_WIDTH_STEP == 0
+    b = cached.generate(prompts, greedy)
+    assert [len(gs) for gs in a] == [2, 2]
+    assert [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in a] == \
+        [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in b]

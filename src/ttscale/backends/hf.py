@@ -19,6 +19,9 @@ from ttscale.data.prompts import encode_prompt
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 
+STATIC_WIDTH_STEP = 64
+
+
 class HFGenerator:
     name = "hf"
 
@@ -37,7 +40,8 @@ class HFGenerator:
         eos = model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids.discard(None)
-        self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache else None
+        self.static = cfg.cache_implementation == "static"
+        self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache and not self.static else None
         # transformers 5.2x renamed `past_key_values` to `cache` (the old name logs a warning);
         # older 5.x, as on the GPU image, knows only the old name
         self._cache_kwarg = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
@@ -104,15 +108,37 @@ class HFGenerator:
             layers.append((keys, values))
         return layers
 
+    def _static_layout(self, batch: list[list[int]], n: int) -> tuple[Any, Any, int]:
+        """[pad | prompt] rows, each prompt n times, in shapes that repeat across rounds.
+
+        A compiled decode graph and transformers' reusable static cache both key on the
+        shapes: the row count is padded to max_batch_size (copies, dropped afterwards) and
+        the width rounded up to a multiple of STATIC_WIDTH_STEP.
+        """
+        import torch
+
+        rows = [ids for ids in batch for _ in range(n)]
+        rows += [rows[0]] * (self.max_batch_size - len(rows))
+        width = -(-max(map(len, rows)) // STATIC_WIDTH_STEP) * STATIC_WIDTH_STEP
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        return input_ids, mask, width
+
     def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[list[Generation]]:
         import torch
 
         with torch.inference_mode():
-            input_ids, mask, cache, width = self._layout(batch)
-            if params.n > 1:
-                cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
-                input_ids = input_ids.repeat_interleave(params.n, 0)
-                mask = mask.repeat_interleave(params.n, 0)
+            if self.static:
+                input_ids, mask, width = self._static_layout(batch, params.n)
+                cache_args: dict[str, Any] = {"cache_implementation": "static"}
+            else:
+                input_ids, mask, cache, width = self._layout(batch)
+                if params.n > 1:
+                    cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
+                    input_ids = input_ids.repeat_interleave(params.n, 0)
+                    mask = mask.repeat_interleave(params.n, 0)
+                cache_args = {self._cache_kwarg: cache}
             if seed is not None:
                 torch.manual_seed(seed)
             sampling: dict[str, Any] = (
@@ -121,13 +147,13 @@ class HFGenerator:
                 else {"do_sample": False}
             )
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, **{self._cache_kwarg: cache},
+                input_ids=input_ids, attention_mask=mask, **cache_args,
                 max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
                 tokenizer=self.tokenizer if params.stop else None, pad_token_id=self.tokenizer.pad_token_id,
                 top_k=None, return_dict_in_generate=True, **sampling,
             )
             gens = []
-            for r, row in enumerate(out.sequences):
+            for r, row in enumerate(out.sequences[: len(batch) * params.n]):  # static mode pads rows
                 kept, gen = self._to_generation(row[width:].tolist(), len(batch[r // params.n]), params)
                 if self.store is not None:
                     self._remember(cache, r, mask[r], width, batch[r // params.n], kept)
