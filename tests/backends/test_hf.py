@@ -80,3 +80,19 @@ def test_local_dir_loads_through_from_pretrained(tmp_path):
     assert gen.n_params < 5_000_000 and str(next(gen.model.parameters()).dtype) == "torch.bfloat16"
     (gens,) = gen.generate(["hello"], SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=0))
     assert len(gens) == 2 and all(g.n_tokens <= 6 for g in gens)
+
+
+def test_auto_dtype_takes_bf16_only_where_the_cpu_runs_it_natively(tmp_path):
+    import torch
+
+    from ttscale.backends.loading import resolve_dtype
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert resolve_dtype("auto", "cpu", cpuinfo=str(avx2)) is torch.float32
+    assert resolve_dtype("auto", "cpu", cpuinfo=str(amx)) is torch.bfloat16
+    assert resolve_dtype("auto", "cpu", cpuinfo=str(tmp_path / "missing")) is torch.float32
+    assert resolve_dtype("auto", "cuda:0", cpuinfo=str(avx2)) is torch.bfloat16
+    assert resolve_dtype("float32", "cpu", cpuinfo=str(amx)) is torch.float32
