@@ -60,5 +60,6 @@ def main() -> None:
                             (f"pass @{args.n}", "pass", args.n)):
         row(name, 100 * curves["bfloat16"][method][str(k)], 100 * curves["float32"][method][str(k)], "%")
 
+
 if __name__ == "__main__":
     main()

@@ -7,13 +7,12 @@ read from the prefix KV store instead of being re-encoded (issue 11).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from ttscale.backends.base import truncate_at_stop
 from ttscale.backends.kv_cache import KV, PrefixKVStore
-from ttscale.backends.loading import load_pretrained
+from ttscale.backends.loading import cache_kwarg, load_pretrained
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.types import FinishReason, Generation, SamplingParams
@@ -42,9 +41,7 @@ class HFGenerator:
         self.eos_ids.discard(None)
         self.static = cfg.cache_implementation == "static"
         self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache and not self.static else None
-        # transformers 5.2x renamed `past_key_values` to `cache` (the old name logs a warning);
-        # older 5.x, as on the GPU image, knows only the old name
-        self._cache_kwarg = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+        self._cache_kwarg = cache_kwarg(model)
 
     @property
     def device(self) -> Any:

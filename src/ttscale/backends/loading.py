@@ -7,6 +7,7 @@ devices and dtypes the same way and fail with the same clear errors.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 import shutil
@@ -53,6 +54,12 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' was asked for but no CUDA GPU is visible; use device: cpu or auto")
     return device
+
+
+def cache_kwarg(model: Any) -> str:
+    """The forward's name for the KV cache: `cache` on transformers 5.2x (the old name logs a
+    deprecation), `past_key_values` on older releases, as on the GPU image."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:

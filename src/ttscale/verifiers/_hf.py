@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ttscale.backends.loading import cache_kwarg
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError
 from ttscale.types import Problem
@@ -336,9 +337,7 @@ class HFVerifier:
         self._read_takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.read).parameters.values())
         self.kv_cache = StepKVCache(kv_cache_bytes) if kv_cache_bytes and self._takes_kv_cache() else None
         self._slab = KVSlab()
-        # transformers 5.x renamed the forward's `past_key_values` to `cache` (the old name warns)
-        forward_args = inspect.signature(type(self.model).forward).parameters
-        self._cache_kwarg = "cache" if "cache" in forward_args else "past_key_values"
+        self._cache_kwarg = cache_kwarg(self.model)
 
     # -- per family ---------------------------------------------------------------------
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
