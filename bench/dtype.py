@@ -17,6 +17,7 @@ import tempfile
 from _common import header, problems_and_prompts, row, timed
 
 from ttscale.backends.hf import HFGenerator
+from ttscale.backends.loading import cpu_dtype_class, resolve_dtype
 from ttscale.cli import resolve_recipe
 from ttscale.config import ModelConfig, load_config
 from ttscale.runner import run
@@ -51,7 +52,8 @@ def main() -> None:
     _, prompts = problems_and_prompts(32)
     rates = {d: decode_rate(d, prompts, args.max_new_tokens) for d in DTYPES}
     jobs = {d: main_job(d, args.limit, args.n) for d in DTYPES}
-    print(f"\nours = bfloat16, baseline = float32 (SmolLM2-135M, CPU, {args.limit} problems, N={args.n})")
+    print(f"\nCPU class: {cpu_dtype_class()}; dtype auto resolves to {resolve_dtype('auto', 'cpu')}")
+    print(f"ours = bfloat16, baseline = float32 (SmolLM2-135M, CPU, {args.limit} problems, N={args.n})")
     header()
     row("greedy tok/s, batch 32", rates["bfloat16"], rates["float32"], "tok/s")
     row("main job wall time", jobs["bfloat16"][0], jobs["float32"][0], "s (lower is better)")

@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 
+from ttscale.backends.loading import cpu_has_native_bf16 as REAL_CPU_FLAG  # bound before the conftest pin
 from ttscale.backends.loading import embedded_gguf, resolve_source
 from ttscale.config import ModelConfig
 from ttscale.errors import ModelLoadError
@@ -61,31 +62,37 @@ def test_missing_gguf_package_says_how_to_install(monkeypatch):
         embedded_gguf("gpt5")
 
 
-def test_local_dir_loads_through_from_pretrained(tmp_path):
-    """A tiny random Llama saved to disk loads through the same path as a hub id."""
+@pytest.fixture(scope="module")
+def tiny_llama_dir(tmp_path_factory, smollm2):
+    """A tiny random Llama with SmolLM2's tokenizer, saved to disk like a hub checkpoint."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ttscale.backends.hf import HFGenerator
-    from ttscale.backends.loading import cache_root
-
-    tok_dir = cache_root() / "embedded" / "smollm2"
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tok_dir)
+    tok = smollm2.tokenizer
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "tiny")
-    tok.save_pretrained(tmp_path / "tiny")
-    gen = HFGenerator(ModelConfig(name_or_path=str(tmp_path / "tiny"), dtype="bfloat16"))
+    path = tmp_path_factory.mktemp("tiny")
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_local_dir_loads_through_from_pretrained(tiny_llama_dir):
+    """A tiny random Llama saved to disk loads through the same path as a hub id."""
+    from ttscale.backends.hf import HFGenerator
+
+    gen = HFGenerator(ModelConfig(name_or_path=str(tiny_llama_dir), dtype="bfloat16"))
     assert gen.n_params < 5_000_000 and str(next(gen.model.parameters()).dtype) == "torch.bfloat16"
     (gens,) = gen.generate(["hello"], SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=0))
     assert len(gens) == 2 and all(g.n_tokens <= 6 for g in gens)
 
 
-def test_auto_dtype_takes_bf16_only_where_the_cpu_runs_it_natively(tmp_path):
+def test_auto_dtype_takes_bf16_only_where_the_cpu_runs_it_natively(tmp_path, monkeypatch):
     import torch
 
+    from ttscale.backends import loading
     from ttscale.backends.loading import resolve_dtype
+
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", REAL_CPU_FLAG)  # this test reads made-up cpuinfo files
 
     avx2 = tmp_path / "avx2"
     avx2.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
@@ -96,3 +103,17 @@ def test_auto_dtype_takes_bf16_only_where_the_cpu_runs_it_natively(tmp_path):
     assert resolve_dtype("auto", "cpu", cpuinfo=str(tmp_path / "missing")) is torch.float32
     assert resolve_dtype("auto", "cuda:0", cpuinfo=str(avx2)) is torch.bfloat16
     assert resolve_dtype("float32", "cpu", cpuinfo=str(amx)) is torch.float32
+    assert "native" in loading.cpu_dtype_class(str(amx)) and "emulated" in loading.cpu_dtype_class(str(avx2))
+
+
+def test_auto_dtype_loads_and_samples_under_both_cpu_classes(tiny_llama_dir, native_bf16):
+    import torch
+
+    from ttscale.backends.hf import HFGenerator
+
+    gen = HFGenerator(ModelConfig(name_or_path=str(tiny_llama_dir), dtype="auto"))
+    assert next(gen.model.parameters()).dtype == (torch.bfloat16 if native_bf16 else torch.float32)
+    params = SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=3)
+    (gens,) = gen.generate(["hello"], params)
+    assert len(gens) == 2 and all(0 < g.n_tokens <= 6 for g in gens)
+    assert gen.generate(["hello"], params) == [gens]  # seeded sampling repeats in either dtype
