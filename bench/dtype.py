@@ -29,8 +29,8 @@ DTYPES = ("bfloat16", "float32")
 def decode_rate(dtype: str, prompts: list[str], max_new: int) -> float:
     gen = HFGenerator(ModelConfig(max_batch_size=32, dtype=dtype, prefix_cache=False))
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new)
-    gen.generate(prompts[:2], SamplingParams(temperature=0.0, max_new_tokens=4))  # warm-up
-    seconds, outs = timed(lambda: gen.generate(prompts, params))
+    gen.generate(prompts[:2], [SamplingParams(temperature=0.0, max_new_tokens=4)] * 2)  # warm-up
+    seconds, outs = timed(lambda: gen.generate(prompts, [params] * len(prompts)))
     return sum(g[0].n_tokens for g in outs) / seconds
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     header()
     for b in (1, 8, 32):
         gen.store.clear()
-        t_ours, outs = timed(lambda: gen.generate(prompts[:b], params))
+        t_ours, outs = timed(lambda: gen.generate(prompts[:b], [params] * b))
         ours_tokens = sum(g[0].n_tokens for g in outs)
         t_base, base_tokens = timed(lambda: plain_generate(gen, prompts[:b], args.max_new_tokens))
         row(f"tokens/s batch {b} ({args.dtype})", ours_tokens / t_ours, base_tokens / t_base, "tok/s")

@@ -2,7 +2,10 @@
 
 Runs the bundled CPU recipes (resumable, into --out) and prints one table: majority
 and weighted best-of-N (subsampled from one N=16 run) beside beam search, DVTS and
-particle filtering at each N, with the mean generated tokens per problem.
+particle filtering at each N, with the mean generated tokens and the mean number of
+distinct completions per problem (issue 15: DVTS's subtrees used to be copies of one).
+Then it checks that a recipe's completions.jsonl is the same searched 1 or 4 problems
+at a time.
 
     python bench/search_accuracy.py [--verifier arithmetic_rules|lm_judge] [--limit 24]
 """
@@ -14,9 +17,11 @@ from pathlib import Path
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import load_config
+from ttscale.data.results import read_results
 from ttscale.runner import run
 
 NS = (4, 8, 16)
+nan = float("nan")
 
 
 def main() -> None:
@@ -28,25 +33,47 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out) / args.verifier
     common = [f"verifier.name={args.verifier}", f"dataset.limit={args.limit}"]
-    rows: dict[str, dict[int, tuple[float, float]]] = {}
+    rows: dict[str, dict[int, tuple[float, float, float]]] = {}
 
     bon = run(load_config(resolve_recipe("cpu_arithmetic_weighted_bon"), common + [f"output.dir={out}/best_of_n"]),
               progress=True).metrics
-    tokens = bon["mean_budget"]["generated_tokens"]
+    tokens, bon_distinct = bon["mean_budget"]["generated_tokens"], distinct(out / "best_of_n")
     for method in ("majority", "weighted"):
-        rows[f"{method} (best-of-N)"] = {n: (bon["curves"][method][str(n)], tokens * n / 16) for n in NS}
-    rows["pass@N (oracle)"] = {n: (bon["curves"]["pass"][str(n)], tokens * n / 16) for n in NS}
+        rows[f"{method} (best-of-N)"] = {n: (bon["curves"][method][str(n)], tokens * n / 16, nan) for n in NS}
+    rows["pass@N (oracle)"] = {n: (bon["curves"]["pass"][str(n)], tokens * n / 16, nan) for n in NS}
+    rows["majority (best-of-N)"][16] = (*rows["majority (best-of-N)"][16][:2], bon_distinct)
     recipes = {"beam_search": "cpu_arithmetic_beam", "dvts": "cpu_arithmetic_dvts", "particle_filtering": "cpu_arithmetic_particle"}
     for strategy in args.strategies.split(","):
         rows[strategy] = {}
         for n in NS:
             cfg = load_config(resolve_recipe(recipes[strategy]), common + [f"search.n={n}", f"output.dir={out}/{strategy}_n{n}"])
             m = run(cfg, progress=True).metrics
-            rows[strategy][n] = (m["accuracy"], m["mean_budget"]["generated_tokens"])
+            rows[strategy][n] = (m["accuracy"], m["mean_budget"]["generated_tokens"], distinct(cfg.output.dir))
     print(f"\nSmolLM2-135M, synthetic arithmetic levels 1-3, {args.limit} problems, verifier {args.verifier}")
-    print(f"{'method':<24}" + "".join(f"{'N=' + str(n):>18}" for n in NS))
+    print("accuracy, mean generated tokens and mean distinct completions per problem")
+    print(f"{'method':<24}" + "".join(f"{'N=' + str(n):>26}" for n in NS))
     for name, by_n in rows.items():
-        print(f"{name:<24}" + "".join(f"{100 * a:>9.1f}% {t:>6.0f}tok" for a, t in (by_n[n] for n in NS)))
+        print(f"{name:<24}" + "".join(f"{100 * a:>9.1f}% {t:>6.0f}tok {d:>5.1f}dist" for a, t, d in (by_n[n] for n in NS)))
+    batching_check(common, out)
+
+
+def distinct(run_dir: str | Path) -> float:
+    """Mean number of distinct completions per problem (trailing whitespace does not make a text new)."""
+    results = read_results(run_dir)
+    return sum(len({c.text.rstrip() for c in r.completions}) for r in results) / max(1, len(results))
+
+
+def batching_check(common: list[str], out: Path) -> None:
+    """The DVTS recipe searched 1 and 4 problems at a time must write the same completions."""
+    seen = []
+    for per_batch in (1, 4):
+        cfg = load_config(resolve_recipe("cpu_arithmetic_dvts"), common + [
+            "dataset.limit=4", "search.n=4", f"search.problems_per_batch={per_batch}",
+            f"output.dir={out}/batching_{per_batch}"])
+        run(cfg, progress=False)
+        seen.append({r.id: [c.text for c in r.completions] for r in read_results(cfg.output.dir)})
+    same = seen[0] == seen[1]
+    print(f"\ncompletions.jsonl, problems_per_batch 1 vs 4 (dvts, 4 problems): {'identical' if same else 'DIFFERENT'}")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ def main() -> None:
     problems, prompts = problems_and_prompts(args.problems)
     settings = SearchSettings(n=args.n, beam_width=4, step_delimiter="\n", end_markers=("\nQuestion:",),
                               max_step_tokens=32, max_new_tokens=96, max_iterations=6, seed=1)
-    gen.generate(prompts[:1], SamplingParams(max_new_tokens=4))  # warm-up
+    gen.generate(prompts[:1], [SamplingParams(max_new_tokens=4)])  # warm-up
     t_search, results = timed(lambda: build_strategy("beam_search").search(
         problems, prompts, gen, ArithmeticRulesVerifier(), settings))
     search_tokens = sum(r.budget.generated_tokens for r in results)
     params = SamplingParams(temperature=0.8, max_new_tokens=96, stop=("\nQuestion:",), n=args.n, seed=1)
-    t_plain, outs = timed(lambda: gen.generate(prompts, params))
+    t_plain, outs = timed(lambda: gen.generate(prompts, [params] * len(prompts)))
     plain_tokens = sum(g.n_tokens for gs in outs for g in gs)
     header()
     row("seconds per 1k generated tokens", 1000 * t_search / search_tokens, 1000 * t_plain / plain_tokens,

@@ -55,3 +55,105 @@ def fake_cfg(tmp_path):
         return load_config(None, base + list(overrides))
 
     return make
+
+
+class StandInVLLM:
+    """A stand-in `vllm` module with vLLM's sampling semantics (vLLM needs a GPU; issue 15).
+
+    Read from vLLM's source: `LLM.generate` takes one SamplingParams or one per prompt; a
+    request seeded s samples child k from its own generator seeded s + k
+    (v1/engine/parallel_sampling.py), so the same prompt with the same seed gives the same
+    sample; an unseeded request draws from the engine's generator (engine arg `seed`); T = 0
+    is greedy. Stop strings cut the text at the earliest match (kept with
+    `include_stop_str_in_output`; finish_reason "stop", stop_reason the string); EOS is
+    finish_reason "stop" with stop_reason None; `max_tokens` is "length". A "sample" is the
+    fake backend's script run on that child's random stream, so search over it is real.
+    """
+
+    def __init__(self, tokenizer_dir, script=None):
+        from ttscale.backends.fake import default_script
+
+        self.tokenizer_dir, self.script = tokenizer_dir, script or default_script
+        self.llms = []
+        stand_in = self
+
+        class SamplingParams:
+            def __init__(self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, stop=None,
+                         include_stop_str_in_output=False, seed=None, **extra):
+                self.kwargs = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=stop,
+                                   include_stop_str_in_output=include_stop_str_in_output, seed=seed, **extra)
+                self.__dict__.update(self.kwargs)
+
+        class LLM:
+            def __init__(self, **kwargs):
+                import random
+                from types import SimpleNamespace
+
+                from transformers import AutoTokenizer
+
+                self.kwargs, self.calls = kwargs, []
+                self.tok = AutoTokenizer.from_pretrained(stand_in.tokenizer_dir)
+                self.engine_rng = random.Random(kwargs.get("seed", 0))
+                hf = SimpleNamespace(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
+                                     num_key_value_heads=2, vocab_size=100, tie_word_embeddings=True)
+                self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(hf_config=hf))
+                stand_in.llms.append(self)
+
+            def get_tokenizer(self):
+                return self.tok
+
+            def generate(self, prompts, sampling_params=None, use_tqdm=True):
+                from types import SimpleNamespace
+
+                params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(prompts)
+                assert len(params) == len(prompts), "vLLM: one SamplingParams per prompt"
+                self.calls.append((prompts, params))
+                out = []
+                for prompt, sp in zip(prompts, params):
+                    ids = prompt["prompt_token_ids"]
+                    outputs = [self._child(ids, sp, k) for k in range(sp.n)]
+                    out.append(SimpleNamespace(prompt_token_ids=ids, outputs=outputs))
+                return out
+
+            def _child(self, ids, sp, k):
+                import random
+                from types import SimpleNamespace
+
+                if sp.temperature == 0:
+                    key = f"greedy|{ids}"
+                else:
+                    key = f"{sp.seed + k if sp.seed is not None else self.engine_rng.getrandbits(62)}|{ids}"
+                text = stand_in.script(self.tok.decode(ids), random.Random(key))
+                finish, stop_reason = "stop", None
+                hits = [(text.find(s), s) for s in (sp.stop or []) if s in text]
+                if hits:
+                    at, matched = min(hits)
+                    text = text[: at + (len(matched) if sp.include_stop_str_in_output else 0)]
+                    stop_reason = matched
+                tokens = self.tok.encode(text, add_special_tokens=False)
+                if len(tokens) > sp.max_tokens:
+                    tokens, finish, stop_reason = tokens[: sp.max_tokens], "length", None
+                    text = self.tok.decode(tokens)
+                return SimpleNamespace(index=k, text=text, token_ids=tokens, finish_reason=finish,
+                                       stop_reason=stop_reason)
+
+        self.LLM, self.SamplingParams = LLM, SamplingParams
+
+    def module(self):
+        import types
+
+        module = types.ModuleType("vllm")
+        module.LLM, module.SamplingParams = self.LLM, self.SamplingParams
+        return module
+
+
+@pytest.fixture
+def stand_in_vllm(monkeypatch, smollm2):
+    """`import vllm` gives the stand-in for this test; its `llms` lists the engines built."""
+    import sys
+
+    from ttscale.backends.loading import cache_root
+
+    stand_in = StandInVLLM(cache_root() / "embedded" / "smollm2")
+    monkeypatch.setitem(sys.modules, "vllm", stand_in.module())
+    return stand_in

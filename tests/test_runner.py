@@ -88,10 +88,9 @@ def test_metrics_count_majority_from_known_answers(fake_cfg):
     """Every sample answers the gold for even samples and 999 for odd ones: maj@k is exactly computable."""
 
     class Scripted(FakeGenerator):
-        def _one(self, prompt, index, params):
-            gold = prompt.rsplit("have now?", 1)[0]
-            answer = "999" if index % 2 else self.gold[prompt]
-            return Generation(f"Step 1: so.\nAnswer: \\boxed{{{answer}}}", 5, "eos", 3)
+        def generate(self, prompts, params):
+            return [[Generation(f"Step 1: so.\nAnswer: \\boxed{{{'999' if k % 2 else self.gold[p]}}}", 5, "eos", 3)
+                     for k in range(q.n)] for p, q in zip(prompts, params)]
 
     from ttscale.data.datasets import load_problems
     from ttscale.data.prompts import build_prompt_format

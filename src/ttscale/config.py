@@ -7,6 +7,7 @@ past this point the code trusts its inputs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,25 @@ Where [answer] is just the final number or expression that solves the problem.""
 def _check(cond: bool, section: str, name: str, value: Any, accepted: str) -> None:
     if not cond:
         raise ConfigError(f"{section}.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+def check_beam_width(strategy: str, n: int, beam_width: int) -> None:
+    """Beam search keeps N/M beams and DVTS grows N/M subtrees: M must divide N, or N silently shrinks.
+
+    Checked where a search starts (run, serve), not when a config loads: a run folder written
+    before this check must still evaluate."""
+    if strategy not in ("beam_search", "dvts") or n % beam_width == 0:
+        return
+    lower, upper = n - n % beam_width, n - n % beam_width + beam_width
+    nearest = [str(v) for v in (lower, upper) if v >= beam_width]
+    raise ConfigError(
+        f"search.beam_width={beam_width} does not divide search.n={n} ({strategy} runs N/M beams); "
+        f"use search.n={' or '.join(nearest)}, or a beam_width that divides {n}"
+    )
 
 
 def _one_of(section: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -166,8 +186,9 @@ class SamplingConfig:
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
 
     def __post_init__(self) -> None:
-        _check(self.temperature >= 0, "sampling", "temperature", self.temperature, ">= 0")
-        _check(0 < self.top_p <= 1, "sampling", "top_p", self.top_p, "(0, 1]")
+        _check(_finite(self.temperature) and self.temperature >= 0, "sampling", "temperature", self.temperature,
+               "a finite number >= 0")
+        _check(_finite(self.top_p) and 0 < self.top_p <= 1, "sampling", "top_p", self.top_p, "(0, 1]")
         _check(self.max_new_tokens >= 1, "sampling", "max_new_tokens", self.max_new_tokens, ">= 1")
         _check(self.max_step_tokens >= 1, "sampling", "max_step_tokens", self.max_step_tokens, ">= 1")
 
@@ -184,7 +205,9 @@ class SearchConfig:
     step_delimiter: str = field(default="\n\n", metadata={"help": "text that ends a reasoning step"})
     selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
     filter_duplicates: bool = field(default=False, metadata={"help": "drop identical candidate steps"})
-    particle_temperature: float = field(default=1.0, metadata={"help": "softmax temperature of resampling"})
+    particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
+    resample_ess: float = field(default=1.0, metadata={
+        "help": "particle filtering resamples when the effective sample size <= this x N (1.0: every round)"})
     problems_per_batch: int = field(default=4, metadata={"help": "problems searched together per round"})
     max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
     max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
@@ -197,8 +220,16 @@ class SearchConfig:
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
         _one_of("search", "selection", self.selection, ("majority", "naive", "weighted"))
-        _check(self.particle_temperature > 0, "search", "particle_temperature", self.particle_temperature, "> 0")
+        _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
+               self.particle_temperature, "a finite number > 0")
+        _check(_finite(self.resample_ess) and 0 < self.resample_ess <= 1, "search", "resample_ess", self.resample_ess,
+               "a number in (0, 1]")
         _check(self.problems_per_batch >= 1, "search", "problems_per_batch", self.problems_per_batch, ">= 1")
+        _check(self.max_tokens_per_problem is None or self.max_tokens_per_problem >= 1, "search",
+               "max_tokens_per_problem", self.max_tokens_per_problem, "an integer >= 1 or null")
+        _check(self.max_flops_per_problem is None or (_finite(self.max_flops_per_problem)
+               and self.max_flops_per_problem > 0), "search", "max_flops_per_problem", self.max_flops_per_problem,
+               "a finite number > 0 or null")
 
 
 @dataclass

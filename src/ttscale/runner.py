@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.config import RunConfig
+from ttscale.config import check_beam_width, RunConfig
 from ttscale.data.datasets import load_problems
 from ttscale.data.prompts import build_prompt_format
 from ttscale.data.results import LOG, RunDir, read_results
@@ -44,6 +44,7 @@ def _validate(cfg: RunConfig) -> Strategy:
             f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name "
             "(e.g. arithmetic_rules, lm_judge, rlhflow)"
         )
+    check_beam_width(cfg.search.strategy, cfg.search.n, cfg.search.beam_width)
     return strategy
 
 

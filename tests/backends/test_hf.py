@@ -18,7 +18,7 @@ PROMPTS = [
 
 def test_generates_n_per_prompt_and_honours_stop(smollm2):
     params = SamplingParams(temperature=0.8, max_new_tokens=24, stop=("\n",), n=3, seed=1)
-    out = smollm2.generate(PROMPTS, params)
+    out = smollm2.generate(PROMPTS, [params] * 2)
     assert [len(g) for g in out] == [3, 3]
     for gens in out:
         for g in gens:
@@ -32,15 +32,15 @@ def test_generates_n_per_prompt_and_honours_stop(smollm2):
 
 def test_seeded_sampling_is_reproducible_and_greedy_is_batch_independent(smollm2):
     params = SamplingParams(temperature=0.8, max_new_tokens=12, n=2, seed=7)
-    assert smollm2.generate(PROMPTS, params) == smollm2.generate(PROMPTS, params)
+    assert smollm2.generate(PROMPTS, [params] * 2) == smollm2.generate(PROMPTS, [params] * 2)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=8, n=1)
-    together = smollm2.generate(PROMPTS, greedy)
-    alone = [smollm2.generate([p], greedy)[0] for p in PROMPTS]
+    together = smollm2.generate(PROMPTS, [greedy] * 2)
+    alone = [smollm2.generate([p], [greedy])[0] for p in PROMPTS]
     assert [g[0].text for g in together] == [g[0].text for g in alone]
 
 
 def test_length_finish_reason(smollm2):
-    (gens,) = smollm2.generate(["Count: 1, 2, 3, 4,"], SamplingParams(temperature=0.0, max_new_tokens=5))
+    (gens,) = smollm2.generate(["Count: 1, 2, 3, 4,"], [SamplingParams(temperature=0.0, max_new_tokens=5)])
     assert gens[0].finish_reason == "length" and gens[0].n_tokens == 5
 
 
@@ -82,7 +82,7 @@ def test_local_dir_loads_through_from_pretrained(tiny_llama_dir):
 
     gen = HFGenerator(ModelConfig(name_or_path=str(tiny_llama_dir), dtype="bfloat16"))
     assert gen.n_params < 5_000_000 and str(next(gen.model.parameters()).dtype) == "torch.bfloat16"
-    (gens,) = gen.generate(["hello"], SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=0))
+    (gens,) = gen.generate(["hello"], [SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=0)])
     assert len(gens) == 2 and all(g.n_tokens <= 6 for g in gens)
 
 
@@ -114,6 +114,6 @@ def test_auto_dtype_loads_and_samples_under_both_cpu_classes(tiny_llama_dir, nat
     gen = HFGenerator(ModelConfig(name_or_path=str(tiny_llama_dir), dtype="auto"))
     assert next(gen.model.parameters()).dtype == (torch.bfloat16 if native_bf16 else torch.float32)
     params = SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=3)
-    (gens,) = gen.generate(["hello"], params)
+    (gens,) = gen.generate(["hello"], [params])
     assert len(gens) == 2 and all(0 < g.n_tokens <= 6 for g in gens)
-    assert gen.generate(["hello"], params) == [gens]  # seeded sampling repeats in either dtype
+    assert gen.generate(["hello"], [params]) == [gens]  # seeded sampling repeats in either dtype

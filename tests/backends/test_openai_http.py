@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
         stop = tuple(body.get("stop") or ())
         params = SamplingParams(temperature=body["temperature"], top_p=body["top_p"], max_new_tokens=body["max_tokens"],
                                 stop=stop, n=body["n"], seed=body.get("seed"))
-        gens = srv.fake.generate([body["prompt"]], params)[0]
+        gens = srv.fake.generate([body["prompt"]], [params])[0]
         choices = []
         for i, g in enumerate(gens):
             text, reason, matched = g.text, {"stop": "stop", "eos": "stop", "length": "length"}[g.finish_reason], None
@@ -133,25 +133,25 @@ def test_stop_string_restoration_rule(finish, matched, stop, expected):
 
 @pytest.mark.parametrize("report_stop", [True, False])
 def test_generations_match_the_policy_behind_the_server(report_stop):
-    params = SamplingParams(temperature=0.8, max_new_tokens=40, stop=("\n\n",), n=3, seed=5)
+    params = [SamplingParams(temperature=0.8, max_new_tokens=40, stop=("\n\n",), n=3, seed=5 + i) for i in range(2)]
     prompts = ["Question: 1 + 1?\nSolution:\n", "Question: Step 2 of 3?\nSolution:\n"]
     with stub(report_stop=report_stop) as srv:
         out = _gen(_url(srv)).generate(prompts, params)
         sent = srv.requests
-    direct = [FakeGenerator().generate([p], SamplingParams(**{**params.__dict__, "seed": 5 + i}))[0]
-              for i, p in enumerate(prompts)]
+    direct = FakeGenerator().generate(prompts, params)
     assert [[g.text for g in row] for row in out] == [[g.text for g in row] for row in direct]
     assert [[g.finish_reason for g in row] for row in out] == [[g.finish_reason for g in row] for row in direct]
     assert [sum(g.n_tokens for g in row) for row in out] == [sum(g.n_tokens for g in row) for row in direct]
     assert all(g.prompt_tokens == len(p.split()) for p, row in zip(prompts, out) for g in row)
     assert {(b["model"], b["n"], b["max_tokens"], tuple(b["stop"])) for b in sent} == {("policy", 3, 40, ("\n\n",))}
+    assert sorted(b["seed"] for b in sent) == [5, 6]  # each request its own seed, whatever its position
 
 
 def test_requests_run_concurrently_up_to_max_concurrency_and_send_the_key(monkeypatch):
     monkeypatch.setenv("TTSCALE_TEST_OPENAI_KEY", "sk-secret")
     with stub(delay_s=0.05) as srv:
         out = _gen(_url(srv), conc=4, key_env="TTSCALE_TEST_OPENAI_KEY").generate(
-            [f"Question: {i}?" for i in range(16)], SamplingParams(max_new_tokens=8))
+            [f"Question: {i}?" for i in range(16)], [SamplingParams(max_new_tokens=8)] * 16)
         assert len(out) == 16 and 1 < srv.max_in_flight <= 4
         assert set(srv.headers_seen) == {"Bearer sk-secret"}
 
@@ -166,14 +166,14 @@ def test_a_missing_key_or_url_is_a_config_error():
 
 def test_429_and_5xx_are_retried_until_they_succeed():
     with stub(fail="54.") as srv:  # every request fails twice (503, 429) before it succeeds
-        out = _gen(_url(srv), conc=1).generate(["a", "b"], SamplingParams(max_new_tokens=8))
+        out = _gen(_url(srv), conc=1).generate(["a", "b"], [SamplingParams(max_new_tokens=8)] * 2)
         assert len(out) == 2 and len(srv.requests) == 6
 
 
 def test_a_4xx_is_a_clear_error_at_once():
     with stub(fail="b") as srv:
         with pytest.raises(GenerationError, match="HTTP 400: scripted failure 400"):
-            _gen(_url(srv)).generate(["a"], SamplingParams())
+            _gen(_url(srv)).generate(["a"], [SamplingParams()])
         assert len(srv.requests) == 1
 
 
@@ -187,7 +187,7 @@ def test_a_down_server_is_a_clear_error():
     url = f"http://127.0.0.1:{_free_port()}/v1"
     started = time.perf_counter()
     with pytest.raises(GenerationError, match="failed after 3 attempts.*ConnectError"):
-        _gen(url, max_retries=2).generate(["a"], SamplingParams())
+        _gen(url, max_retries=2).generate(["a"], [SamplingParams()])
     assert time.perf_counter() - started < 5
 
 

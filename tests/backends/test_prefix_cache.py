@@ -36,11 +36,11 @@ def test_cached_and_recomputed_generation_agree(pair):
     cached, plain = pair
     prompt = "Question: Tom has 3 apples. He buys 4 more apples. How many apples does Tom have now?\nSolution:\n"
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12, stop=("\n",), n=2)
-    first = cached.generate([prompt], greedy)[0][0]
+    first = cached.generate([prompt], [greedy])[0][0]
     follow = prompt + first.text
     before = cached.store.hits
-    a = cached.generate([follow, prompt], greedy)
-    b = plain.generate([follow, prompt], greedy)
+    a = cached.generate([follow, prompt], [greedy] * 2)
+    b = plain.generate([follow, prompt], [greedy] * 2)
     assert cached.store.hits > before and cached.store.reused_tokens > 0
     assert [[g.text for g in gs] for gs in a] == [[g.text for g in gs] for gs in b]
     assert [[g.n_tokens for g in gs] for gs in a] == [[g.n_tokens for g in gs] for gs in b]
@@ -70,10 +70,10 @@ def test_static_cache_generates_what_the_dynamic_cache_does(pair, monkeypatch):
     prompts = ["Question: Tom has 3 apples. He buys 4 more apples. How many apples does Tom have now?\nSolution:\n",
                "Question: A box holds 12 pens. Sam takes 5 pens. How many pens are left?\nSolution:\n"]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=10, stop=("\n",), n=2)
-    a = static.generate(prompts, greedy)  # 4 rows padded to 6
+    a = static.generate(prompts, [greedy] * 2)  # 4 rows padded to 6
     assert calls[-1]["cache_implementation"] == "static" and calls[-1]["input_ids"].shape[0] == 6
     assert calls[-1]["input_ids"].shape[1] % STATIC_WIDTH_STEP == 0
-    b = cached.generate(prompts, greedy)
+    b = cached.generate(prompts, [greedy] * 2)
     assert [len(gs) for gs in a] == [2, 2]
     assert [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in a] == \
         [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in b]

@@ -34,7 +34,8 @@ class Recording(FakeGenerator):
         self.requests = []
 
     def generate(self, prompts, params):
-        self.requests.append((list(prompts), params))
+        assert len({(q.n, q.stop, q.max_new_tokens) for q in params}) <= 1  # one rollout setting per call
+        self.requests.append((list(prompts), params[0]))
         return super().generate(prompts, params)
 
 

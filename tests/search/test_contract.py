@@ -1,30 +1,39 @@
 """One contract, every strategy (STYLE.md): counts, budgets, determinism, completion handling."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
+from ttscale.eval.compute_optimal import Policy, PolicyEntry
 from ttscale.search import SearchSettings, build_strategy
+from ttscale.search.base import STRATEGIES as REGISTRY
 from ttscale.search.expand import split_steps
 from ttscale.verifiers.fake import FakeVerifier
 
-STRATEGIES = ["best_of_n", "beam_search", "dvts", "particle_filtering"]
+STRATEGIES = REGISTRY.names()  # every registered strategy runs this contract the moment it is registered
 PROBLEMS = arithmetic_problems(5, seed=4)
 PROMPTS = [f"Question: {p.question}\nSolution:\n" for p in PROBLEMS]
+# compute_optimal routes easy problems to best-of-N and hard ones to beam search
+_POLICY = Path(tempfile.mkdtemp(prefix="ttscale-contract-")) / "policy.json"
+Policy(edges=(0.5,), reduction="last", probe_n=2, budgets={1: {
+    0: PolicyEntry("beam", "beam_search", {}), 1: PolicyEntry("bon", "best_of_n", {})}}).save(_POLICY)
 
 
 def settings(**kw):
     base = dict(n=8, beam_width=4, step_delimiter="\n", end_markers=("\nQuestion:",), max_step_tokens=40,
-                max_new_tokens=200, max_iterations=10, save_trees=True)
+                max_new_tokens=200, max_iterations=10, save_trees=True, policy=str(_POLICY))
     return SearchSettings(**{**base, **kw})
 
 
-def expected_count(name, s):
-    return s.n // s.beam_width if name == "dvts" else s.n
+def search(name, s, gen=None, ver=None, problems=PROBLEMS, prompts=PROMPTS):
+    return build_strategy(name).search(problems, prompts, gen or FakeGenerator(), ver or FakeVerifier(), s)
 
 
-def search(name, s, gen=None, ver=None):
-    return build_strategy(name).search(PROBLEMS, PROMPTS, gen or FakeGenerator(), ver or FakeVerifier(), s)
+def test_the_contract_covers_the_whole_registry():
+    assert {"best_of_n", "beam_search", "dvts", "particle_filtering", "compute_optimal"} <= set(STRATEGIES)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -32,7 +41,7 @@ def search(name, s, gen=None, ver=None):
 def test_exact_number_of_solutions(name, n, m):
     s = settings(n=n, beam_width=m)
     for r in search(name, s):
-        assert len(r.completions) == expected_count(name, s)
+        assert len(r.completions) == n  # DVTS too: all M final candidates of each of its N/M subtrees
         assert r.selected is not None and 0 <= r.selected < len(r.completions)
         assert all(c.step_scores is not None and len(c.step_scores) == len(c.steps) for c in r.completions)
 
@@ -43,6 +52,50 @@ def test_deterministic_under_seed(name):
     assert [r.completions for r in a] == [r.completions for r in b]
     c = search(name, settings(seed=4))
     assert [r.completions for r in a] != [r.completions for r in c]
+
+
+class Spy(FakeGenerator):
+    """Records every call's prompts, params and generations."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.log = []
+
+    def generate(self, prompts, params):
+        out = super().generate(prompts, params)
+        self.log.append((list(prompts), list(params), out))
+        return out
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_identical_prompts_get_distinct_children(name):
+    """Issue 15: DVTS roots, duplicate beams and particles drawn twice are identical prompts; seeded by
+    their index among the problem's requests, their children differ (DVTS at N=16 was N=4 copied 4 times)."""
+    twin = PROBLEMS[0]
+    problems = [twin, type(twin)(id=twin.id + "-twin", question=twin.question, answer=twin.answer)]
+    gen = Spy()
+    results = search(name, settings(n=16, beam_width=4), gen, problems=problems, prompts=[PROMPTS[0]] * 2)
+    assert [len(r.completions) for r in results] == [16, 16]
+    for prompts, params, out in gen.log:
+        seeds = [q.seed + k for q in params for k in range(q.n)]
+        assert len(set(seeds)) == len(seeds)  # no two samples of a call share a random stream
+        by_prompt = {}
+        for p, gens in zip(prompts, out):
+            by_prompt.setdefault(p, []).extend(g.text for g in gens)
+        for texts in by_prompt.values():
+            if len(texts) >= 8 and params[0].temperature > 0:
+                assert len(set(texts)) >= len(texts) // 4, texts
+    # the same prompt under another problem id is another problem: its own samples
+    assert [c.text for c in results[0].completions] != [c.text for c in results[1].completions]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_problem_is_searched_the_same_whatever_its_batch(name):
+    s = settings(n=8, beam_width=4)
+    together = search(name, s)
+    alone = [search(name, s, problems=[p], prompts=[q])[0] for p, q in zip(PROBLEMS, PROMPTS)]
+    assert [r.completions for r in together] == [r.completions for r in alone]
+    assert [r.selected for r in together] == [r.selected for r in alone]
 
 
 @pytest.mark.parametrize("name", ["beam_search", "dvts", "particle_filtering"])
@@ -58,7 +111,10 @@ def test_budget_records_are_consistent(name):
     results = search(name, settings(), gen, ver)
     for r in results:
         b = r.budget
-        assert b.generated_tokens >= sum(c.n_tokens for c in r.completions) > 0
+        # candidates of a tree share their prefix tokens; only independent samples add up exactly
+        assert b.generated_tokens >= max(c.n_tokens for c in r.completions) > 0
+        if name == "best_of_n":
+            assert b.generated_tokens == sum(c.n_tokens for c in r.completions)
         assert b.generator_calls >= 1 and b.verifier_calls >= 1 and b.verifier_tokens > 0
         assert b.flops == pytest.approx(2 * gen.n_params * (b.generated_tokens + b.prompt_tokens - b.prompt_tokens_reused))
     # one generator call per round for all problems in flight, not one per problem
@@ -83,13 +139,35 @@ def test_completed_beams_are_carried_through():
         assert all(c.finished for c in r.completions)
 
 
-def test_dvts_marks_unfinished_subtrees():
-    def endless(prompt, rng):
-        return f"Step {rng.randint(1, 99)}: thinking.\nStep 2: more.\n"
+def endless(prompt, rng):
+    return f"Step {rng.randint(1, 99)}: thinking.\nStep 2: more.\n"
 
-    for r in search("dvts", settings(max_iterations=3), FakeGenerator(script=endless)):
-        assert len(r.completions) == 2 and not any(c.finished for c in r.completions)
-        assert all(len(c.steps) == 3 and c.finish_reason == "length" for c in r.completions)
+
+def test_dvts_cut_off_by_the_token_cap_returns_its_candidates_unfinished():
+    # rounds 1-2 fit the cap (worst case 8 x 40 tokens each); the round that would run to the end does not
+    for r in search("dvts", settings(max_iterations=3, max_tokens_per_problem=700), FakeGenerator(script=endless)):
+        assert len(r.completions) == 8 and not any(c.finished for c in r.completions)
+        assert all(len(c.steps) == 2 and c.finish_reason == "length" for c in r.completions)
+
+
+@pytest.mark.parametrize("name", ["beam_search", "dvts"])
+def test_the_round_at_max_iterations_runs_to_the_end_of_the_solution(name):
+    """search-and-learn's last iteration drops the step stop, so a search cut at depth still answers."""
+    seen = []
+
+    class Spy(FakeGenerator):
+        def generate(self, prompts, params):
+            seen.append([q.stop for q in params])
+            return super().generate(prompts, params)
+
+    def script(prompt, rng):
+        done = prompt.split("Solution:\n")[-1].count("Step")
+        return f"Step {done + 1}: so 2 + 2 = 4.\nStep {done + 2}: still going.\nAnswer: \\boxed{{4}}\nQuestion: x"
+
+    for r in search(name, settings(max_iterations=2), Spy(script=script)):
+        assert all(c.finished and c.answer == "4" for c in r.completions)
+        assert all(len(c.steps) >= 3 and len(c.step_scores) == len(c.steps) for c in r.completions)
+    assert all("\n" in stop for stop in seen[0]) and all("\n" not in stop for stop in seen[1])
 
 
 def test_trees_hold_every_node():
@@ -123,6 +201,21 @@ def test_filter_duplicates_drops_identical_steps():
 
     r = search("beam_search", settings(n=4, beam_width=2, filter_duplicates=True), FakeGenerator(script=same))[0]
     assert len({c.text for c in r.completions}) == len(r.completions)
+
+
+def test_filter_duplicates_works_across_parents_and_ignores_trailing_whitespace():
+    from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+
+    def script(prompt, rng):
+        return "Step 2: same.\n" if "Step 1" in prompt else f"Step 1: {'a' if rng.random() < 0.5 else 'a '}\n"
+
+    core = Expander(FakeGenerator(script=script), FakeVerifier(), settings(filter_duplicates=True))
+    st = ProblemState(PROBLEMS[0], PROMPTS[0])
+    a, b = Beam(steps=("Step 1: x\n",)), Beam(steps=("Step 1: x\n",))  # two active beams, one text
+    children = core.expand([(st, Expansion(a, 2)), (st, Expansion(b, 2))], 0)
+    assert sum(map(len, children)) == 1  # one text in all: kept once, whichever parent grew it
+    roots = core.expand([(st, Expansion(None, 8))], 1)[0]
+    assert sorted(c.text for c in roots) in (["Step 1: a\n"], ["Step 1: a \n"])
 
 
 def test_split_steps_keeps_delimiters():

@@ -20,28 +20,30 @@ class Echo:
     name, n_params, tokenizer = "echo", 0, None
 
     def __init__(self, delay_s: float = 0.0) -> None:
-        self.calls: list[tuple[list[str], SamplingParams]] = []
+        self.calls: list[tuple[list[str], list[SamplingParams]]] = []
         self.delay_s = delay_s
 
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
-        self.calls.append((list(prompts), params))
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
+        self.calls.append((list(prompts), list(params)))
         if any("bad" in p for p in prompts):
             raise GenerationError("bad prompt")
         time.sleep(self.delay_s)
-        return [[Generation(f"{p}#{i}", 1, "eos") for i in range(params.n)] for p in prompts]
+        return [[Generation(f"{p}#{i}", q.max_new_tokens, "eos") for i in range(q.n)] for p, q in zip(prompts, params)]
 
 
 def _concurrently(batcher: BatchingGenerator, jobs: list[tuple[list[str], SamplingParams]]):
+    """Each job (prompts, params) runs in its own thread as one search's generate() call."""
     barrier = threading.Barrier(len(jobs))
 
     def one(job):
         with batcher.session() as gen:
             barrier.wait()
             try:
-                return gen.generate(*job)
+                prompts, params = job
+                return gen.generate(prompts, [params] * len(prompts))
             except GenerationError as e:
                 return e
 
@@ -61,14 +63,17 @@ def test_concurrent_calls_share_a_backend_call_and_get_their_own_results():
     batcher.close()
 
 
-def test_calls_with_different_sampling_params_are_not_merged():
+def test_calls_with_different_sampling_params_share_a_call_and_keep_their_own_params():
     inner = Echo()
     batcher = BatchingGenerator(inner, window_s=0.2)
-    jobs = [(["a"], SamplingParams(max_new_tokens=8)), (["b"], SamplingParams(max_new_tokens=16))] * 3
+    jobs = [(["a"], SamplingParams(max_new_tokens=8, seed=1)), (["b"], SamplingParams(max_new_tokens=16, seed=2))] * 3
     out = _concurrently(batcher, jobs)
-    assert [g[0][0].text for g in out] == ["a#0", "b#0"] * 3
+    assert [(g[0][0].text, g[0][0].n_tokens) for g in out] == [("a#0", 8), ("b#0", 16)] * 3
+    assert len(inner.calls) < 6
+    # each prompt reaches the backend with its own params, seed included (issue 15: it used to be dropped)
     for prompts, params in inner.calls:
-        assert {p for p in prompts} <= ({"a"} if params.max_new_tokens == 8 else {"b"})
+        for p, q in zip(prompts, params):
+            assert (q.max_new_tokens, q.seed) == ((8, 1) if p == "a" else (16, 2))
     batcher.close()
 
 
@@ -86,10 +91,10 @@ def test_a_cancelled_search_stops_before_its_next_backend_call():
     batcher = BatchingGenerator(inner)
     cancelled = threading.Event()
     with batcher.session(cancelled) as gen:
-        assert gen.generate(["x"], SamplingParams())[0][0].text == "x#0"
+        assert gen.generate(["x"], [SamplingParams()])[0][0].text == "x#0"
         cancelled.set()
         with pytest.raises(SearchCancelled):
-            gen.generate(["y"], SamplingParams())
+            gen.generate(["y"], [SamplingParams()])
     assert [p for p, _ in inner.calls] == [["x"]]
     batcher.close()
 
@@ -99,7 +104,7 @@ def test_a_lone_search_does_not_wait_for_the_window():
     started = time.perf_counter()
     with batcher.session() as gen:
         for _ in range(5):
-            gen.generate(["x"], SamplingParams())
+            gen.generate(["x"], [SamplingParams()])
     assert time.perf_counter() - started < 2.0
     batcher.close()
 

@@ -61,8 +61,29 @@ def test_every_strategy_can_be_asked_for_per_request(client, strategy):
         extra_body={"ttscale": {"strategy": strategy, "n": 4, "beam_width": 2, "return_candidates": True}},
     )
     (search,) = reply.model_extra["ttscale"]["results"]
-    assert search["strategy"] == strategy and 1 <= len(search["candidates"]) <= 4  # DVTS returns N/M subtrees
+    assert search["strategy"] == strategy and len(search["candidates"]) == 4  # DVTS too: M from each N/M subtree
     assert reply.choices[0].message.content == search["candidates"][search["selected"]]["text"].rstrip()
+
+
+def test_the_openai_seed_field_makes_a_request_repeatable(client):
+    def ask(seed):
+        reply = client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": QUESTION}], seed=seed,
+            extra_body={"ttscale": {"strategy": "dvts", "n": 8, "beam_width": 2, "return_candidates": True}})
+        return [c["text"] for c in reply.model_extra["ttscale"]["results"][0]["candidates"]]
+
+    with ThreadPoolExecutor(5) as pool:  # concurrent, so the batcher merges them with each other
+        same = list(pool.map(ask, [7] * 5))
+    assert all(texts == same[0] for texts in same) and len(set(same[0])) > 1
+    assert ask(8) != same[0]
+    unseeded = [tuple(ask(None)) for _ in range(3)]
+    assert len(set(unseeded)) > 1  # without a seed every request is a fresh draw, as with OpenAI
+
+
+def test_beam_width_that_does_not_divide_n_is_a_400(client):
+    with pytest.raises(openai.BadRequestError, match="does not divide search.n=6"):
+        client.chat.completions.create(model="fake", messages=[{"role": "user", "content": QUESTION}],
+                                       extra_body={"ttscale": {"strategy": "beam_search", "n": 6, "beam_width": 4}})
 
 
 def test_models_health_and_metrics(client, http):

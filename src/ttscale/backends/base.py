@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -12,17 +13,21 @@ from ttscale.types import Generation, SamplingParams
 
 @runtime_checkable
 class Generator(Protocol):
-    """Samples continuations. `generate` returns, per prompt, `params.n` generations.
+    """Samples continuations. `generate` takes one SamplingParams per prompt (vLLM's habit) and
+    returns, per prompt, `params[i].n` generations.
 
-    A generation's text keeps the stop string it ended on, so a strategy can tell
-    a finished step ("...\\n\\n") from a truncated one.
+    Seeds follow vLLM: a request with seed s samples its child k from a stream seeded s + k,
+    so the same prompt with the same seed gives the same sample whatever else is in the call,
+    and a sample depends on nothing but its own request (issue 15). A generation's text keeps
+    the stop string it ended on, so a strategy can tell a finished step ("...\\n\\n") from a
+    truncated one.
     """
 
     name: str
     n_params: int
     tokenizer: Any
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]: ...
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -36,6 +41,20 @@ GENERATORS.register("openai", "ttscale.backends.openai_http:OpenAIGenerator")
 
 def build_generator(cfg: ModelConfig) -> Generator:
     return GENERATORS.get(cfg.backend)(cfg)
+
+
+def child_seeds(params: SamplingParams) -> list[int | None]:
+    """The seed of each of a request's n samples, as vLLM derives them (parallel_sampling.py: seed + index)."""
+    return [None if params.seed is None else params.seed + k for k in range(params.n)]
+
+
+def same_params(params: Sequence[SamplingParams], *ignored: str) -> dict[SamplingParams, list[int]]:
+    """Prompt indices grouped by their params less the seed (and the `ignored` fields): what one call can share."""
+    groups: dict[SamplingParams, list[int]] = {}
+    blank = {name: None for name in ("seed", *ignored)}
+    for i, p in enumerate(params):
+        groups.setdefault(dataclasses.replace(p, **blank), []).append(i)
+    return groups
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

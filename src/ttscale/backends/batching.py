@@ -6,15 +6,13 @@ of each other. One dispatcher thread collects them for a short window, merges
 those that can share a backend call, and splits the results back: the backend sees
 one caller, which also makes a non-thread-safe backend (HF) safe to share.
 
-Calls with equal `SamplingParams` except the seed share a call, seeded with the
-first call's seed: a backend takes one seed per call (HF), so a seeded request is
-reproducible only when it runs alone (vLLM's server has the same trade-off without
-per-request generators).
+Every call can share a backend call: a backend takes one SamplingParams per prompt, each
+with its own seed, so a seeded request gives the same samples whatever it was merged
+with (issue 15).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
@@ -189,8 +187,9 @@ class BatchingGenerator:
     def __init__(self, inner: Generator, window_s: float = 0.005, max_prompts: int = 1024) -> None:
         self.inner = inner
         self.name, self.n_params, self.tokenizer = inner.name, inner.n_params, inner.tokenizer
-        self._batcher: MicroBatcher[str, list[Generation]] = MicroBatcher(
-            lambda params, prompts: inner.generate(prompts, params), window_s, max_prompts, "generate"
+        self._batcher: MicroBatcher[tuple[str, SamplingParams], list[Generation]] = MicroBatcher(
+            lambda _, items: inner.generate([p for p, _ in items], [q for _, q in items]), window_s, max_prompts,
+            "generate",
         )
 
     @property
@@ -204,13 +203,13 @@ class BatchingGenerator:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         return self._submit(prompts, params, None)
 
     def _submit(
-        self, prompts: Sequence[str], params: SamplingParams, cancelled: threading.Event | None
+        self, prompts: Sequence[str], params: Sequence[SamplingParams], cancelled: threading.Event | None
     ) -> list[list[Generation]]:
-        return self._batcher.submit(dataclasses.replace(params, seed=None), prompts, params, cancelled)
+        return self._batcher.submit(None, list(zip(prompts, params, strict=True)), None, cancelled)
 
     @contextmanager
     def session(self, cancelled: threading.Event | None = None) -> Iterator[Generator]:
@@ -230,6 +229,6 @@ class _Handle:
     def count_tokens(self, text: str) -> int:
         return self._owner.count_tokens(text)
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         return self._owner._submit(prompts, params, self._cancelled)
 

@@ -1,16 +1,18 @@
 """A deterministic, instant generator for tests and load benchmarks.
 
-Each continuation is a pure function of (prompt, sample index, seed), so step-wise
-search over it is reproducible, and stop strings are honoured like a real backend.
+It models vLLM's sampling semantics exactly, so a seeding bug shows in tests (issue 15):
+child k of a request seeded s is a pure function of (prompt, s + k); greedy (T = 0) is a
+function of the prompt alone; an unseeded request draws from the generator's own stream
+(vLLM's engine-level generator), so it differs from call to call. Stop strings are
+honoured like a real backend.
 """
 
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Callable, Sequence
 
-from ttscale.backends.base import truncate_at_stop
+from ttscale.backends.base import child_seeds, truncate_at_stop
 from ttscale.config import ModelConfig
 from ttscale.errors import GenerationError
 from ttscale.types import FinishReason, Generation, SamplingParams
@@ -46,23 +48,27 @@ class FakeGenerator:
         self.fail_on = fail_on
         self.calls = 0
         self.prompts_seen = 0
+        self._unseeded = random.Random(0)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         self.calls += 1
         self.prompts_seen += len(prompts)
         out = []
-        for prompt in prompts:
+        for prompt, p in zip(prompts, params, strict=True):
             if self.fail_on is not None and self.fail_on in prompt:
                 raise GenerationError(f"fake failure on a prompt containing {self.fail_on!r}")
-            out.append([self._one(prompt, i, params) for i in range(params.n)])
+            out.append([self._one(prompt, seed, p) for seed in child_seeds(p)])
         return out
 
-    def _one(self, prompt: str, index: int, params: SamplingParams) -> Generation:
-        key = f"{params.seed}|{index if params.temperature > 0 else 0}|{prompt}".encode()
-        text = self.script(prompt, random.Random(zlib.crc32(key)))
+    def _one(self, prompt: str, seed: int | None, params: SamplingParams) -> Generation:
+        if params.temperature == 0:
+            key = f"greedy|{prompt}"
+        else:
+            key = f"{seed if seed is not None else self._unseeded.getrandbits(62)}|{prompt}"
+        text = self.script(prompt, random.Random(key))  # a str seed is hashed with SHA-512: no collisions
         text, stopped = truncate_at_stop(text, params.stop)
         words = text.split()
         reason: FinishReason = "stop" if stopped else "eos"

@@ -8,11 +8,13 @@ read from the prefix KV store instead of being re-encoded (issue 11).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from ttscale.backends.base import truncate_at_stop
+from ttscale.backends.base import child_seeds, same_params, truncate_at_stop
 from ttscale.backends.kv_cache import KV, PrefixKVStore
 from ttscale.backends.loading import cache_kwarg, load_pretrained
+from ttscale.backends.sampling import RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.types import FinishReason, Generation, SamplingParams
@@ -50,16 +52,21 @@ class HFGenerator:
     def count_tokens(self, text: str) -> int:
         return len(encode_prompt(self.tokenizer, text))
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # length buckets pad little
-        per_batch = max(1, self.max_batch_size // params.n)
         out: list[list[Generation]] = [[] for _ in prompts]
-        for start in range(0, len(order), per_batch):
-            chunk = order[start : start + per_batch]
-            seed = None if params.seed is None else params.seed + start
-            for i, gens in zip(chunk, self._generate_batch([encoded[i] for i in chunk], params, seed)):
-                out[i] = gens
+        # Rows with other token caps share a call: each row samples from its own stream, so decoding
+        # past a row's cap and cutting there gives exactly what stopping at the cap would.
+        for shared, members in same_params(params, "max_new_tokens").items():
+            order = sorted(members, key=lambda i: len(encoded[i]))  # length buckets pad little
+            per_batch = max(1, self.max_batch_size // shared.n)
+            for start in range(0, len(order), per_batch):
+                chunk = order[start : start + per_batch]
+                caps = [params[i].max_new_tokens for i in chunk]
+                seeds = [s for i in chunk for s in child_seeds(params[i])]
+                call = replace(shared, max_new_tokens=max(caps))
+                for i, gens in zip(chunk, self._generate_batch([encoded[i] for i in chunk], call, seeds, caps)):
+                    out[i] = gens
         return out
 
     def _layout(self, batch: list[list[int]]) -> tuple[Any, Any, Any, int]:
@@ -122,7 +129,9 @@ class HFGenerator:
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         return input_ids, mask, width
 
-    def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int | None) -> list[list[Generation]]:
+    def _generate_batch(
+        self, batch: list[list[int]], params: SamplingParams, seeds: list[int | None], caps: list[int]
+    ) -> list[list[Generation]]:
         import torch
 
         with torch.inference_mode():
@@ -136,13 +145,13 @@ class HFGenerator:
                     input_ids = input_ids.repeat_interleave(params.n, 0)
                     mask = mask.repeat_interleave(params.n, 0)
                 cache_args = {self._cache_kwarg: cache}
-            if seed is not None:
-                torch.manual_seed(seed)
-            sampling: dict[str, Any] = (
-                {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-                if params.temperature > 0
-                else {"do_sample": False}
-            )
+            # Sampling runs in RowSampler on top of a greedy decode: one seeded stream per row, never
+            # the global RNG, so a row's tokens do not depend on its batch (issue 15).
+            sampling: dict[str, Any] = {"do_sample": False}
+            if params.temperature > 0:
+                rows = input_ids.shape[0]  # static mode pads rows; their draws are discarded
+                sampling["logits_processor"] = [RowSampler(seeds + [0] * (rows - len(seeds)), params.temperature,
+                                                           params.top_p)]
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, **cache_args,
                 max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
@@ -151,7 +160,8 @@ class HFGenerator:
             )
             gens = []
             for r, row in enumerate(out.sequences[: len(batch) * params.n]):  # static mode pads rows
-                kept, gen = self._to_generation(row[width:].tolist(), len(batch[r // params.n]), params)
+                new_ids = row[width:].tolist()[: caps[r // params.n]]
+                kept, gen = self._to_generation(new_ids, len(batch[r // params.n]), params)
                 if self.store is not None:
                     self._remember(cache, r, mask[r], width, batch[r // params.n], kept)
                 gens.append(gen)

@@ -80,17 +80,17 @@ class OpenAIGenerator:
         # No local tokenizer: OpenAI's rule of thumb, ~4 characters per token.
         return max(1, round(len(text) / 4)) if text else 0
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
-        # Seeds differ per prompt so sibling beams of one round do not share a random stream.
-        seeds = [None if params.seed is None else params.seed + i for i in range(len(prompts))]
-        return list(self._pool.map(lambda ps: self._complete(ps[0], params, ps[1]), zip(prompts, seeds)))
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
+        # Each request carries its own seed (a vLLM server samples child k from seed + k), so a
+        # sample never depends on which other prompts this call happened to hold (issue 15).
+        return list(self._pool.map(self._complete, prompts, params))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self._client.close()
 
     # -- one request ---------------------------------------------------------------
-    def _body(self, prompt: str, params: SamplingParams, seed: int | None) -> dict[str, Any]:
+    def _body(self, prompt: str, params: SamplingParams) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": prompt,
@@ -101,12 +101,12 @@ class OpenAIGenerator:
         }
         if params.stop:
             body["stop"] = list(params.stop)
-        if seed is not None:
-            body["seed"] = seed
+        if params.seed is not None:
+            body["seed"] = params.seed
         return body
 
-    def _complete(self, prompt: str, params: SamplingParams, seed: int | None) -> list[Generation]:
-        reply = self._post("/completions", self._body(prompt, params, seed))
+    def _complete(self, prompt: str, params: SamplingParams) -> list[Generation]:
+        reply = self._post("/completions", self._body(prompt, params))
         choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != params.n:
             raise GenerationError(

@@ -77,10 +77,14 @@ class VLLMGenerator:
     def count_tokens(self, text: str) -> int:
         return len(encode_prompt(self.tokenizer, text))
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         ids = [encode_prompt(self.tokenizer, p) for p in prompts]
+        # One SamplingParams per request: vLLM seeds each request's generator from its own seed
+        # (child k of n from seed + k), so identical prompts with their own seeds differ (issue 15).
         outputs = self.llm.generate(
-            [{"prompt_token_ids": i} for i in ids], self._vllm.SamplingParams(**sampling_args(params)), use_tqdm=False
+            [{"prompt_token_ids": i} for i in ids],
+            [self._vllm.SamplingParams(**sampling_args(p)) for p in params],
+            use_tqdm=False,
         )
         return [[to_generation(o, len(i)) for o in out.outputs] for out, i in zip(outputs, ids)]
 

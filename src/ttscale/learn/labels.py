@@ -12,11 +12,12 @@ directory resumes like a run: rows are appended problem by problem, done ids ski
 
 from __future__ import annotations
 
+
 import json
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from ttscale.data.prompts import PromptFormat, build_prompt_format
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.grading import extract_answer, is_equiv_many
 from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
-from ttscale.search.expand import clean_step, problem_seed, strip_end_marker
+from ttscale.search.expand import clean_step, problem_seed, request_seed, strip_end_marker
 from ttscale.types import Completion, ProblemResult, SamplingParams
 
 log = logging.getLogger("ttscale")
@@ -99,7 +100,10 @@ def monte_carlo_values(
     """prefix -> fraction of its rollouts whose final answer equals the gold answer (one generate call)."""
     if not prefixes:
         return {}
-    outputs = generator.generate([prompt + p for p in prefixes], params)
+    # each prefix its own seed, derived from the prefix, so its rollouts do not depend on the other prefixes
+    per_prefix = [replace(params, seed=request_seed(params.seed or 0, result.problem.id, "rollout", p))
+                  for p in prefixes]
+    outputs = generator.generate([prompt + p for p in prefixes], per_prefix)
     answers = [
         extract_answer(p + strip_end_marker(g.text, end_markers)[0]) for p, gens in zip(prefixes, outputs) for g in gens
     ]

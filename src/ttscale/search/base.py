@@ -27,6 +27,7 @@ class SearchSettings:
     reduction: str = "last"
     filter_duplicates: bool = False
     particle_temperature: float = 1.0
+    resample_ess: float = 1.0
     temperature: float = 0.8
     top_p: float = 1.0
     max_new_tokens: int = 2048
@@ -51,6 +52,7 @@ class SearchSettings:
             reduction=cfg.verifier.reduction,
             filter_duplicates=s.filter_duplicates,
             particle_temperature=s.particle_temperature,
+            resample_ess=s.resample_ess,
             temperature=p.temperature,
             top_p=p.top_p,
             max_new_tokens=p.max_new_tokens,

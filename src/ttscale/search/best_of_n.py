@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, ProblemState, problem_seed, split_steps, strip_end_marker
+from ttscale.search.expand import Beam, Expander, ProblemState, split_steps, strip_end_marker
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
@@ -18,8 +18,9 @@ class BestOfN:
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
         core = Expander(generator, verifier, settings)
-        states = [ProblemState(p, pr, problem_seed(settings.seed, p)) for p, pr in zip(problems, prompts)]
-        outputs = core.generate(states, [""] * len(states), settings.n, 0, whole=True)
+        states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
+        outputs = core.generate(states, [None] * len(states), [settings.n] * len(states), [(0, 0)] * len(states),
+                                whole=True)
         pairs = []
         for st, gens in zip(states, outputs):
             for g in gens:

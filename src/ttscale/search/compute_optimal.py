@@ -17,6 +17,7 @@ from ttscale.eval.compute_optimal import Policy
 from ttscale.eval.difficulty import mean_score
 from ttscale.search.base import SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
+from ttscale.search.expand import request_seed
 from ttscale.search.select import solution_score
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -32,7 +33,9 @@ class ComputeOptimal:
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
         policy = Policy.load(self.policy_path or settings.policy)
-        probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False)
+        # Its own seed: the probe's samples must not reappear as the first samples of the chosen strategy.
+        probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False,
+                        seed=request_seed(settings.seed, "compute_optimal:probe"))
         probes = BestOfN().search(problems, prompts, generator, verifier, probe)
         by_bin: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(probes):

@@ -8,37 +8,45 @@ from ttscale.types import Problem
 
 
 class DVTSPolicy:
-    """One result per subtree; a subtree cut off at max depth returns its best partial, unfinished."""
+    """Each subtree returns all M candidates of its last expansion, N in all (search-and-learn's DVTS).
 
-    def __init__(self, n: int, beam_width: int) -> None:
+    A subtree ends when its best candidate finishes; the round at `max_iterations` runs the
+    subtrees' best beams to the end of the solution, and a subtree cut off by a token cap
+    returns its last candidates, unfinished. Votes and weighted picks then run over N.
+    """
+
+    def __init__(self, n: int, beam_width: int, max_iterations: int) -> None:
         self.width = min(beam_width, n)
         self.n_trees = max(1, n // self.width)
-        self.best: dict[int, Beam] = {}
+        self.last: dict[int, list[Beam]] = {}
         self.done: set[int] = set()
+        self.rounds_left = max_iterations
 
     def initial(self) -> list[Expansion]:
-        return [Expansion(None, self.width, group=g) for g in range(self.n_trees)]
+        self.rounds_left -= 1
+        return [Expansion(None, self.width, group=g, whole=self.rounds_left == 0) for g in range(self.n_trees)]
 
     def step(self, children: list[Beam]) -> list[Expansion]:
+        self.rounds_left -= 1
         expansions = []
         for g in range(self.n_trees):
             mine = [c for c in children if c.group == g]
             if g in self.done or not mine:
                 continue
+            self.last[g] = mine
             (best,) = top(mine, 1)
-            self.best[g] = best
             if best.finished:
                 self.done.add(g)
             else:
-                expansions.append(Expansion(best, self.width, group=g))
+                expansions.append(Expansion(best, self.width, group=g, whole=self.rounds_left == 0))
         return expansions
 
     def finish(self) -> list[Beam]:
-        return [self.best[g] for g in range(self.n_trees) if g in self.best]
+        return [b for g in range(self.n_trees) for b in top(self.last.get(g, []), self.width)]
 
 
 class DVTS(RoundStrategy):
     name = "dvts"
 
     def policy(self, problem: Problem, settings: SearchSettings) -> DVTSPolicy:
-        return DVTSPolicy(settings.n, settings.beam_width)
+        return DVTSPolicy(settings.n, settings.beam_width, settings.max_iterations)

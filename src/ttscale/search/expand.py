@@ -8,6 +8,7 @@ which beams survive and how many children each gets.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -43,11 +44,15 @@ class Beam:
 
 @dataclass(frozen=True)
 class Expansion:
-    """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`."""
+    """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`.
+
+    `whole`: each child runs to the end of the solution instead of stopping at the next step.
+    """
 
     parent: Beam | None
     k: int
     group: int = 0
+    whole: bool = False
 
 
 @dataclass
@@ -56,7 +61,6 @@ class ProblemState:
 
     problem: Problem
     prompt: str
-    seed: int
     budget: Budget = field(default_factory=Budget)
     tree: list[TreeNode] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -113,7 +117,8 @@ class Expander:
         self.generator, self.verifier, self.settings = generator, verifier, settings
 
     # -- generation ----------------------------------------------------------------
-    def _params(self, n: int, max_new_tokens: int, stop: tuple[str, ...], seed: int, greedy: bool) -> SamplingParams:
+    def _params(self, st: ProblemState, n: int, max_new_tokens: int, stop: tuple[str, ...], greedy: bool,
+                seed_path: tuple[object, ...]) -> SamplingParams:
         s = self.settings
         return SamplingParams(
             temperature=0.0 if greedy else s.temperature,
@@ -121,21 +126,27 @@ class Expander:
             max_new_tokens=max_new_tokens,
             stop=stop,
             n=n,
-            seed=seed,
+            seed=request_seed(s.seed, st.problem.id, *seed_path),
         )
 
     def generate(
-        self, states: Sequence[ProblemState], prefixes: Sequence[str], n: int, round_: int,
-        whole: bool = False, greedy: bool = False,
+        self, states: Sequence[ProblemState], prefixes: Sequence[Beam | None], ns: Sequence[int],
+        seed_paths: Sequence[tuple[object, ...]], whole: bool = False, greedy: bool = False,
     ) -> list[list[Generation]]:
-        """One generator call for all (state, prefix) pairs; budgets charged per problem."""
+        """One generator call for all requests; budgets charged per problem.
+
+        Request i samples ns[i] children of prefixes[i], seeded from (run seed, problem id,
+        seed_paths[i]): a request's samples never depend on where it sits in the call.
+        """
         s = self.settings
         stop = s.end_markers if whole else (s.step_delimiter, *s.end_markers)
-        max_new = s.max_new_tokens if whole else s.max_step_tokens
-        seed = (states[0].seed if states else s.seed) * 1000 + round_
-        outputs = self.generator.generate(
-            [st.prompt + p for st, p in zip(states, prefixes)], self._params(n, max_new, stop, seed, greedy)
-        )
+
+        def cap(prefix: Beam | None) -> int:
+            return max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
+
+        params = [self._params(st, n, cap(b), stop, greedy, path)
+                  for st, b, n, path in zip(states, prefixes, ns, seed_paths, strict=True)]
+        outputs = self.generator.generate([st.prompt + (b.text if b else "") for st, b in zip(states, prefixes)], params)
         seen: set[int] = set()
         for st, prefix, gens in zip(states, prefixes, outputs):
             if id(st) not in seen:
@@ -145,42 +156,52 @@ class Expander:
             st.budget.prompt_tokens += prompt_tokens
             # A prefix cache has every token of an earlier round (prompt and generated steps)
             # already, so only round 1 reads its prompt for real.
-            if prefix:
+            if prefix is not None and prefix.text:
                 st.budget.prompt_tokens_reused += prompt_tokens
             st.budget.generated_tokens += sum(g.n_tokens for g in gens)
             st.step_tokens.extend(g.n_tokens for g in gens)
         return outputs
 
-    def child(self, st: ProblemState, parent: Beam | None, gen: Generation, group: int) -> Beam:
+    def child(self, st: ProblemState, parent: Beam | None, gen: Generation, e: Expansion) -> Beam:
         s = self.settings
         text, ended = strip_end_marker(gen.text, s.end_markers)
-        parent = parent or Beam(group=group)
+        parent = parent or Beam(group=e.group)
         n_tokens = parent.n_tokens + gen.n_tokens
         answered = _answered(gen, text, ended)
         capped = n_tokens >= s.max_new_tokens
-        finished = answered or capped
-        reason: FinishReason = "eos" if answered else ("length" if capped else "stop")
+        finished = answered or capped or (e.whole and gen.finish_reason != "length")
+        reason: FinishReason = "eos" if answered or finished and not capped else ("length" if capped else "stop")
         node = st.add_node(parent.node if parent.node >= 0 else None, text, gen.n_tokens, finished)
+        # A whole-solution child holds many steps: split them so the verifier scores each, as it would have.
+        new_steps = (split_steps(text, s.step_delimiter) or (text,)) if e.whole else (text,)
         return Beam(
-            steps=(*parent.steps, text), scores=parent.scores, n_tokens=n_tokens, finished=finished,
-            finish_reason=reason, node=node, group=group,
+            steps=(*parent.steps, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
+            finish_reason=reason, node=node, group=e.group,
         )
 
     def expand(self, requests: Sequence[tuple[ProblemState, Expansion]], round_: int) -> list[list[Beam]]:
-        """Children of every request, grouped by request; requests with equal k share one call."""
+        """Children of every request, grouped by request: one generator call per kind (step or whole).
+
+        A request's seed comes from its index among its problem's requests this round, so
+        identical prompts (DVTS roots, duplicate beams, a particle drawn twice) get distinct
+        children on every backend (issue 15).
+        """
         out: list[list[Beam]] = [[] for _ in requests]
-        by_k: dict[int, list[int]] = {}
-        for i, (_, e) in enumerate(requests):
-            by_k.setdefault(e.k, []).append(i)
-        for k, idx in sorted(by_k.items()):
-            states = [requests[i][0] for i in idx]
-            prefixes = [requests[i][1].parent.text if requests[i][1].parent else "" for i in idx]
-            for i, gens in zip(idx, self.generate(states, prefixes, k, round_)):
+        index: dict[int, int] = {}
+        paths = []
+        for st, _ in requests:
+            index[id(st)] = index.get(id(st), -1) + 1
+            paths.append((round_, index[id(st)]))
+        for whole in (False, True):
+            idx = [i for i, (_, e) in enumerate(requests) if e.whole == whole]
+            if not idx:
+                continue
+            gens = self.generate([requests[i][0] for i in idx], [requests[i][1].parent for i in idx],
+                                 [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole)
+            for i, g in zip(idx, gens):
                 st, e = requests[i]
-                out[i] = [self.child(st, e.parent, g, e.group) for g in gens]
-        if self.settings.filter_duplicates:
-            out = [_dedup(children) for children in out]
-        return out
+                out[i] = [self.child(st, e.parent, one, e) for one in g]
+        return _dedup(requests, out) if self.settings.filter_duplicates else out
 
     # -- scoring -----------------------------------------------------------------
     def score(self, pairs: Sequence[tuple[ProblemState, Beam]]) -> list[Beam]:
@@ -216,7 +237,8 @@ class Expander:
             todo = [i for i, b in enumerate(rolled) if not b.finished]
             if not todo:
                 break
-            gens = self.generate([states[i] for i in todo], [rolled[i].text for i in todo], 1, 10_000 + depth, greedy=True)
+            gens = self.generate([states[i] for i in todo], [rolled[i] for i in todo], [1] * len(todo),
+                                 [("lookahead", depth, i) for i in todo], greedy=True)
             for i, g in zip(todo, gens):
                 rolled[i] = self._extend_silently(rolled[i], g[0])
         return rolled
@@ -227,18 +249,24 @@ class Expander:
         return replace(beam, steps=(*beam.steps, text), finished=_answered(gen, text, ended))
 
     # -- results -----------------------------------------------------------------
-    def over_budget(self, st: ProblemState, n_expansions: int) -> bool:
+    def over_budget(self, st: ProblemState, expansions: Sequence[Expansion]) -> bool:
         """Would the next round pass the per-problem cap? (issue 6: stop before, not after).
 
-        Projected at the worst case (every step hits max_step_tokens), so a cap is never passed.
+        Projected at the worst case (every step hits max_step_tokens, a whole solution its
+        remaining max_new_tokens), so a cap is never passed.
         """
         s = self.settings
-        worst = n_expansions * s.max_step_tokens
+        worst = sum(e.k * self.worst_tokens(e) for e in expansions)
         if s.max_tokens_per_problem is not None and st.budget.generated_tokens + worst > s.max_tokens_per_problem:
             return True
         if s.max_flops_per_problem is not None:
             return self.flops(st) + 2.0 * self.generator.n_params * worst > s.max_flops_per_problem
         return False
+
+    def worst_tokens(self, e: Expansion) -> int:
+        if e.whole:
+            return max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+        return self.settings.max_step_tokens
 
     def flops(self, st: ProblemState) -> float:
         """2 x parameters x tokens through each model, counting prefix-cache hits as free."""
@@ -278,14 +306,34 @@ def _answered(gen: Generation, text: str, ended: bool) -> bool:
     return ended or gen.finish_reason == "eos" or not text.strip() or extract_answer(text) is not None
 
 
-def _dedup(children: list[Beam]) -> list[Beam]:
-    seen: set[str] = set()
-    kept = []
-    for c in children:
-        if c.steps[-1] not in seen:
-            seen.add(c.steps[-1])
-            kept.append(c)
-    return kept
+def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[list[Beam]]) -> list[list[Beam]]:
+    """Drop a child whose whole text repeats another active beam of its problem and subtree.
+
+    Across all requests of the problem, not only among siblings (two parents can grow the
+    same text); trailing whitespace does not make a beam new (issue 16).
+    """
+    seen: set[tuple[int, int, str]] = set()
+    out = []
+    for (st, _), cs in zip(requests, children):
+        kept = []
+        for c in cs:
+            key = (id(st), c.group, c.text.rstrip())
+            if key not in seen:
+                seen.add(key)
+                kept.append(c)
+        out.append(kept)
+    return out
+
+
+def request_seed(run_seed: int, problem_id: str, *path: object) -> int:
+    """The seed of one generation request: a hash of what the request is (STYLE.md, issue 15).
+
+    (run seed, problem id, round, the request's index among its problem's requests), never
+    its position in a batch, so a run is the same batched by 1 or 64, sharded or served.
+    Below 2^30, so child k's seed + k stays a 31-bit integer that every backend and server accepts.
+    """
+    key = "|".join(map(str, (run_seed, problem_id, *path))).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % (1 << 30)
 
 
 def problem_seed(base: int, problem: Problem) -> int:
@@ -302,11 +350,11 @@ def run_rounds(
 ) -> list[ProblemResult]:
     """The round loop: expand every pending request of every problem, score, let policies choose."""
     s = expander.settings
-    states = [ProblemState(p, pr, problem_seed(s.seed, p)) for p, pr in zip(problems, prompts)]
+    states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
     pending = [pol.initial() for pol in policies]
     for round_ in range(s.max_iterations):
         for i, st in enumerate(states):
-            if pending[i] and expander.over_budget(st, sum(e.k for e in pending[i])):
+            if pending[i] and expander.over_budget(st, pending[i]):
                 pending[i] = []
         requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
         if not requests:
@@ -340,19 +388,16 @@ class RoundStrategy:
 
 
 class CompletionPool:
-    """N candidates from the root; finished ones are set aside, the rest stay active.
+    """Finished candidates are set aside, the rest stay active.
 
-    Shared by beam search and particle filtering: whatever the policy keeps, `finish`
-    returns exactly N, finished first (never more: a bug users hit in the reference).
+    Whatever the policy keeps, `finish` returns exactly N, finished first (never more: a
+    bug users hit in the reference).
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.completed: list[Beam] = []
         self.active: list[Beam] = []
-
-    def initial(self) -> list[Expansion]:
-        return [Expansion(None, self.n)]
 
     def absorb(self, children: list[Beam]) -> None:
         self.completed += [c for c in children if c.finished]

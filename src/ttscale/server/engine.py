@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
 from ttscale.backends.batching import BatchingGenerator, MicroBatcher, SearchCancelled
-from ttscale.config import RunConfig
+from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.search.base import STRATEGIES, SearchSettings, build_strategy
@@ -128,34 +129,38 @@ class Engine:
             selection=opts.selection or b.selection,
             temperature=b.temperature if req.temperature is None else req.temperature,
             top_p=b.top_p if req.top_p is None else req.top_p,
-            seed=b.seed if req.seed is None else req.seed,
+            # OpenAI's semantics: the same request with the same seed gives the same answer; without
+            # a seed, every request is a fresh draw.
+            seed=secrets.randbelow(1 << 30) if req.seed is None else req.seed,
             max_new_tokens=max_new,
             max_step_tokens=min(b.max_step_tokens, max_new),
             # A request's stop strings end a whole solution, like the prompt format's end markers.
             end_markers=b.end_markers + tuple(s for s in req.stops if s not in b.end_markers),
         )
 
-    def _job(self, rid: str, req: SearchRequest, questions: Sequence[str], prompts: Sequence[str], n: int | None) -> SearchJob:
+    def _job(self, req: SearchRequest, questions: Sequence[str], prompts: Sequence[str], n: int | None) -> SearchJob:
         k = req.n
         many = len(prompts) * k > 1
+        # Ids name a prompt's place in the request, not the request: sample seeds derive from them.
         problems = tuple(
-            Problem(id=f"{rid}-{j * k + i}" if many else rid, question=q, answer="")
+            Problem(id=f"prompt{j}-choice{i}" if many else "prompt0", question=q, answer="")
             for j, q in enumerate(questions) for i in range(k)
         )
-        return SearchJob(
-            strategy=req.ttscale.strategy or self.cfg.search.strategy,
-            problems=problems,
-            prompts=tuple(p for p in prompts for _ in range(k)),
-            settings=self._settings(req, n),
-        )
+        strategy, settings = req.ttscale.strategy or self.cfg.search.strategy, self._settings(req, n)
+        try:
+            check_beam_width(strategy, settings.n, settings.beam_width)
+        except ConfigError as e:
+            raise BadRequest(str(e), param="ttscale.beam_width") from None
+        return SearchJob(strategy=strategy, problems=problems, prompts=tuple(p for p in prompts for _ in range(k)),
+                         settings=settings)
 
     def chat_job(self, rid: str, req: ChatCompletionRequest) -> SearchJob:
         question = req.question
         prompt = self.format.render(Problem(id=rid, question=question, answer=""))
-        return self._job(rid, req, [question], [prompt], None)
+        return self._job(req, [question], [prompt], None)
 
     def completion_job(self, rid: str, req: CompletionRequest) -> SearchJob:
-        return self._job(rid, req, req.prompts, req.prompts, req.best_of)
+        return self._job(req, req.prompts, req.prompts, req.best_of)
 
     # -- running -------------------------------------------------------------------
     async def run(self, job: SearchJob, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:

@@ -1,0 +1,48 @@
+"""Per-row sampling for the HF backend: each row draws from its own seeded stream (issue 15).
+
+transformers samples a batch with one `torch.multinomial` on the global RNG, so a row's
+tokens depend on its batch neighbours and on the order of earlier calls. `RowSampler`
+runs as the last logits processor of a greedy `generate`: it applies temperature and
+top-p, samples each row by inverse CDF with that row's own uniform draw, and returns
+scores whose argmax is the sampled token. The uniforms come from Python's
+`random.Random(seed)`, one per row and step, so they are the same on every device and
+torch build: a row's sample depends on its seed and its own logits alone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+
+class RowSampler:
+    """A logits processor: row r samples with temperature and top-p from `random.Random(seeds[r])`."""
+
+    def __init__(self, seeds: Sequence[int | None], temperature: float, top_p: float) -> None:
+        self.rngs = [random.Random(s) if s is not None else random.Random() for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logits = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            logits = top_p_filter(logits, self.top_p)
+        cdf = logits.softmax(-1).cumsum(-1)
+        draws = torch.tensor([r.random() for r in self.rngs[: cdf.shape[0]]], dtype=cdf.dtype, device=cdf.device)
+        # right=True: the first token whose CDF passes the draw, so a zero-probability token is never chosen
+        tokens = torch.searchsorted(cdf, draws.unsqueeze(1) * cdf[:, -1:], right=True).clamp_(max=cdf.shape[-1] - 1)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, tokens, 0.0)
+
+
+def top_p_filter(logits: Any, top_p: float) -> Any:
+    """Nucleus filtering (Holtzman et al. 2020): keep the smallest set of top tokens whose mass reaches top_p."""
+    import torch
+
+    sorted_logits, order = logits.sort(-1, descending=True)
+    mass_before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
+    drop_sorted = mass_before >= top_p  # the token that crosses top_p is kept; the first token always is
+    drop = torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
