@@ -43,7 +43,20 @@ def write_shard_file(run_dir: Path, index: int, count: int, ids: Sequence[str]) 
 def _read_shard(d: Path) -> dict:
     if not (d / SHARD_FILE).exists():
         raise RunDirError(f"{d} is not a shard directory (no {SHARD_FILE}); run it with --shard i/K")
-    return json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
+    try:
+        shard = json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{d / SHARD_FILE} is corrupt ({e}); re-run the shard with --shard i/K") from None
+    valid = (
+        isinstance(shard, dict)
+        and all(isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) for k in ("index", "count"))
+        and isinstance(shard.get("ids"), list)
+        and all(isinstance(i, str) for i in shard["ids"])
+    )
+    if not valid:
+        raise RunDirError(f"{d / SHARD_FILE} is corrupt (needs integer 'index', 'count' and a list of 'ids'); "
+                          "re-run the shard with --shard i/K")
+    return shard
 
 
 def merge(dirs: Sequence[str | Path], output: str | Path) -> tuple[int, dict]:

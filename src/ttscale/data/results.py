@@ -40,10 +40,15 @@ class RunDir:
 
     def prepare(self, config: dict[str, Any], overwrite: bool = False) -> None:
         """Create the dir, or check it belongs to the same config before resuming."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"output directory {self.path} is a file, not a directory; choose another --output-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create output directory {self.path}: {e.strerror}") from None
         cfg_file = self.path / CONFIG
         if cfg_file.exists() and not overwrite:
-            old = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+            old = self.config()
             if _comparable(old) != _comparable(config):
                 diff = _first_difference(_comparable(old), _comparable(config))
                 raise RunDirError(
@@ -94,7 +99,18 @@ class RunDir:
         tmp.replace(self.path / METRICS)
 
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8")) or {}
+        """The run's config.yaml, or RunDirError when it is missing or not a recipe mapping."""
+        file = self.path / CONFIG
+        if not file.is_file():
+            raise RunDirError(f"{self.path} is not a ttscale run directory (no {CONFIG})")
+        try:
+            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            reason = str(e).splitlines()[0]
+            raise RunDirError(f"{file} is corrupt ({reason}); repair it, or --overwrite to discard the run") from None
+        if not isinstance(raw, dict) or not all(isinstance(v, dict | None) for v in raw.values()):
+            raise RunDirError(f"{file} is corrupt (not a mapping of sections); repair it, or --overwrite to discard the run")
+        return raw
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
