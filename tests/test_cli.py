@@ -1,6 +1,7 @@
 """The `ttscale` command end to end, as a user runs it (subprocess, real SmolLM2)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,49 @@ def _plain_file(tmp) -> list[str]:
     return ["run", "cpu_arithmetic", *FAKE, "--output-dir", str(tmp / "o")]
 
 
+def _locked(tmp) -> list[str]:
+    from ttscale.config import load_config
+    from ttscale.data.results import RunDir
+
+    held = RunDir(tmp / "o")
+    held.prepare(load_config(None, ["model.backend=fake"]).to_dict())
+    _HELD.append(held)  # held (by this pid) until the test ends
+    return ["run", "cpu_arithmetic", *FAKE, "--output-dir", str(tmp / "o")]
+
+
+def _foreign(tmp) -> list[str]:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "notes.txt").write_text("mine")
+    return ["run", "cpu_arithmetic", *FAKE, "--output-dir", str(tmp / "o"), "--overwrite"]
+
+
+def _two_shards(tmp, *extra: str) -> list[str]:
+    base = ["run", "cpu_arithmetic", *FAKE, "--output-dir", str(tmp / "s"), *extra]
+    for i in range(2):
+        assert ttscale(*base, "--shard", f"{i}/2").returncode == 0
+    return [str(tmp / "s" / f"shard-{i}-of-2") for i in range(2)]
+
+
+def _merge_into_input(tmp) -> list[str]:
+    shards = _two_shards(tmp)
+    return ["merge", *shards, "--output", shards[0]]
+
+
+def _merge_into_other_run(tmp) -> list[str]:
+    _finished_run(tmp)  # tmp/o: search.n=2
+    return ["merge", *_two_shards(tmp, "--set", "search.n=3"), "--output", str(tmp / "o")]
+
+
+def _merge_into_foreign(tmp) -> list[str]:
+    shards = _two_shards(tmp)
+    (tmp / "m").mkdir()
+    (tmp / "m" / "notes.txt").write_text("mine")
+    return ["merge", *shards, "--output", str(tmp / "m"), "--overwrite"]
+
+
+_HELD: list = []
+
+
 # Issue 18: each input printed a traceback (or ran); each must be one line naming the file, field or line, exit 2.
 BAD_INPUT = [
     ("unknown key", lambda t: ["run", "cpu_arithmetic", "--set", "search.nn=3"], "unknown key 'search.nn'"),
@@ -92,12 +136,21 @@ BAD_INPUT = [
     ("output dir is a file", _plain_file, "is a file, not a directory"),
     ("corrupt config.yaml", _corrupt_config, "config.yaml is corrupt"),
     ("corrupt shard.json", _corrupt_shard, "shard.json is corrupt"),
+    ("folder in use", _locked, f"is in use by another ttscale process (pid {os.getpid()})"),
+    ("folder not a run", _foreign, "is not empty and is not a ttscale run (no config.yaml; holds notes.txt)"),
+    ("merge into an input", _merge_into_input, "is inside the input shard"),
+    ("merge over another run", _merge_into_other_run, "holds a run with a different config (search.n: 2 there, 3 now)"),
+    ("merge into a non-run", _merge_into_foreign, "is not empty and is not a ttscale run"),
 ]
 
 
 @pytest.mark.parametrize("make, fragment", [row[1:] for row in BAD_INPUT], ids=[row[0] for row in BAD_INPUT])
 def test_bad_input_is_one_clear_line(tmp_path, make, fragment):
-    r = ttscale(*make(tmp_path))
+    try:
+        r = ttscale(*make(tmp_path))
+    finally:
+        while _HELD:
+            _HELD.pop().release()
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

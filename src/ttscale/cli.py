@@ -77,7 +77,8 @@ def run(
     except TTScaleError as e:
         _fail(e)
     typer.echo(format_table(outcome.metrics))
-    typer.echo(f"results in {outcome.run_dir} ({outcome.n_new} new, {outcome.n_skipped} resumed)")
+    changed = f"; {outcome.n_changed} of the new replace rows whose problem changed" if outcome.n_changed else ""
+    typer.echo(f"results in {outcome.run_dir} ({outcome.n_new} new, {outcome.n_skipped} resumed{changed})")
 
 
 @app.command()
@@ -117,14 +118,15 @@ def grade(
 @app.command()
 def merge(
     shard_dirs: Annotated[list[str], typer.Argument(help="shard directories written by `run --shard i/K`")],
-    output: Annotated[str, typer.Option(help="merged run directory")],
+    output: Annotated[str, typer.Option(help="merged run directory (new, empty, or a run of the same config)")],
+    overwrite: Annotated[bool, typer.Option(help="discard a run of a different config in the output directory")] = False,
 ) -> None:
     """Combine shard directories into one run directory (configs must match; no gaps, no duplicates)."""
     from ttscale.eval.metrics import format_table
     from ttscale.shards import merge as merge_shards
 
     try:
-        n_rows, metrics = merge_shards(shard_dirs, output)
+        n_rows, metrics = merge_shards(shard_dirs, output, overwrite=overwrite)
     except TTScaleError as e:
         _fail(e)
     typer.echo(format_table(metrics))
