@@ -108,11 +108,13 @@ def grade(
     gold: Annotated[Optional[str], typer.Option(help="gold answer")] = None,
     pred: Annotated[Optional[str], typer.Option(help="predicted answer")] = None,
     pairs: Annotated[Optional[str], typer.Option(help="JSONL file of {gold, pred} objects")] = None,
+    timeout_total: Annotated[Optional[float], typer.Option(
+        help="--pairs: seconds for the whole file; pairs left undecided are reported as errors")] = None,
 ) -> None:
     """Grade one pair (prints true/false) or a JSONL file of pairs."""
     from ttscale.grading.cli import grade_main
 
-    raise typer.Exit(grade_main(gold, pred, pairs, sys.stdout, sys.stderr))
+    raise typer.Exit(grade_main(gold, pred, pairs, sys.stdout, sys.stderr, timeout_total))
 
 
 @app.command()
