@@ -107,6 +107,8 @@ class VerifierConfig:
     kv_cache_mb: int = field(default=1024, metadata={"help": "causal PRMs: memory cap of the incremental-scoring cache (0 = off)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
 
     def __post_init__(self) -> None:
         _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
