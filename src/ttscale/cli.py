@@ -187,6 +187,11 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get HTTP 413")] = 1 << 20,
     max_concurrent_searches: Annotated[int, typer.Option(help="searches running at once")] = 64,
     batch_window_ms: Annotated[float, typer.Option(help="wait this long for other searches' calls to batch")] = 5.0,
+    max_request_tokens: Annotated[int, typer.Option(
+        help="most tokens one request may generate (prompts x choices x n x max_tokens)")] = 1 << 20,
+    max_request_steps: Annotated[int, typer.Option(
+        help="most step expansions one request may ask for (prompts x choices x n x max_iterations x (1 + lookahead))")] = 1 << 16,
+    request_timeout: Annotated[float, typer.Option(help="seconds a search may run before HTTP 504")] = 600.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (pip install 'ttscale\\[server]')."""
@@ -199,7 +204,8 @@ def serve(
         limits = ServeConfig(
             api_key_env=api_key_env, served_model_name=served_model_name, max_n=max_n, max_tokens=max_tokens,
             max_body_bytes=max_body_bytes, max_concurrent_searches=max_concurrent_searches,
-            batch_window_ms=batch_window_ms,
+            batch_window_ms=batch_window_ms, max_request_tokens=max_request_tokens,
+            max_request_steps=max_request_steps, request_timeout_s=request_timeout,
         )
         serve_app(cfg, limits, host, port, log_level)
     except TTScaleError as e:
