@@ -53,8 +53,9 @@ def run_load(root: str, bodies: list[dict], concurrency: int, path: str = "/v1/c
     return Load([lat for lat, _ in results], wall, sum(not ok for _, ok in results))
 
 
-def chat_body(i: int, **ttscale: object) -> dict:
-    body: dict = {"model": "any", "messages": [{"role": "user", "content": f"What is {i % 9} + {i % 7}?"}]}
+def chat_body(i: int, model: str, **ttscale: object) -> dict:
+    """A chat request for the served `model` (another name is a 404)."""
+    body: dict = {"model": model, "messages": [{"role": "user", "content": f"What is {i % 9} + {i % 7}?"}]}
     if ttscale:
         body["ttscale"] = ttscale
     return body
@@ -67,7 +68,7 @@ def row(name: str, ours: float, baseline: float, unit: str) -> None:
 def bench_fake(requests: int, concurrency: int) -> None:
     with running_server("serve_fake") as srv:
         wait_healthy(srv.root)
-        bodies = [chat_body(i) for i in range(requests)]
+        bodies = [chat_body(i, "fake") for i in range(requests)]
         run_load(srv.root, bodies[:8], 8)  # warm-up: imports, first calls
         before = parse_metrics(httpx.get(f"{srv.root}/metrics").text)
         together = run_load(srv.root, bodies, concurrency)
@@ -92,7 +93,7 @@ def bench_real(n: int, max_tokens: int) -> None:
     ]
     with running_server("serve_fake", overrides, args=["--served-model-name", "smollm2"]) as srv:
         wait_healthy(srv.root, timeout_s=120)
-        bodies = [chat_body(i) for i in range(n)]
+        bodies = [chat_body(i, "smollm2") for i in range(n)]
         run_load(srv.root, bodies[:1], 1)  # warm-up
         in_turn = run_load(srv.root, bodies, 1)
         together = run_load(srv.root, bodies, n)

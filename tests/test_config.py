@@ -22,6 +22,10 @@ def test_overrides_are_typed():
         (["model.dtype=fp8"], "model.dtype='fp8' is invalid"),
         (["search.n"], "accepted: section.key=value"),
         (["dataset.levels=[7]"], "levels in 1..5"),
+        (["sampling.temperature=.inf"], "sampling.temperature=inf is invalid; accepted: a finite number"),
+        (["sampling.temperature=-.inf"], "accepted: a finite number"),
+        (["search.particle_temperature=.nan"], "search.particle_temperature=nan is invalid"),
+        (["search.n=.inf"], "search.n=inf is invalid; accepted: an integer"),
     ],
 )
 def test_bad_values_name_key_and_accepted(override, fragment):

@@ -109,3 +109,109 @@ def test_metrics_count_majority_from_known_answers(fake_cfg):
 def test_needs_verifier_error(fake_cfg):
     with pytest.raises(ConfigError, match="needs a verifier"):
         run(fake_cfg("search.strategy=beam_search"), generator=FakeGenerator(), progress=False)
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+QUESTIONS = [{"problem": f"What is {a} + {a}?", "answer": str(2 * a)} for a in range(1, 5)]
+
+
+def test_inserted_line_does_not_shift_ids_or_reuse_stale_rows(fake_cfg, tmp_path):
+    """Issue 18: ids were file:lineno, so a line inserted on top paired old results with new problems."""
+    data = tmp_path / "d.jsonl"
+    _jsonl(data, QUESTIONS[1:])
+    cfg = fake_cfg(f"dataset.source={data}", "dataset.limit=null")
+    assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 3
+    _jsonl(data, QUESTIONS)
+    gen = FakeGenerator()
+    outcome = run(cfg, generator=gen, progress=False)
+    assert (outcome.n_new, outcome.n_skipped, outcome.n_changed, gen.prompts_seen) == (1, 3, 0, 1)
+    rows = {r.problem.question: r.problem.answer for r in read_results(cfg.output.dir)}
+    assert rows == {q["problem"]: q["answer"] for q in QUESTIONS}
+
+
+def test_changed_gold_answer_under_the_same_id_is_searched_again(fake_cfg, tmp_path):
+    data = tmp_path / "d.jsonl"
+    rows = [{**q, "id": f"p{i}"} for i, q in enumerate(QUESTIONS)]
+    _jsonl(data, rows)
+    cfg = fake_cfg(f"dataset.source={data}", "dataset.limit=null")
+    run(cfg, generator=FakeGenerator(), progress=False)
+    rows[2] = {**rows[2], "answer": "7"}
+    _jsonl(data, rows)
+    outcome = run(cfg, generator=FakeGenerator(), progress=False)
+    assert (outcome.n_new, outcome.n_skipped, outcome.n_changed) == (1, 3, 1)
+    assert {r.id: r.problem.answer for r in read_results(cfg.output.dir)}["p2"] == "7"
+    assert outcome.metrics["n_problems"] == 4
+
+
+def test_identical_rows_without_ids_get_distinct_content_ids(tmp_path):
+    from ttscale.config import DatasetConfig
+    from ttscale.data.datasets import load_problems
+
+    data = tmp_path / "d.jsonl"
+    _jsonl(data, [QUESTIONS[0], QUESTIONS[1], QUESTIONS[0]])
+    ids = [p.id for p in load_problems(DatasetConfig(source=str(data)))]
+    assert ids[2] == ids[0] + "#2" and len(set(ids)) == 3 and ids[0].startswith("d:")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_folder_that_is_not_a_run_is_refused(fake_cfg, tmp_path, overwrite):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("mine")
+    with pytest.raises(RunDirError, match=r"is not empty and is not a ttscale run \(no config.yaml; holds metrics.json\)"):
+        run(fake_cfg(), overwrite=overwrite, generator=FakeGenerator(), progress=False)
+    assert (folder / "metrics.json").read_text() == "mine" and sorted(p.name for p in folder.iterdir()) == ["metrics.json"]
+
+
+def test_second_process_on_a_locked_folder_is_refused(fake_cfg):
+    import os
+
+    from ttscale.data.results import RunDir
+
+    cfg = fake_cfg()
+    holder = RunDir(cfg.output.dir)
+    holder.prepare(cfg.to_dict())
+    try:
+        with pytest.raises(RunDirError, match=rf"in use by another ttscale process \(pid {os.getpid()}\)"):
+            run(cfg, generator=FakeGenerator(), progress=False)
+    finally:
+        holder.release()
+    assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 6  # the lock is gone with its holder
+
+
+def test_two_runs_at_once_search_each_problem_once(fake_cfg):
+    """Issue 18: two runs started together on one folder both searched everything (512 rows for 300)."""
+    import threading
+
+    started, go = threading.Event(), threading.Event()
+
+    class Paused(FakeGenerator):
+        def generate(self, prompts, params):
+            started.set()
+            go.wait(30)
+            return super().generate(prompts, params)
+
+    cfg = fake_cfg("dataset.limit=6")
+    first = threading.Thread(target=run, args=(cfg,), kwargs={"generator": Paused(), "progress": False})
+    first.start()
+    try:
+        assert started.wait(30)  # the first run is mid-search, holding the folder
+        with pytest.raises(RunDirError, match="in use by another ttscale process"):
+            run(cfg, generator=FakeGenerator(), progress=False)
+    finally:
+        go.set()
+        first.join(30)
+    ids = _lines(cfg)
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_raising_the_limit_resumes_and_runs_only_the_new_problems(fake_cfg):
+    run(fake_cfg("dataset.limit=5"), generator=FakeGenerator(), progress=False)
+    gen = FakeGenerator()
+    more = run(fake_cfg("dataset.limit=10"), generator=gen, progress=False)
+    assert (more.n_new, more.n_skipped, gen.prompts_seen) == (5, 5, 5)
+    fewer = run(fake_cfg("dataset.limit=3"), generator=FakeGenerator(), progress=False)
+    assert (fewer.n_new, fewer.metrics["n_problems"]) == (0, 3)

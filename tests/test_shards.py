@@ -71,3 +71,24 @@ def test_ray_runs_two_local_shard_workers_with_smollm2(tmp_path):
     assert n_rows == 4 and metrics["n_problems"] == 4
     assert {r.id for r in read_results(tmp_path / "ray")} == {r.id for s in range(2) for r in read_results(shard_dir(tmp_path / "ray", s, 2))}
     assert all(len(r.completions) == 2 for r in read_results(tmp_path / "ray"))
+
+
+def test_merge_output_is_refused_like_run_unless_same_config_or_overwrite(fake_cfg, tmp_path):
+    """Issue 18: merge --output overwrote anything (another run, a non-run folder, one of its own shards)."""
+    cfg = fake_cfg("dataset.limit=6", f"output.dir={tmp_path / 's'}")
+    shards = [shard_dir(tmp_path / "s", i, 2) for i in range(2)]
+    for i in range(2):
+        run(cfg, generator=FakeGenerator(), progress=False, shard=(i, 2))
+    before = shards[1].joinpath("completions.jsonl").read_text()
+    for inside in (shards[1], shards[1] / "merged"):
+        with pytest.raises(RunDirError, match="inside the input shard"):
+            merge(shards, inside, overwrite=True)
+    assert shards[1].joinpath("completions.jsonl").read_text() == before
+    other = fake_cfg("dataset.limit=6", "search.n=2", f"output.dir={tmp_path / 'other'}")
+    run(other, generator=FakeGenerator(), progress=False)
+    with pytest.raises(RunDirError, match=r"different config \(search\.n: 2 there, 4 now\)"):
+        merge(shards, tmp_path / "other")
+    assert merge(shards, tmp_path / "other", overwrite=True)[0] == 6
+    assert merge(shards, tmp_path / "other")[0] == 6  # now the same config: merging again is allowed
+    assert merge(shards, tmp_path / "s")[0] == 6  # the shards' parent (as `run --ray` merges)
+    assert len(read_results(tmp_path / "s")) == 6

@@ -77,7 +77,8 @@ def run(
     except TTScaleError as e:
         _fail(e)
     typer.echo(format_table(outcome.metrics))
-    typer.echo(f"results in {outcome.run_dir} ({outcome.n_new} new, {outcome.n_skipped} resumed)")
+    changed = f"; {outcome.n_changed} of the new replace rows whose problem changed" if outcome.n_changed else ""
+    typer.echo(f"results in {outcome.run_dir} ({outcome.n_new} new, {outcome.n_skipped} resumed{changed})")
 
 
 @app.command()
@@ -107,24 +108,27 @@ def grade(
     gold: Annotated[Optional[str], typer.Option(help="gold answer")] = None,
     pred: Annotated[Optional[str], typer.Option(help="predicted answer")] = None,
     pairs: Annotated[Optional[str], typer.Option(help="JSONL file of {gold, pred} objects")] = None,
+    timeout_total: Annotated[Optional[float], typer.Option(
+        help="--pairs: seconds for the whole file; pairs left undecided are reported as errors")] = None,
 ) -> None:
     """Grade one pair (prints true/false) or a JSONL file of pairs."""
     from ttscale.grading.cli import grade_main
 
-    raise typer.Exit(grade_main(gold, pred, pairs, sys.stdout, sys.stderr))
+    raise typer.Exit(grade_main(gold, pred, pairs, sys.stdout, sys.stderr, timeout_total))
 
 
 @app.command()
 def merge(
     shard_dirs: Annotated[list[str], typer.Argument(help="shard directories written by `run --shard i/K`")],
-    output: Annotated[str, typer.Option(help="merged run directory")],
+    output: Annotated[str, typer.Option(help="merged run directory (new, empty, or a run of the same config)")],
+    overwrite: Annotated[bool, typer.Option(help="discard a run of a different config in the output directory")] = False,
 ) -> None:
     """Combine shard directories into one run directory (configs must match; no gaps, no duplicates)."""
     from ttscale.eval.metrics import format_table
     from ttscale.shards import merge as merge_shards
 
     try:
-        n_rows, metrics = merge_shards(shard_dirs, output)
+        n_rows, metrics = merge_shards(shard_dirs, output, overwrite=overwrite)
     except TTScaleError as e:
         _fail(e)
     typer.echo(format_table(metrics))
@@ -183,6 +187,11 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get HTTP 413")] = 1 << 20,
     max_concurrent_searches: Annotated[int, typer.Option(help="searches running at once")] = 64,
     batch_window_ms: Annotated[float, typer.Option(help="wait this long for other searches' calls to batch")] = 5.0,
+    max_request_tokens: Annotated[int, typer.Option(
+        help="most tokens one request may generate (prompts x choices x n x max_tokens)")] = 1 << 20,
+    max_request_steps: Annotated[int, typer.Option(
+        help="most step expansions one request may ask for (prompts x choices x n x max_iterations x (1 + lookahead))")] = 1 << 16,
+    request_timeout: Annotated[float, typer.Option(help="seconds a search may run before HTTP 504")] = 600.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (pip install 'ttscale\\[server]')."""
@@ -195,7 +204,8 @@ def serve(
         limits = ServeConfig(
             api_key_env=api_key_env, served_model_name=served_model_name, max_n=max_n, max_tokens=max_tokens,
             max_body_bytes=max_body_bytes, max_concurrent_searches=max_concurrent_searches,
-            batch_window_ms=batch_window_ms,
+            batch_window_ms=batch_window_ms, max_request_tokens=max_request_tokens,
+            max_request_steps=max_request_steps, request_timeout_s=request_timeout,
         )
         serve_app(cfg, limits, host, port, log_level)
     except TTScaleError as e:

@@ -126,6 +126,8 @@ class VerifierConfig:
     kv_cache_mb: int = field(default=1024, metadata={"help": "causal PRMs: memory cap of the incremental-scoring cache (0 = off)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
 
     def __post_init__(self) -> None:
         _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
@@ -306,14 +308,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return int(value)
         raise ConfigError(f"{where}={value!r} is invalid; accepted: an integer")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: a number")
+        # YAML's .inf/.nan and "inf" pass every `>= 0` check below and then break sampling or budgets.
+        if number is not None and math.isfinite(number):
+            return number
+        raise ConfigError(f"{where}={value!r} is invalid; accepted: a finite number")
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -350,9 +356,19 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     return RunConfig(**{name: _build_section(name, raw.get(name)) for name in SECTIONS})
 
 
+def _check_shape(raw: Any, where: str) -> dict[str, Any]:
+    """A recipe is a mapping of section names to mappings; anything else is named before it is used."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a recipe must be a mapping of sections (model:, search:, ...), got {type(raw).__name__}")
+    for name, section in raw.items():
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{where}: section '{name}' must be a mapping of keys to values, got {section!r}")
+    return raw
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` strings; values are parsed as YAML scalars ('3' -> 3, 'null' -> None)."""
-    raw = {k: dict(v or {}) for k, v in raw.items()}
+    raw = {k: dict(v or {}) for k, v in _check_shape(raw, "recipe").items()}
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r} is invalid; accepted: section.key=value, e.g. search.n=8")
@@ -366,15 +382,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader itself reports an unhashable key
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"recipe {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"recipe {path} is not valid YAML: {e}") from None
-    return raw or {}
+    except ConfigError as e:
+        raise ConfigError(f"recipe {path}: {e}") from None
+    return _check_shape({} if raw is None else raw, f"recipe {path}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

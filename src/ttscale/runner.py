@@ -35,6 +35,7 @@ class RunOutcome:
     metrics: dict[str, Any]
     n_new: int
     n_skipped: int
+    n_changed: int = 0  # of n_new: problems whose old row was for a different question or gold answer
 
 
 def _validate(cfg: RunConfig) -> Strategy:
@@ -96,25 +97,31 @@ def run(
         problems = shard_problems(problems, shard[0], shard[1], cfg.search.problems_per_batch)
         run_dir = RunDir(shard_dir(cfg.output.dir, *shard))
     run_dir.prepare(cfg.to_dict(), overwrite=overwrite)
-    if shard is not None:
-        write_shard_file(run_dir.path, shard[0], shard[1], [p.id for p in problems])
-    handler = _attach_log(run_dir.path)
+    handler = None
     try:
-        done = run_dir.done_ids()
+        if shard is not None:
+            write_shard_file(run_dir.path, shard[0], shard[1], [p.id for p in problems])
+        handler = _attach_log(run_dir.path)
+        done, changed = run_dir.done(problems)
+        if changed:
+            log.warning("%d problems changed (question or gold answer) since their rows were written, first %r; "
+                        "searching them again", len(changed), sorted(changed)[0])
         todo = [p for p in problems if p.id not in done]
         log.info("%d problems, %d already done, %d to search", len(problems), len(problems) - len(todo), len(todo))
         if todo:
             generator = generator or build_generator(cfg.model)
             verifier = verifier if verifier is not None else build_verifier(cfg.verifier)
             _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
-        wanted = {p.id for p in problems}
-        results = [r for r in read_results(run_dir.path) if r.id in wanted]
+        wanted = {p.id: p.content_hash for p in problems}
+        results = [r for r in read_results(run_dir.path) if wanted.get(r.id) == r.problem.content_hash]
         metrics = run_metrics(results, cfg.verifier.reduction, cfg.output.subsample_seeds)
         run_dir.write_metrics(metrics)
-        return RunOutcome(run_dir.path, metrics, len(todo), len(problems) - len(todo))
+        return RunOutcome(run_dir.path, metrics, len(todo), len(problems) - len(todo), len(changed))
     finally:
-        logging.getLogger("ttscale").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("ttscale").removeHandler(handler)
+            handler.close()
+        run_dir.release()
 
 
 def _search_all(

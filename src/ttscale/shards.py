@@ -43,13 +43,41 @@ def write_shard_file(run_dir: Path, index: int, count: int, ids: Sequence[str]) 
 def _read_shard(d: Path) -> dict:
     if not (d / SHARD_FILE).exists():
         raise RunDirError(f"{d} is not a shard directory (no {SHARD_FILE}); run it with --shard i/K")
-    return json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
+    try:
+        shard = json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{d / SHARD_FILE} is corrupt ({e}); re-run the shard with --shard i/K") from None
+    valid = (
+        isinstance(shard, dict)
+        and all(isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) for k in ("index", "count"))
+        and isinstance(shard.get("ids"), list)
+        and all(isinstance(i, str) for i in shard["ids"])
+    )
+    if not valid:
+        raise RunDirError(f"{d / SHARD_FILE} is corrupt (needs integer 'index', 'count' and a list of 'ids'); "
+                          "re-run the shard with --shard i/K")
+    return shard
 
 
-def merge(dirs: Sequence[str | Path], output: str | Path) -> tuple[int, dict]:
-    """Combine shard dirs; refuses mismatched configs, missing shards, missing or duplicate problems."""
+def _check_output(dirs: Sequence[Path], output: Path) -> None:
+    """The merged run never lands in one of its inputs, nor in any other shard's folder."""
+    out = output.resolve()
+    for d in dirs:
+        if out == d.resolve() or d.resolve() in out.parents:
+            raise RunDirError(f"--output {output} is inside the input shard {d}; merge into another folder")
+    if (output / SHARD_FILE).exists():
+        raise RunDirError(f"--output {output} is a shard directory (it has {SHARD_FILE}); merge into another folder")
+
+
+def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = False) -> tuple[int, dict]:
+    """Combine shard dirs; refuses mismatched configs, missing shards, missing or duplicate problems.
+
+    Like `run`, the output may be new, empty, or a run of the same config (replaced by the merge);
+    a run of another config only with `overwrite`, a folder that is not a run never.
+    """
     dirs = [Path(d) for d in dirs]
     shards = [_read_shard(d) for d in dirs]
+    _check_output(dirs, Path(output))
     count = shards[0]["count"]
     indices = sorted(s["index"] for s in shards)
     if any(s["count"] != count for s in shards) or indices != list(range(count)):
@@ -77,16 +105,20 @@ def merge(dirs: Sequence[str | Path], output: str | Path) -> tuple[int, dict]:
             trees += [line for line in (d / TREES).read_text(encoding="utf-8").splitlines() if line.strip()]
     out = RunDir(output)
     cfg = dict(configs[0])
-    cfg["output"] = {**cfg.get("output", {}), "dir": str(output)}
-    out.prepare(cfg, overwrite=True)
-    (out.path / COMPLETIONS).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-    if trees:
-        (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
-    from ttscale.eval.metrics import run_metrics
+    cfg["output"] = {**(cfg.get("output") or {}), "dir": str(output)}
+    out.prepare(cfg, overwrite=overwrite)
+    try:
+        (out.path / COMPLETIONS).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+        (out.path / TREES).unlink(missing_ok=True)
+        if trees:
+            (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
+        from ttscale.eval.metrics import run_metrics
 
-    metrics = run_metrics(read_results(out.path), cfg.get("verifier", {}).get("reduction", "last"),
-                          cfg.get("output", {}).get("subsample_seeds", 8))
-    out.write_metrics(metrics)
+        metrics = run_metrics(read_results(out.path), (cfg.get("verifier") or {}).get("reduction", "last"),
+                              cfg["output"].get("subsample_seeds", 8))
+        out.write_metrics(metrics)
+    finally:
+        out.release()
     return len(rows), metrics
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +20,11 @@ class Problem:
     answer: str
     level: int | None = None
     subject: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Digest of the question and gold answer: a resumed row must still match it (issue 18)."""
+        return hashlib.sha256(json.dumps([self.question, self.answer]).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

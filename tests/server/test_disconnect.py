@@ -31,11 +31,12 @@ class SlowNeverDone(FakeGenerator):
 
 
 @pytest.fixture
-def slow_server():
+def slow_server(request):
     cfg = load_config(None, ["model.backend=fake", "prompt.mode=completion", "search.strategy=beam_search",
                              "search.n=4", "search.beam_width=2", "search.max_iterations=100"])
     generator = SlowNeverDone()
-    engine = Engine(cfg, ServeConfig(), generator=generator, verifier=FakeVerifier())
+    limits = getattr(request, "param", {})
+    engine = Engine(cfg, ServeConfig(**limits), generator=generator, verifier=FakeVerifier())
     sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -64,3 +65,34 @@ def test_a_disconnected_client_stops_its_search(slow_server):
     time.sleep(0.3)
     assert generator.calls == calls < 30  # stopped well before its 100 rounds
     assert m["ttscale_searches_pending"] == 0
+
+
+@pytest.mark.parametrize("slow_server", [{"request_timeout_s": 0.3}], indirect=True)
+def test_a_search_past_the_request_deadline_is_stopped_with_504(slow_server):
+    """Issue 18: a request had no deadline; its search ran all its rounds however long they took."""
+    root, engine, generator = slow_server
+    started = time.monotonic()
+    r = httpx.post(f"{root}/v1/chat/completions", json={"messages": [{"role": "user", "content": "think"}]}, timeout=10)
+    assert r.status_code == 504 and "request_timeout_s=0.3" in r.json()["error"]["message"], r.text
+    assert time.monotonic() - started < 2.0
+    calls = generator.calls
+    time.sleep(0.3)
+    assert generator.calls == calls < 30
+    m = parse_metrics(httpx.get(f"{root}/metrics").text)
+    assert m.get('ttscale_searches_total{outcome="timeout"}') == 1 and m["ttscale_searches_pending"] == 0
+
+
+@pytest.mark.parametrize("slow_server", [{"max_pending": 3, "request_timeout_s": 1.0}], indirect=True)
+def test_max_pending_counts_searches_not_requests(slow_server):
+    """Issue 18: max_pending counted requests, so one request of many choices counted as one."""
+    root, engine, _ = slow_server
+    body = {"messages": [{"role": "user", "content": "think"}], "n": 2}
+    first = threading.Thread(target=httpx.post, args=(f"{root}/v1/chat/completions",), kwargs={"json": body, "timeout": 10})
+    first.start()
+    deadline = time.monotonic() + 5
+    while parse_metrics(httpx.get(f"{root}/metrics").text)["ttscale_searches_pending"] != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    r = httpx.post(f"{root}/v1/chat/completions", json=body, timeout=10)
+    assert r.status_code == 503 and "this request adds 2, max_pending=3" in r.json()["error"]["message"], r.text
+    first.join(10)

@@ -149,6 +149,17 @@ BAD = [
     ("wrong API key", _with(), {"Authorization": "Bearer nope"}, 401, "invalid or missing API key"),
     ("no API key", _with(), {"Authorization": ""}, 401, "invalid or missing API key"),
     ("oversized body", _with(messages=[{"role": "user", "content": "x" * (2 * MAX_BODY)}]), {}, 413, "max_body_bytes"),
+    # issue 18
+    ("unknown model", _with(model="gpt-4o"), {}, 404, "the model 'gpt-4o' does not exist; this server serves 'fake'"),
+    ("compute_optimal, no policy", _with(ttscale={"strategy": "compute_optimal"}), {}, 400, "needs a policy.json"),
+    ("logprobs", _with(logprobs=True), {}, 400, "logprobs: is not supported"),
+    ("tools", _with(tools=[{"type": "function", "function": {"name": "f"}}]), {}, 400, "tools: is not supported"),
+    ("response_format", _with(response_format={"type": "json_object"}), {}, 400, "response_format: is not supported"),
+    ("tokens over budget", _with(n=8, max_tokens=4096, ttscale={"n": 64}), {}, 400,
+     "may generate 2097152 tokens (prompts 1 x choices 8 x ttscale.n 64 x max_tokens 4096), over the server's "
+     "max_request_tokens=1048576"),
+    ("steps over budget", _with(n=8, ttscale={"n": 64, "max_iterations": 100, "lookahead": 4}), {}, 400,
+     "over the server's max_request_steps=65536"),
 ]
 
 
@@ -158,6 +169,8 @@ def test_bad_input_is_refused_clearly_and_the_server_keeps_serving(http, name, b
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert message in error["message"]
+    if status == 404:
+        assert (error["code"], error["param"]) == ("model_not_found", "model")
     ok = http.post("/v1/chat/completions", content=_with(max_tokens=32))
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
 

@@ -124,3 +124,19 @@ def test_lm_judge_refuses_a_model_without_chat_template(smol_judge):
     plain.chat_template = None
     with pytest.raises(ConfigError, match="needs a chat model"):
         LMJudge(model=model, tokenizer=plain)
+
+
+def test_qwen_prm_runs_a_models_own_code_only_when_trusted(tmp_path):
+    """Issue 18: qwen_prm loaded any verifier.model with trust_remote_code=True."""
+    import json
+
+    # A checkpoint naming the remote-code architecture, whose auto_map points at code nobody may run.
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["Qwen2ForProcessRewardModel"], "model_type": "qwen2",
+        "auto_map": {"AutoModel": "modeling_evil.Qwen2ForProcessRewardModel"},
+    }))
+    (tmp_path / "modeling_evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('yes')\n")
+    with pytest.raises(ModelLoadError, match=r"Qwen2ForProcessRewardModel\) needs the Python code .* "
+                                            r"set verifier.trust_remote_code=true"):
+        build_verifier(VerifierConfig(name="qwen_prm", model=str(tmp_path), device="cpu"))
+    assert not (tmp_path / "ran").exists()

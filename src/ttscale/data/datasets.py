@@ -6,6 +6,7 @@ generation with an error naming the file and line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -51,41 +52,66 @@ def _pick(row: dict[str, Any], wanted: str | None, candidates: tuple[str, ...], 
     )
 
 
-def to_problem(row: dict[str, Any], cfg: DatasetConfig, where: str, default_id: str) -> Problem:
+def to_problem(row: dict[str, Any], cfg: DatasetConfig, where: str, id_prefix: str) -> Problem:
+    """The row's problem; without an id field its id is `id_prefix:` + a digest of question and answer."""
     question = _pick(row, cfg.question_field, QUESTION_FIELDS, "question", where)
     answer = _pick(row, cfg.answer_field, ANSWER_FIELDS, "answer", where)
-    if cfg.id_field is not None or any(f in row for f in ID_FIELDS):
-        pid = str(_pick(row, cfg.id_field, ID_FIELDS, "id", where))
-    else:
-        pid = default_id
     level = row.get("level")
     if isinstance(level, str):
         m = re.search(r"\d", level)  # MATH on the hub spells it "Level 3"
         level = int(m.group()) if m else None
-    return Problem(
-        id=pid,
+    problem = Problem(
+        id="",
         question=str(question),
         answer=gold_answer(answer),
         level=level if isinstance(level, int) else None,
         subject=row.get("subject") or row.get("type"),
     )
+    if _has_id(row, cfg):
+        pid = str(_pick(row, cfg.id_field, ID_FIELDS, "id", where))
+    else:
+        # From the content, not the line number: a line inserted above must not shift every id and make
+        # a resumed run pair old results with new problems (issue 18).
+        pid = f"{id_prefix}:{problem.content_hash[:12]}"
+    return dataclasses.replace(problem, id=pid)
+
+
+def _number_repeats(problems: list[Problem], id_prefix: str) -> list[Problem]:
+    """Identical rows without an id field share a content id; the 2nd, 3rd ... get '#2', '#3' after it."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in problems:
+        if p.id == f"{id_prefix}:{p.content_hash[:12]}":
+            seen[p.id] = seen.get(p.id, 0) + 1
+            if seen[p.id] > 1:
+                p = dataclasses.replace(p, id=f"{p.id}#{seen[p.id]}")
+        out.append(p)
+    return out
+
+
+def _has_id(row: dict[str, Any], cfg: DatasetConfig) -> bool:
+    return cfg.id_field is not None or any(f in row for f in ID_FIELDS)
 
 
 def read_jsonl(path: Path, cfg: DatasetConfig) -> list[Problem]:
     problems = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text (byte {e.start}: {e.reason})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            problems.append(to_problem(row, cfg, where, f"{path.stem}:{lineno}"))
-    return problems
+            problems.append(to_problem(row, cfg, where, path.stem))
+    return _number_repeats(problems, path.stem)
 
 
 def read_hub(cfg: DatasetConfig) -> list[Problem]:
@@ -105,7 +131,8 @@ def read_hub(cfg: DatasetConfig) -> list[Problem]:
         raise DataError(f"could not load dataset '{cfg.source}' (split {cfg.split!r}): {e}") from None
     except KeyError:
         raise DataError(f"dataset '{cfg.source}' has no split {cfg.split!r}") from None
-    return [to_problem(dict(row), cfg, f"{cfg.source}[{i}]", f"{path.name}:{i}") for i, row in enumerate(ds)]
+    problems = [to_problem(dict(row), cfg, f"{cfg.source}[{i}]", path.name) for i, row in enumerate(ds)]
+    return _number_repeats(problems, path.name)
 
 
 def _filter(problems: Iterable[Problem], cfg: DatasetConfig) -> list[Problem]:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ttscale.errors import RunDirError
-from ttscale.types import ProblemResult, TreeNode
+from ttscale.types import Problem, ProblemResult, TreeNode
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,15 @@ TREES = "trees.jsonl"
 METRICS = "metrics.json"
 LOG = "run.log"
 
-# Keys that may change between a run and its resumption without changing results.
-_RESUME_FREE = {("output", "dir")}
+LOCK = "run.lock"
+
+# Keys that may change between a run and its resumption without changing any finished row: the
+# folder's name, and how many problems are taken (more problems resume, only the new ones run; every
+# reused row is checked against its problem's content anyway).
+_RESUME_FREE = {("output", "dir"), ("dataset", "limit")}
+# What a ttscale-owned folder may hold before it has a config.yaml: its lock, and shard dirs of a
+# sharded run (whose merge lands in the shards' parent).
+_SHARD_DIR = re.compile(r"shard-\d+-of-\d+")
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -37,13 +45,72 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock: Any = None  # the open lock file while this process owns the folder
 
     def prepare(self, config: dict[str, Any], overwrite: bool = False) -> None:
-        """Create the dir, or check it belongs to the same config before resuming."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Create and lock the dir, or check it belongs to the same config before resuming.
+
+        The lock is held until `release()` (or the process ends, however it ends).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"output directory {self.path} is a file, not a directory; choose another --output-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create output directory {self.path}: {e.strerror}") from None
+        self._refuse_foreign()
+        self._acquire_lock()
+        try:
+            self._check_and_write_config(config, overwrite)
+        except BaseException:
+            self.release()
+            raise
+
+    def _refuse_foreign(self) -> None:
+        """A non-empty folder without config.yaml is someone else's: never overwrite or append to it."""
+        if (self.path / CONFIG).exists():
+            return
+        foreign = sorted(e.name for e in self.path.iterdir() if e.name != LOCK and not _SHARD_DIR.fullmatch(e.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise RunDirError(
+                f"{self.path} is not empty and is not a ttscale run (no {CONFIG}; holds {shown}); "
+                "choose a new or empty --output-dir"
+            )
+
+    def _acquire_lock(self) -> None:
+        """An exclusive flock: a second run on this folder would search every problem again (issue 18)."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return
+        handle = (self.path / LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirError(
+                f"{self.path} is in use by another ttscale process (pid {holder}); "
+                "wait for it to finish, or use another --output-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def release(self) -> None:
+        """Give up the folder's lock (closing the file releases the flock)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _check_and_write_config(self, config: dict[str, Any], overwrite: bool) -> None:
         cfg_file = self.path / CONFIG
         if cfg_file.exists() and not overwrite:
-            old = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+            old = self.config()
             if _comparable(old) != _comparable(config):
                 diff = _first_difference(_comparable(old), _comparable(config))
                 raise RunDirError(
@@ -56,6 +123,8 @@ class RunDir:
         cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         self._repair_tail(self.path / COMPLETIONS)
         self._repair_tail(self.path / TREES)
+        # A run (or a shard) with nothing to search is still a run: read_results needs the file.
+        (self.path / COMPLETIONS).touch()
 
     @staticmethod
     def _repair_tail(path: Path) -> None:
@@ -70,11 +139,19 @@ class RunDir:
         with path.open("r+b") as f:
             f.truncate(keep)
 
-    def done_ids(self) -> set[str]:
-        """Problems finished without error; failed ones are searched again on resume."""
+    def done(self, problems: Sequence[Problem]) -> tuple[set[str], set[str]]:
+        """(ids whose finished row is for this very problem, ids whose row is for a changed problem).
+
+        Failed rows are in neither: they are searched again on resume. A row is reused only while
+        its problem's question and gold answer are unchanged (issue 18: ids alone once paired old
+        results with new problems).
+        """
         if not (self.path / COMPLETIONS).exists():
-            return set()
-        return {r.id for r in read_results(self.path, quiet=True) if r.error is None}
+            return set(), set()
+        rows = {r.id: r.problem.content_hash for r in read_results(self.path, quiet=True) if r.error is None}
+        same = {p.id for p in problems if rows.get(p.id) == p.content_hash}
+        changed = {p.id for p in problems if p.id in rows and p.id not in same}
+        return same, changed
 
     def append(self, result: ProblemResult) -> None:
         self._append_line(self.path / COMPLETIONS, result.to_dict())
@@ -94,7 +171,18 @@ class RunDir:
         tmp.replace(self.path / METRICS)
 
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8")) or {}
+        """The run's config.yaml, or RunDirError when it is missing or not a recipe mapping."""
+        file = self.path / CONFIG
+        if not file.is_file():
+            raise RunDirError(f"{self.path} is not a ttscale run directory (no {CONFIG})")
+        try:
+            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            reason = str(e).splitlines()[0]
+            raise RunDirError(f"{file} is corrupt ({reason}); repair it, or --overwrite to discard the run") from None
+        if not isinstance(raw, dict) or not all(isinstance(v, dict | None) for v in raw.values()):
+            raise RunDirError(f"{file} is corrupt (not a mapping of sections); repair it, or --overwrite to discard the run")
+        return raw
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ttscale.data.results import CONFIG, read_results
+from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
@@ -71,10 +69,8 @@ def load_run(path: str | Path) -> Run:
     """A run directory's results and config; RunDirError for a missing, foreign or empty directory."""
     path = Path(path)
     results = read_results(path)
-    if not (path / CONFIG).is_file():
-        raise RunDirError(f"{path} is not a ttscale run directory (no {CONFIG})")
-    config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8")) or {}
-    if not isinstance(config, dict) or not results:
+    config = RunDir(path).config()  # corrupt or missing config.yaml -> RunDirError naming it
+    if not results:
         raise RunDirError(f"{path} holds no ttscale results (completions.jsonl has no readable rows)")
     return Run(path, config, results, correctness(results))
 

@@ -8,9 +8,54 @@ own SIGALRM timeout only works in a main thread).
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
 from functools import lru_cache
 from multiprocessing.connection import Connection
 from typing import Any
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_WATCH_INTERVAL_S = 0.2
+
+
+def die_with_parent(parent_pid: int, pdeathsig: bool) -> None:
+    """End this worker when its parent ends, however it ends (issue 18: kill -9 of a `ttscale grade`
+    left a worker re-parented to PID 1 at 100% CPU; daemon=True only helps on a clean exit).
+
+    Linux's PR_SET_PDEATHSIG makes the kernel SIGKILL us; it fires when the parent *thread* that
+    forked us exits, so the pool asks for it only when forking from the main thread. A watchdog on
+    the parent's PID covers every other case (other platforms, forks from a request thread).
+    """
+    if pdeathsig and sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl in this libc: the watchdog alone
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(0)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_WATCH_INTERVAL_S)
+    os._exit(0)
+
+
+def close_inherited(fds: Sequence[int]) -> None:
+    """Close the parent's pipe ends a forked worker inherited (its own and its siblings'), so the
+    parent closing a pipe is an EOF in that pipe's worker."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _quiet_math_verify() -> None:
@@ -37,11 +82,12 @@ def verify_pair(gold: str, pred: str) -> bool:
     return bool(verify(parse_answer(gold), parse_answer(pred), timeout_seconds=None))
 
 
-def serve(conn: Connection) -> None:
-    """Answer ("equiv", gold, pred) and ("parse", answer, "") requests until "stop" or EOF.
-
-    EOF alone is not enough: a forked sibling inherits our parent's end of the pipe.
-    """
+def serve(conn: Connection, parent_pid: int | None = None, pdeathsig: bool = False,
+          inherited_fds: Sequence[int] = ()) -> None:
+    """Answer ("equiv", gold, pred) and ("parse", answer, "") requests until "stop" or EOF."""
+    close_inherited(inherited_fds)
+    if parent_pid is not None:
+        die_with_parent(parent_pid, pdeathsig)
     _quiet_math_verify()
     while True:
         try:

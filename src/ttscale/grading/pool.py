@@ -55,7 +55,11 @@ class VerifyPool:
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker.serve, args=(child,), daemon=True)
+        forked = self._ctx.get_start_method() == "fork"
+        # Only a forked child inherits our fds; under spawn the same numbers are other files.
+        inherited = [parent.fileno(), *(w.conn.fileno() for w in self._workers)] if forked else []
+        pdeathsig = threading.current_thread() is threading.main_thread()
+        process = self._ctx.Process(target=_worker.serve, args=(child, os.getpid(), pdeathsig, inherited), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)

@@ -9,10 +9,12 @@ shape, never with a 500.
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations, and `Request`
 # is imported inside create_app (the server extra is optional).
 
+import ipaddress
 import logging
 import os
 import secrets
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -171,7 +173,7 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
 
     @app.exception_handler(BadRequest)
     async def _bad_request(_: Request, e: BadRequest) -> JSONResponse:
-        kind = "server_busy" if e.status == 503 else "invalid_request_error"
+        kind = {503: "server_busy", 504: "timeout"}.get(e.status, "invalid_request_error")
         return JSONResponse(error_body(e.message, kind, e.param, e.code), status_code=e.status)
 
     @app.exception_handler(HTTPException)
@@ -181,6 +183,10 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
 
     async def _search(request: Request, model: type, prefix: str, make_job: Any, reply: Any) -> Any:
         req = parse(model, await request.body(), engine.bounds)
+        if req.model is not None and req.model != engine.model_name:
+            # OpenAI's answer to an unknown model; a 200 from another model would pass for its reply.
+            raise BadRequest(f"the model '{req.model}' does not exist; this server serves '{engine.model_name}' "
+                             "(GET /v1/models)", param="model", status=404, code="model_not_found")
         rid = f"{prefix}-{uuid.uuid4().hex[:24]}"
         job = make_job(rid, req)
         try:
@@ -236,6 +242,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` serves this machine only ('localhost', 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
 def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
           log_level: str = "warning") -> None:
     """Load the models, bind, print the address, serve until interrupted."""
@@ -246,6 +262,9 @@ def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port:
 
     api_key = read_api_key(serve_cfg)
     sock = bind(host, port)
+    if api_key is None and not is_loopback(host):
+        print(f"ttscale serve: warning: listening on {host} without an API key: anyone who can reach this "
+              "address can run searches on this machine; pass --api-key-env", file=sys.stderr, flush=True)
     engine = Engine(cfg, serve_cfg)
     app = create_app(engine, api_key)
     shown = f"[{host}]" if ":" in host else host

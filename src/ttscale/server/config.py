@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-
 from typing import Any
 
 from ttscale.errors import ConfigError
@@ -30,6 +30,14 @@ class ServeConfig:
     max_body_bytes: int = field(default=1 << 20, metadata={"help": "request bodies over this get HTTP 413"})
     max_concurrent_searches: int = field(default=64, metadata={"help": "searches running at once (threads)"})
     max_pending: int = field(default=1024, metadata={"help": "running + queued searches before HTTP 503"})
+    # Each limit above alone let 16 prompts x 8 choices x 64 samples x 4096 tokens (~33M tokens) into
+    # one 2 KB request (issue 18): the products are bounded too.
+    max_request_tokens: int = field(default=1 << 20, metadata={
+        "help": "most tokens one request may generate: prompts x choices x n x max_tokens "
+                "(per search at most search.max_tokens_per_problem when the recipe sets it)"})
+    max_request_steps: int = field(default=1 << 16, metadata={
+        "help": "most step expansions one request may ask for: prompts x choices x n x max_iterations x (1 + lookahead)"})
+    request_timeout_s: float = field(default=600.0, metadata={"help": "a search still running after this gets HTTP 504"})
     batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other searches' calls to batch"})
     max_batch_prompts: int = field(default=1024, metadata={"help": "prompts in one merged backend call"})
 
@@ -37,8 +45,12 @@ class ServeConfig:
         for name in (
             "max_n", "max_beam_width", "max_iterations", "max_tokens", "max_choices", "max_prompts",
             "max_body_bytes", "max_concurrent_searches", "max_pending", "max_batch_prompts",
+            "max_request_tokens", "max_request_steps",
         ):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
         _check(self.max_lookahead >= 0, "max_lookahead", self.max_lookahead, ">= 0")
-        _check(self.batch_window_ms >= 0, "batch_window_ms", self.batch_window_ms, ">= 0")
+        _check(math.isfinite(self.batch_window_ms) and self.batch_window_ms >= 0, "batch_window_ms",
+               self.batch_window_ms, "a finite number >= 0")
+        _check(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",
+               self.request_timeout_s, "a finite number of seconds > 0")

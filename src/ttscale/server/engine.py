@@ -151,8 +151,35 @@ class Engine:
             check_beam_width(strategy, settings.n, settings.beam_width)
         except ConfigError as e:
             raise BadRequest(str(e), param="ttscale.beam_width") from None
-        return SearchJob(strategy=strategy, problems=problems, prompts=tuple(p for p in prompts for _ in range(k)),
-                         settings=settings)
+        job = SearchJob(strategy=strategy, problems=problems, prompts=tuple(p for p in prompts for _ in range(k)),
+                        settings=settings)
+        self._check_work(job, len(prompts), k)
+        return job
+
+    def _check_work(self, job: SearchJob, n_prompts: int, k: int) -> None:
+        """Refuse a request whose total work is over the server's budget, before any of it starts."""
+        s, limits = job.settings, self.serve
+        if job.strategy == "compute_optimal" and s.policy is None:
+            # The client asked for a strategy this server cannot run; searching would only fail (a 500).
+            raise BadRequest("strategy 'compute_optimal' needs a policy.json, and this server's recipe sets no "
+                             "search.policy; pick another ttscale.strategy", param="ttscale.strategy")
+        per_search = s.n * s.max_new_tokens
+        if s.max_tokens_per_problem is not None:
+            per_search = min(per_search, s.max_tokens_per_problem)
+        tokens = n_prompts * k * per_search
+        if tokens > limits.max_request_tokens:
+            raise BadRequest(
+                f"this request may generate {tokens} tokens (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
+                f"x max_tokens {s.max_new_tokens}), over the server's max_request_tokens={limits.max_request_tokens}; "
+                "ask for fewer", param="max_tokens", code="request_too_large")
+        rounds = 1 if job.strategy == "best_of_n" else s.max_iterations  # best-of-N samples in one round
+        steps = n_prompts * k * s.n * rounds * (1 + s.lookahead)
+        if steps > limits.max_request_steps:
+            raise BadRequest(
+                f"this request may expand {steps} steps (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
+                f"x max_iterations {rounds} x (1 + lookahead {s.lookahead})), over the server's "
+                f"max_request_steps={limits.max_request_steps}; ask for fewer", param="ttscale.n",
+                code="request_too_large")
 
     def chat_job(self, rid: str, req: ChatCompletionRequest) -> SearchJob:
         question = req.question
@@ -165,29 +192,38 @@ class Engine:
     # -- running -------------------------------------------------------------------
     async def run(self, job: SearchJob, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
         """The job's results; its search is cancelled when `disconnected()` turns true."""
-        if self._pending >= self.serve.max_pending:
+        # Counted in searches, not requests: one request of 16 prompts x 8 choices is 128 searches.
+        searches = len(job.problems)
+        if self._pending + searches > self.serve.max_pending:
             raise BadRequest(
-                f"the server is busy ({self._pending} searches pending, max_pending={self.serve.max_pending}); retry later",
-                status=503, code="server_busy",
+                f"the server is busy ({self._pending} searches pending, this request adds {searches}, "
+                f"max_pending={self.serve.max_pending}); retry later", status=503, code="server_busy",
             )
-        self._pending += 1
+        self._pending += searches
         cancelled = threading.Event()
+        deadline, timed_out = time.monotonic() + self.serve.request_timeout_s, False
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._search, job, cancelled)
         try:
             while not future.done():
                 await asyncio.wait({future}, timeout=self.poll_s)
-                if not future.done() and await disconnected():
+                if future.done():
+                    break
+                timed_out = time.monotonic() > deadline
+                if timed_out or await disconnected():
                     cancelled.set()
                     break
             results = await future
         except SearchCancelled:
-            self.metrics.inc("ttscale_searches_total", outcome="cancelled")
+            self.metrics.inc("ttscale_searches_total", outcome="timeout" if timed_out else "cancelled")
+            if timed_out:
+                raise BadRequest(f"the search ran past the server's request_timeout_s={self.serve.request_timeout_s:g} "
+                                 "and was stopped; ask for less work", status=504, code="timeout") from None
             raise
         except Exception:
             self.metrics.inc("ttscale_searches_total", outcome="failed")
             raise
         finally:
-            self._pending -= 1
+            self._pending -= searches
         self.metrics.inc("ttscale_searches_total", len(results), outcome="ok")
         for r in results:
             self.metrics.inc("ttscale_prompt_tokens_total", r.budget.prompt_tokens)

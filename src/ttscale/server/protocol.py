@@ -191,6 +191,22 @@ class ChatCompletionRequest(SearchRequest):
 
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
+    # Refused until supported (issue 18): ignoring them answered a question the client did not ask.
+    logprobs: Any = None
+    top_logprobs: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+
+    @field_validator("logprobs", "top_logprobs", "tools", "tool_choice", "functions", "function_call",
+                     "response_format")
+    @classmethod
+    def _unsupported(cls, v: Any) -> Any:
+        if v not in (None, False, [], {"type": "text"}):
+            raise ValueError(f"is not supported by a search server, got {_short(v)}")
+        return v
 
     @field_validator("messages")
     @classmethod

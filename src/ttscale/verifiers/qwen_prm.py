@@ -7,7 +7,8 @@ within \\boxed{}.", the problem as the user turn, and the assistant turn
 separator.
 
 Loading: the released checkpoints are `Qwen2ForProcessRewardModel` (remote code,
-head Linear-ReLU-Linear to 2 labels), loaded with AutoModel and trust_remote_code;
+head Linear-ReLU-Linear to 2 labels), loaded with AutoModel and trust_remote_code, only when
+verifier.trust_remote_code is set;
 a checkpoint of any other architecture is loaded with AutoModelForTokenClassification
 (e.g. a Qwen2ForTokenClassification with num_labels=2, which the tests build), with
 the same label mapping: index 1 = the step is correct.
@@ -43,7 +44,14 @@ class QwenPRM(HFVerifier):
             raw, _ = PretrainedConfig.get_config_dict(source)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"could not load model '{name_or_path}': {e}") from None
-        if REMOTE_CODE_ARCHITECTURES & set(raw.get("architectures") or ()):
+        remote = REMOTE_CODE_ARCHITECTURES & set(raw.get("architectures") or ())
+        if remote:
+            # Opt-in (issue 18): with it always on, a mistyped or hostile verifier.model ran its code.
+            if not self.cfg.trust_remote_code:
+                raise ModelLoadError(
+                    f"verifier.model '{name_or_path}' ({', '.join(sorted(remote))}) needs the Python code shipped "
+                    "with the model; set verifier.trust_remote_code=true if you trust its source"
+                )
             return load_pretrained(AutoModel, name_or_path, None, device, dtype, trust_remote_code=True)
         return load_pretrained(AutoModelForTokenClassification, name_or_path, None, device, dtype)
 
