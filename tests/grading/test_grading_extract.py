@@ -27,7 +27,7 @@ EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("", None),
     ("\\boxed{}", None),
     ("\\boxed{3} then \\boxed{4", "3"),  # unclosed last box: fall back to the previous one
-    ("\\boxed{\\frac{1}{2}", None),  # unbalanced and nothing else
+    ("\\boxed{\\frac{1}{2}", "\\frac{1}{2}"),  # unclosed box: no box rung; the last-number rung reads the fraction
     ("}}}{{{ \\boxed{5} }}}", "5"),
 ]
 
