@@ -50,8 +50,9 @@ _BARE_UNIT = re.compile(
 _VAR_PREFIX = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*(?:=|\\in)\s*(?=[^=]+$)")
 # A leading `0` group is never thousands: `0,111` is 0.111 or the list {0, 111}, never 111.
 _THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
-# `1,22`, `1000,99`, `0,111`: no thousands grouping, so the comma may be a decimal comma.
-_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+# `1,22`, `1000,99`, `0,111`: no thousands grouping, so the comma may be a decimal comma. One digit
+# after it (`0,1`, `-2,1`) is MATH's list of solutions far more often than a European decimal.
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d{2,}$")
 _FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _FRAC_HALF_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|\d)\s*(\d)")
 _FRAC_DIGIT_FIRST = re.compile(r"\\frac\s*(\d)\s*\{")
