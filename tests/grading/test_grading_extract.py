@@ -42,6 +42,7 @@ EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("$0.05 \\cdot 10,200 = \\boxed{255}$ so $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.",
      "10,455"),
     ("The final answer is $\\boxed{7}$. I hope it is correct.", "7"),
+    ("so $x = \\boxed{5}$.\n\nThe final answer is 5 apples.", "5"),
     # Rung 2: "final answer ... is" with words between, never across a sentence end.
     ("Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", "120"),
     ("Final Answer: Jane started 3 hours ago. I hope it is correct.", "3"),

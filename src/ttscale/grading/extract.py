@@ -43,6 +43,7 @@ _SEPARATOR_TOKENS = re.compile(
     r"|(?<![\w\\])[a-zA-Z](?:_\{?\w+\}?)?\s*="
 )
 _UNIT_THEN_AND = re.compile(r"\s*[A-Za-z]+\s*(?:,\s*(?:and|or)?|and|or)[\s$]*")
+_TRAILING_WORD = re.compile(r"(?<=\d)\s+[A-Za-z]{2,}$")
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 # A number in running text: not glued to a word before it (`AZYUK2A` holds no answer) but possibly
 # followed by a unit or currency (`1,000.99m²`, `2,74 $`). Thousands groups by comma or space,
@@ -63,11 +64,14 @@ class _Box:
     argument: str
 
 
-def _closing_braces(text: str) -> dict[int, int]:
-    """Index of each `{` -> index of its matching `}`, in one pass; `\\{`, `\\}` and `\\\\` are escapes."""
+def _closing_braces(text: str, start: int) -> dict[int, int]:
+    """Index of each `{` from `start` on -> its matching `}`, in one pass; `\\{`, `\\}`, `\\\\` are escapes.
+
+    Braces before `start` cannot change these pairs: an unmatched `{` there stays below them on the stack.
+    """
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    i = 0
+    i = start
     while i < len(text):
         char = text[i]
         if char == "\\":
@@ -83,11 +87,12 @@ def _closing_braces(text: str) -> dict[int, int]:
 
 def _boxes(text: str) -> list[_Box]:
     """Every closed, non-empty box in `text`, in order: `\\boxed{...}` (nested braces) or `\\boxed 5`."""
-    if "\\boxed" not in text and "\\fbox" not in text:
+    first = _BOX.search(text)
+    if first is None:
         return []
-    closing = _closing_braces(text)
+    closing = _closing_braces(text, first.start())
     found = []
-    for m in _BOX.finditer(text):
+    for m in _BOX.finditer(text, first.start()):
         after = m.end()
         if text[after : after + 1] == "{":
             close = closing.get(after)
@@ -222,7 +227,8 @@ def _strip_math(answer: str) -> str:
         return _last_math(answer, spans)
     if _PROSE.search(answer) and "\\" not in answer:
         return _last_number(answer) or answer
-    return answer.rstrip(".").strip().strip("$").strip()
+    # "The final answer is 5 apples." The unit word goes; a known unit would also go in normalise.
+    return _TRAILING_WORD.sub("", answer.rstrip(".").strip().strip("$").strip())
 
 
 def _last_statement(pattern: re.Pattern[str], text: str) -> tuple[str, int] | None:

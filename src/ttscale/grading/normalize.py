@@ -139,6 +139,7 @@ def _strip_prefix(s: str) -> str:
 
 
 def _normalise_keeping_prefix(answer: str) -> str:
+    """`normalise` short of dropping an `x =` prefix, which only the comparison can decide on."""
     s = answer.strip()
     if len(s) > _MAX_NORMALISED:
         return s
