@@ -329,4 +329,73 @@ GOLDEN: list[tuple[str, str, bool]] = [
     ("1200", "1.2 \\cdot 10^3", True),
     ("8000", "8 \\times 10^3", True),
     ("8000", "8 \\times 10^4", False),
+    # --- issue 19: classes behind the misses against Math-Verify's suite and a held-out set ------------
+    # complex numbers with an explicit unit coefficient, and the engineers' j
+    ("-i", "-1i", True),
+    ("-i", "1i", False),
+    ("i", "1i", True),
+    ("i", "-1i", False),
+    ("3-i", "3-1i", True),
+    ("3-i", "3+1i", False),
+    ("1+i", "1+1i", True),
+    ("2i", "0+2i", True),
+    ("2i", "0+3i", False),
+    ("2i", "2j", True),
+    ("2i", "-2j", False),
+    ("3+2i", "3+2j", True),
+    ("3+2i", "2+3j", False),
+    ("11i", "11", False),
+    # exact trigonometric values: a degree mark inside a trig function is an angle, not a unit
+    ("\\frac12", "\\sin 30^\\circ", True),
+    ("\\frac12", "\\sin(30^\\circ)", True),
+    ("\\frac{\\sqrt3}{2}", "\\sin 30^\\circ", False),
+    ("\\frac12", "\\sin 30", False),  # radians
+    ("\\frac{\\sqrt{3}}{2}", "\\sin 60^\\circ", True),
+    ("\\frac{\\sqrt{3}}{3}", "\\tan 30^{\\circ}", True),
+    ("1", "\\tan 45^\\circ", True),
+    ("1", "\\tan 30^\\circ", False),
+    ("-\\frac12", "\\cos 120^\\circ", True),
+    ("\\frac12", "\\cos\\frac{\\pi}{3}", True),
+    ("\\frac{\\sqrt3}{2}", "\\cos\\frac{\\pi}{3}", False),
+    ("\\frac{\\pi}{6}", "\\arcsin\\frac12", True),
+    ("\\frac{\\pi}{3}", "\\arcsin\\frac12", False),
+    # a degree mark keeps the brace of the group around it
+    ("90", "\\boxed{90^\\circ}", True),
+    ("90", "\\boxed{80^\\circ}", False),
+    # commas: a leading 0 is never thousands; a decimal comma only against a decimal point, and
+    # only with two or more digits after it (`0,1` stays MATH's list {0, 1}); `, ` is a list
+    ("0.111", "0,111", True),
+    ("111", "0,111", False),
+    ("1.22", "1,22", True),
+    ("122", "1,22", False),
+    ("1000.99", "1000,99", True),
+    ("0,1", "0.1", False),
+    ("32349", "32,349", True),
+    ("32349", "32, 349", False),
+    # percent written in words
+    ("28\\%", "28 percent", True),
+    ("28\\%", "28 pct", True),
+    ("28\\%", "28 percentage", True),
+    ("28\\%", "29 percent", False),
+    # an equation against `y = ...`: the prefix stays when the other side is an equation
+    ("2x+4y-3=0", "y=-\\frac12x+\\frac34", True),
+    ("2x+4y-3=0", "y=-\\frac12x-\\frac34", False),
+    # chains and approximations: the last value counts
+    ("11", "x = 5+5+1 = 11", True),
+    ("11", "x = 5+5+1 = 12", False),
+    ("\\frac13", "x=\\frac13\\approx0.33", True),
+    ("11", "x\\approx 11", True),
+    # lists written with "and", and joined boxes' lists of points
+    ("12\\text{ and }13", "12, 13", True),
+    ("12\\text{ and }13", "12", False),
+    ("19, 46, and 82", "19, 46, \\text{ and } 82", True),
+    ("19, 46, and 82", "21, 36, and 82", False),
+    ("(2,2),(6,2)", "(6, 2), (2, 2)", True),
+    ("(2,2),(6,2)", "(6, 2)", False),
+    # a word against math is math-verify's to decide; word against word stays a string compare
+    ("e", "\\exp(1)", True),
+    ("e", "e^2", False),
+    ("\\infty", "infinity", True),
+    ("-\\infty", "infinity", False),
+    ("\\text{east}", "\\text{seat}", False),
 ]

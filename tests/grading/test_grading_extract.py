@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttscale.grading import extract_answer
+from ttscale.grading import extract_answer, stated_answer
 
 EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("so the answer is $\\boxed{42}$.", "42"),
@@ -27,14 +27,74 @@ EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("", None),
     ("\\boxed{}", None),
     ("\\boxed{3} then \\boxed{4", "3"),  # unclosed last box: fall back to the previous one
-    ("\\boxed{\\frac{1}{2}", None),  # unbalanced and nothing else
+    ("\\boxed{\\frac{1}{2}", "\\frac{1}{2}"),  # unclosed box: no box rung; the last-number rung reads the fraction
     ("}}}{{{ \\boxed{5} }}}", "5"),
+    # Rung 1, several boxes (issue 19): adjacent boxes are one answer, boxes apart in prose are not.
+    ("$\\boxed{1}\\boxed{2}$", "1, 2"),
+    ("\\boxed{(2, 2)} \\quad\\text{and}\\quad \\boxed{(6, 2)}", "(2, 2), (6, 2)"),
+    ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),
+    ("\\boxed{1} papers and \\boxed{2} bins", "1, 2"),
+    ("\\( y_1 = \\boxed{x+1} \\) and \\( y_2 = \\boxed{x-1} \\)", "x+1, x-1"),
+    ("\\boxed{4} and \\boxed{4}", "4"),
+    ("\\boxed{1} no no no no no \\boxed{2}", "2"),
+    ("so $x=\\boxed{3}$. Next we check that \\boxed{5} works", "5"),
+    # Rung 1 against rung 2: a "final answer is" written after the last box wins.
+    ("$0.05 \\cdot 10,200 = \\boxed{255}$ so $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.",
+     "10,455"),
+    ("The final answer is $\\boxed{7}$. I hope it is correct.", "7"),
+    ("so $x = \\boxed{5}$.\n\nThe final answer is 5 apples.", "5"),
+    # Rung 2: "final answer ... is" with words between, never across a sentence end.
+    ("Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", "120"),
+    ("Final Answer: Jane started 3 hours ago. I hope it is correct.", "3"),
+    ('The final answer is \\"$12 $ and $13 $\\". I hope it is correct.', "12, 13"),
+    # Rung 3: the last math span, inline or display, joined by "and"/commas.
+    ("Therefore $x \\geq 5$ is the solution.", "x \\geq 5"),
+    ("Answer $9$", "9"),
+    ("Answer \\[ 9 \\]", "9"),
+    ("Answer $$ \n 9 \n $$", "9"),
+    ("Answer \\( (9+1) \\)", "(9+1)"),
+    ("the roots are $x=1$ and $x=2$", "x=1, x=2"),
+    ("a price of \\$5 and $\\frac{1}{2}$", "\\frac{1}{2}"),
+    # Rung 4: the last number, when no math span follows it; units and currency may trail it.
+    ("Soucis : 2,74 $ a..", "2,74"),
+    ("the number is not 10 which is 1,000.99\u20ac", "1,000.99"),
+    ("so it is 1,000.99m\u00b2", "1,000.99"),
+    ("There are 12 sequences. I hope it is correct. <|im_start|>user", "12"),
+    ("we get $h = 4$, so the volume is 120", "120"),
+    ("the probability is 2/3 <|im_start|>", "2/3"),
+    ("-\\frac{10}{9}", "-\\frac{10}{9}"),
+    ("it increases by 100%.", "100"),
+    ("1 000", "1 000"),
+    ("AZYUK2A", None),  # a digit inside a word is no answer
+]
+
+# stated_answer is rungs 1-2 only: prose with a number in it has not stated an answer yet.
+STATED_CASES: list[tuple[str, str | None]] = [
+    ("so the answer is $\\boxed{42}$.", "42"),
+    ("The final answer is 7.", "7"),
+    ("#### 18", "18"),
+    ("Answer: 42", "42"),
+    ("## Step 1: We have $x = 5$ apples and 3 pears.", None),
+    ("Therefore $x \\geq 5$ is the solution.", None),
+    ("", None),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), EXTRACT_CASES)
 def test_extract_answer(text: str, expected: str | None) -> None:
     assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), STATED_CASES)
+def test_stated_answer(text: str, expected: str | None) -> None:
+    assert stated_answer(text) == expected
+
+
+def test_gold_answer_joins_boxes_and_keeps_an_unclosed_one() -> None:
+    from ttscale.data.datasets import gold_answer
+
+    assert gold_answer("$\\boxed{1}\\boxed{2}$") == "1, 2"
+    assert gold_answer("\\boxed{W(n) = 1 \\text{ and } W(n) = -1") == "\\boxed{W(n) = 1 \\text{ and } W(n) = -1"
 
 
 def test_gsm8k_gold_answers_extract() -> None:
@@ -61,11 +121,16 @@ def test_math500_solutions_extract_their_answer() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["x" * 10_000, "{" * 10_000, "\\boxed{" * 2_000, "}" * 5_000 + "\\boxed{", "\\boxed " + "9" * 10_000],
+    [
+        "x" * 10_000, "{" * 10_000, "\\boxed{" * 2_000, "}" * 5_000 + "\\boxed{", "\\boxed " + "9" * 10_000,
+        "$" * 10_000, "$x" * 5_000, "$$x" * 3_000, "\\(" * 5_000, "\\boxed{1}, " * 2_000, "1," * 5_000,
+        "final answer is " * 700, "1 " * 5_000, ("$a$ and " * 2_000) + "$b$",
+    ],
 )
 def test_pathological_text_is_fast_and_never_raises(text: str) -> None:
     import time
 
     start = time.perf_counter()
     extract_answer(text)
+    stated_answer(text)
     assert time.perf_counter() - start < 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grading_golden import GOLDEN
-from ttscale.grading import canonical_key, is_equiv, is_equiv_many
+from ttscale.grading import canonical_key, is_equiv, is_equiv_many, vote
 from ttscale.grading._worker import parse_answer
 
 
@@ -30,6 +30,12 @@ def test_golden(verdicts: dict[tuple[str, str], bool], gold: str, pred: str, equ
 def test_unequal_answers_never_share_a_key(gold: str, pred: str, equal: bool) -> None:
     # vote() counts equal keys as one answer without asking sympy, so keys must never over-merge.
     assert canonical_key(gold) != canonical_key(pred)
+
+
+@pytest.mark.parametrize(("gold", "pred", "equal"), GOLDEN)
+def test_vote_groups_as_is_equiv_decides(gold: str, pred: str, equal: bool) -> None:
+    # vote() merges by canonical key, then quick_equiv, then sympy: on every row it must agree with the table.
+    assert (len(vote([gold, pred], timeout=20).groups) == 1) is equal
 
 
 def test_is_equiv_single_call_matches_table() -> None:

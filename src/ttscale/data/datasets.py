@@ -32,9 +32,11 @@ def gold_answer(raw: Any) -> str:
     if m:
         return m.group(1).replace(",", "").strip()
     if "\\boxed" in text:
-        from ttscale.grading import extract_answer
+        from ttscale.grading import stated_answer
 
-        return extract_answer(text) or text
+        # Only the boxes (joined, `\boxed{1}\boxed{2}` is `1, 2`): a gold whose box never closes is
+        # kept whole rather than graded against its last number.
+        return stated_answer(text) or text
     return text
 
 

@@ -1,13 +1,14 @@
 """Grading: extract the final answer, decide equivalence, vote.
 
-    extract_answer(text) -> str | None
+    extract_answer(text) -> str | None      (how a run grades: boxed, final answer, math, number)
+    stated_answer(text) -> str | None       (only an explicitly stated answer: boxed, final answer)
     is_equiv(gold, pred, timeout=5.0) -> bool
     canonical_key(answer) -> str
     vote(answers, weights=None) -> VoteResult
 """
 
 from ttscale.grading.equivalence import DEFAULT_TIMEOUT, is_equiv, is_equiv_many
-from ttscale.grading.extract import extract_answer
+from ttscale.grading.extract import extract_answer, stated_answer
 from ttscale.grading.normalize import canonical_key
 from ttscale.grading.pool import shutdown_pool
 from ttscale.grading.vote import VoteGroup, VoteResult, vote
@@ -21,5 +22,6 @@ __all__ = [
     "is_equiv",
     "is_equiv_many",
     "shutdown_pool",
+    "stated_answer",
     "vote",
 ]

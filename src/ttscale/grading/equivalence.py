@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ttscale.grading.normalize import analyse, quick_equiv
+from ttscale.grading.normalize import analyse, quick_equiv, sympy_forms
 from ttscale.grading.pool import TIMED_OUT, get_pool
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,13 @@ def is_equiv_many(pairs: Sequence[tuple[str, str]], timeout: float = DEFAULT_TIM
     for i, (gold, pred) in enumerate(pairs):
         a, b = analyse(gold), analyse(pred)
         quick = quick_equiv(a, b)
+        forms = sympy_forms(a, b)
         if quick is None:
-            quick = _decided.get((a.normalised, b.normalised))
+            quick = _decided.get(forms)
         if quick is not None:
             results[i] = quick
         else:
-            hard.setdefault((a.normalised, b.normalised), []).append(i)
+            hard.setdefault(forms, []).append(i)
     if hard:
         _screen_parses({s for pair in hard for s in pair}, timeout)
         for pair in [p for p in hard if _given_up(p[0], timeout) or _given_up(p[1], timeout)]:

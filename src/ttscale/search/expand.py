@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ttscale.backends.base import Generator
-from ttscale.grading import extract_answer
+from ttscale.grading import extract_answer, stated_answer
 from ttscale.search.base import SearchSettings
 from ttscale.search.select import select
 from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
@@ -303,7 +303,7 @@ class Expander:
 
 def _answered(gen: Generation, text: str, ended: bool) -> bool:
     """A solution is complete at EOS, at an end marker, on an empty step, or once it states an answer."""
-    return ended or gen.finish_reason == "eos" or not text.strip() or extract_answer(text) is not None
+    return ended or gen.finish_reason == "eos" or not text.strip() or stated_answer(text) is not None
 
 
 def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[list[Beam]]) -> list[list[Beam]]:

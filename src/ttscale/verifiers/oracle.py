@@ -26,7 +26,7 @@ class OracleVerifier:
         self.unfinished = unfinished
 
     def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
-        from ttscale.grading import extract_answer, is_equiv_many
+        from ttscale.grading import is_equiv_many, stated_answer
 
         results: list[list[float]] = []
         pairs: list[tuple[str, str]] = []
@@ -34,7 +34,7 @@ class OracleVerifier:
         for p, item in zip(problems, steps):
             row = []
             for i in range(len(item)):
-                answer = extract_answer(STEP_JOIN.join(item[: i + 1]))
+                answer = stated_answer(STEP_JOIN.join(item[: i + 1]))
                 if answer is not None:
                     pairs.append((p.answer, answer))
                     slots.append((len(results), i))
