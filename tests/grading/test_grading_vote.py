@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ttscale.errors import ConfigError
 from ttscale.grading import canonical_key, vote
+from ttscale.grading.vote import distinct_texts
 
 
 def test_majority_merges_spellings() -> None:
@@ -120,3 +121,39 @@ def test_shutdown_leaves_no_worker_processes() -> None:
     shutdown_pool()
     assert multiprocessing.active_children() == []
     assert is_equiv("\\sqrt{12}", "2\\sqrt{3}")  # the pool comes back on next use
+
+
+# ---- issue 16: a solution and its copy up to trailing whitespace are one ----------------------
+
+
+def test_distinct_texts_ignore_trailing_whitespace_only() -> None:
+    texts = ["so 9 + 2 = 11.\n", "so 9 + 2 = 11.", " so 9 + 2 = 11.", "so 9 + 2 = 11.\n\n", "a\nb", "a b"]
+    assert distinct_texts(texts) == (0, 2, 4, 5)
+
+
+def test_vote_counts_a_repeated_text_once() -> None:
+    answers = ["11", "11", "11", "7", "7"]
+    texts = ["x = 11\n", "x = 11", "x = 11 \n\n", "y = 7", "z = 7"]
+    assert vote(answers).winner == "11"
+    result = vote(answers, texts=texts)
+    assert result.winner == "7"
+    assert result.members == (3, 4)
+    assert result.groups[1].members == (0,)  # members still index the full input
+    weighted = vote(answers, weights=[0.4, 0.4, 0.4, 0.5, 0.1], texts=texts)
+    assert weighted.winner == "7" and weighted.weights == pytest.approx((0.6, 0.4))
+
+
+def test_vote_rejects_texts_of_the_wrong_length() -> None:
+    with pytest.raises(ConfigError, match="texts"):
+        vote(["1", "2"], texts=["a"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(["a", "b", "c"]),
+                          st.sampled_from(["", "\n", " \n\n"])), max_size=12))
+def test_vote_with_texts_equals_a_vote_over_the_distinct_solutions(rows) -> None:
+    answers = [a for a, _, _ in rows]
+    texts = [a + body + tail for a, body, tail in rows]
+    keep = distinct_texts(texts)
+    assert len(keep) == len({t.rstrip() for t in texts})
+    assert vote(answers, texts=texts).counts == vote([answers[i] for i in keep]).counts

@@ -65,9 +65,7 @@ def _key_groups(answers: Sequence[str | None], weights: Sequence[float]) -> list
             members[key] = []
             spelling[key] = answer
         members[key].append(i)
-    return [
-        VoteGroup(spelling[key], tuple(idx), float(sum(weights[i] for i in idx))) for key, idx in members.items()
-    ]
+    return [VoteGroup(spelling[key], tuple(idx), float(sum(weights[i] for i in idx))) for key, idx in members.items()]
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -113,21 +111,46 @@ def _outsiders_could_win(ranked: list[VoteGroup], n_heads: int, clusters: list[V
     return n_heads < len(ranked) and outside >= clusters[0].weight
 
 
+def distinct_texts(texts: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the first occurrence of each text, trailing whitespace ignored.
+
+    A beam that ends on its delimiter and its copy without it are one solution (issue 16):
+    counted twice, they double their answer's votes and the pass@k numerator.
+    """
+    seen: set[str] = set()
+    keep = []
+    for i, text in enumerate(texts):
+        key = text.rstrip()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return tuple(keep)
+
+
 def vote(
     answers: Sequence[str | None],
     weights: Sequence[float] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    texts: Sequence[str] | None = None,
 ) -> VoteResult:
     """Majority vote (no weights) or weighted best-of-N: argmax_a sum_i 1(answer_i = a) w_i.
 
     None answers form their own group, which wins only when every answer is None.
-    Deterministic: ties go to the answer seen first.
+    Deterministic: ties go to the answer seen first. With `texts` (each answer's
+    solution), a solution repeating an earlier one up to trailing whitespace casts no
+    vote and is in no group's members.
     """
     if weights is not None and len(weights) != len(answers):
         raise ConfigError(f"vote got {len(answers)} answers but {len(weights)} weights; pass one weight per answer")
+    if texts is not None and len(texts) != len(answers):
+        raise ConfigError(f"vote got {len(answers)} answers but {len(texts)} texts; pass one text per answer")
     if not answers:
         return VoteResult(None, (), ())
     weights = [1.0] * len(answers) if weights is None else weights
+    if texts is not None:
+        keep = distinct_texts(texts)
+        result = vote([answers[i] for i in keep], [weights[i] for i in keep], timeout)
+        return _reindex(result, keep)
     groups = _key_groups(answers, weights)
     none_groups = [g for g in groups if g.answer is None]
     ranked = _rank([g for g in groups if g.answer is not None])
@@ -141,3 +164,9 @@ def vote(
         n_heads *= 2
     final = clusters + none_groups
     return VoteResult(final[0].answer, final[0].members, tuple(final))
+
+
+def _reindex(result: VoteResult, keep: Sequence[int]) -> VoteResult:
+    """A vote over a subset, with members indexing the full input again."""
+    groups = tuple(VoteGroup(g.answer, tuple(keep[m] for m in g.members), g.weight) for g in result.groups)
+    return VoteResult(result.winner, tuple(keep[m] for m in result.members), groups)
