@@ -156,10 +156,14 @@ class DatasetConfig:
     levels: list[int] | None = field(default=None, metadata={"help": "keep only these levels"})
     subjects: list[str] | None = field(default=None, metadata={"help": "keep only these subjects"})
     synthetic_size: int = field(default=500, metadata={"help": "problems generated for synthetic:arithmetic"})
+    wording: str = field(
+        default="exemplar", metadata={"help": "synthetic:arithmetic templates: exemplar (the prompts') | alt"}
+    )
 
     def __post_init__(self) -> None:
         _check(self.limit is None or self.limit >= 1, "dataset", "limit", self.limit, "an integer >= 1 or null")
         _check(self.synthetic_size >= 1, "dataset", "synthetic_size", self.synthetic_size, ">= 1")
+        _one_of("dataset", "wording", self.wording, ("exemplar", "alt"))
         if self.levels is not None:
             _check(all(1 <= lv <= 5 for lv in self.levels), "dataset", "levels", self.levels, "levels in 1..5")
 

@@ -154,7 +154,7 @@ def load_problems(cfg: DatasetConfig, base_dir: str | Path = ".") -> list[Proble
         kind = cfg.source.split(":", 1)[1]
         if kind != "arithmetic":
             raise DataError(f"unknown synthetic dataset '{cfg.source}'; accepted: synthetic:arithmetic")
-        problems = arithmetic_problems(cfg.synthetic_size, seed=cfg.seed, levels=cfg.levels)
+        problems = arithmetic_problems(cfg.synthetic_size, seed=cfg.seed, levels=cfg.levels, wording=cfg.wording)
     else:
         path = Path(cfg.source).expanduser()
         if not path.is_absolute() and not path.exists() and (Path(base_dir) / path).exists():
