@@ -1,0 +1,144 @@
+"""The paper's effect on CPU (issue 16): search guided by a process verifier vs sampling at equal N.
+
+On problems of the alt wording (the exemplars never use it), SmolLM2-135M, float32:
+majority, naive and weighted best-of-N (subsampled from one N=max run, verifier scores
+alongside) and the oracle pass@N, beside beam search, DVTS and particle filtering at
+each N, each search with its own pick and with majority / naive / weighted over its
+candidates. Every row: accuracy with a 95% bootstrap interval over problems, and the
+mean generated tokens per problem. With --prm DIR the trained PRM (bench/learned_prm.py)
+reweights the best-of-N candidates and guides the searches too. Runs resume from --out.
+
+    python bench/paper_effect.py [--limit 100] [--n 4,16] [--levels [2,3,4]] [--seed 3000]
+        [--strategies beam_search,dvts,particle_filtering] [--prm runs/learned_prm/prm] [--set k=v]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from _common import bootstrap_interval
+
+from ttscale.cli import resolve_recipe
+from ttscale.config import VerifierConfig, load_config
+from ttscale.data.results import read_results
+from ttscale.eval.metrics import correctness, subsampled_points
+from ttscale.runner import run
+from ttscale.search.expand import clean_step
+from ttscale.search.select import select
+from ttscale.types import ProblemResult
+
+RECIPES = {"best_of_n": "cpu_arithmetic_weighted_bon", "beam_search": "cpu_arithmetic_beam",
+           "dvts": "cpu_arithmetic_dvts", "particle_filtering": "cpu_arithmetic_particle"}
+PICKS = ("majority", "naive", "weighted")
+
+# name -> N -> (per-problem correctness, per-problem generated tokens)
+Table = dict[str, dict[int, tuple[list[float], list[float]]]]
+
+
+def overrides(args: argparse.Namespace, verifier: list[str], n: int, out: Path) -> list[str]:
+    return [f"dataset.wording={args.wording}", f"dataset.seed={args.seed}", f"dataset.levels={args.levels}",
+            f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", "model.dtype=float32",
+            f"search.n={n}", f"sampling.max_new_tokens={args.max_new_tokens}", f"output.dir={out}", *verifier, *args.set]
+
+
+def run_results(recipe: str, sets: list[str]) -> list[ProblemResult]:
+    cfg = load_config(resolve_recipe(recipe), sets)
+    return read_results(run(cfg, progress=True).run_dir)
+
+
+def rescored(results: list[ProblemResult], prm_dir: str) -> list[ProblemResult]:
+    """The same candidates with the trained PRM's step scores."""
+    from ttscale.verifiers.trained_prm import TrainedPRM
+
+    prm = TrainedPRM(VerifierConfig(name="trained_prm", model=prm_dir, device="cpu", dtype="float32"))
+    out = []
+    for r in results:
+        steps = [[clean_step(s, "\n") for s in c.steps] for c in r.completions]
+        scores = prm.score([r.problem] * len(steps), steps) if steps else []
+        out.append(replace(r, completions=tuple(replace(c, step_scores=tuple(s) or (0.0,))
+                                                for c, s in zip(r.completions, scores))))
+    return out
+
+
+def best_of_n_rows(table: Table, results: list[ProblemResult], ns: list[int], tag: str, with_pass: bool) -> None:
+    correct = correctness(results)
+    methods = {f"{m} best-of-N{tag}": (m, "last") for m in PICKS if m != "majority" or with_pass}
+    points = subsampled_points(results, correct, methods, seeds=8)
+    for name, ps in points.items():
+        if name == "pass" and not with_pass:
+            continue
+        label = "pass@N (oracle)" if name == "pass" else name
+        for p in ps:
+            if p.n in ns:
+                table.setdefault(label, {})[p.n] = ([p.correct[r.id] for r in results],
+                                                    [p.tokens[r.id] for r in results])
+
+
+def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult], tag: str) -> None:
+    correct = correctness(results)
+    tokens = [float(r.budget.generated_tokens) for r in results]
+    own = [float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results]
+    table.setdefault(f"{strategy}{tag} (own pick)", {})[n] = (own, tokens)
+    for pick in PICKS:
+        hits = [float(r.error is None and (i := select(r.completions, pick)) is not None and correct[r.id][i])
+                for r in results]
+        table.setdefault(f"{strategy}{tag} ({pick} pick)", {})[n] = (hits, tokens)
+
+
+def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problems: int) -> None:
+    print(f"\nSmolLM2-135M, float32, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
+          f"{n_problems} problems (seed {args.seed}); accuracy [95% bootstrap CI over problems], tokens/problem")
+    print(f"{'method':<42}" + "".join(f"{'N=' + str(n):>30}" for n in ns))
+    for name, by_n in table.items():
+        cells = []
+        for n in ns:
+            if n not in by_n:
+                cells.append(" " * 30)
+                continue
+            hits, tokens = by_n[n]
+            lo, hi = bootstrap_interval(hits)
+            mean = sum(hits) / len(hits)
+            cells.append(f"{100 * mean:>6.1f}% [{100 * lo:>4.1f},{100 * hi:>5.1f}] {sum(tokens) / len(tokens):>6.0f}tok")
+        print(f"{name:<42}" + "".join(f"{c:>30}" for c in cells))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--n", default="4,16", help="comma-separated N; best-of-N samples max(N) once")
+    ap.add_argument("--levels", default="[2,3,4]")
+    ap.add_argument("--wording", default="alt", choices=("exemplar", "alt"))
+    ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (learned_prm.py trains on 1000)")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--strategies", default="beam_search,dvts,particle_filtering")
+    ap.add_argument("--prm", help="a trained PRM dir (bench/learned_prm.py): rows with it too")
+    ap.add_argument("--out", default="runs/paper_effect")
+    ap.add_argument("--set", action="append", default=[], help="extra config override (model.backend=fake: a smoke test)")
+    args = ap.parse_args()
+    ns = sorted(int(x) for x in args.n.split(","))
+    out = Path(args.out) / args.wording
+    rules = ["verifier.name=arithmetic_rules"]
+    table: Table = {}
+    bon = run_results(RECIPES["best_of_n"], overrides(args, rules, ns[-1], out / f"best_of_n_n{ns[-1]}"))
+    best_of_n_rows(table, bon, ns, "", with_pass=True)
+    if args.prm:
+        best_of_n_rows(table, rescored(bon, args.prm), ns, ", trained PRM", with_pass=False)
+    verifiers = [("", rules)]
+    if args.prm:
+        verifiers.append((", trained PRM", ["verifier.name=trained_prm", f"verifier.model={args.prm}",
+                                             "verifier.device=cpu", "verifier.dtype=float32"]))
+    for strategy in [s for s in args.strategies.split(",") if s]:
+        for tag, verifier in verifiers:
+            name = "trained_prm" if tag else "rules"
+            for n in ns:
+                # M = 4 as in the paper (REFERENCE.md), where it divides N
+                width = [f"search.beam_width={4 if n % 4 == 0 else 2}"] if strategy != "particle_filtering" else []
+                sets = overrides(args, verifier, n, out / f"{strategy}_{name}_n{n}") + width
+                search_rows(table, strategy, n, run_results(RECIPES[strategy], sets), tag)
+    print_table(table, ns, args, len(bon))
+
+
+if __name__ == "__main__":
+    main()
