@@ -120,50 +120,17 @@ def stated_answer(step: str) -> Fraction | None:
     return _number(found[-1]) if found else None
 
 
-_UNITS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
+# fmt: off
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+          "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 # Words that put a number into a problem without writing it: "doubles" is "* 2", "half" is "/ 2".
 _MULTIPLIERS = {
-    "twice": 2,
-    "double": 2,
-    "doubles": 2,
-    "doubled": 2,
-    "half": 2,
-    "halves": 2,
-    "pair": 2,
-    "pairs": 2,
-    "thrice": 3,
-    "triple": 3,
-    "triples": 3,
-    "tripled": 3,
-    "quadruple": 4,
-    "quadruples": 4,
-    "quadrupled": 4,
-    "dozen": 12,
-    "dozens": 12,
-    "hundred": 100,
+    "twice": 2, "double": 2, "doubles": 2, "doubled": 2, "half": 2, "halves": 2, "pair": 2, "pairs": 2,
+    "thrice": 3, "triple": 3, "triples": 3, "tripled": 3, "quadruple": 4, "quadruples": 4, "quadrupled": 4,
+    "dozen": 12, "dozens": 12, "hundred": 100,
 }
+# fmt: on
 _WORD_VALUES: dict[str, int] = {**{w: i for i, w in enumerate(_UNITS)}, **_TENS, **_MULTIPLIERS}
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 
