@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ttscale.errors import ConfigError, closest
+from ttscale.types import REDUCTIONS, SELECTIONS
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
 
@@ -130,7 +131,7 @@ class VerifierConfig:
         "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
 
     def __post_init__(self) -> None:
-        _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
+        _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
         _check(
@@ -221,7 +222,7 @@ class SearchConfig:
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
-        _one_of("search", "selection", self.selection, ("majority", "naive", "weighted"))
+        _one_of("search", "selection", self.selection, SELECTIONS)
         _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
                self.particle_temperature, "a finite number > 0")
         _check(_finite(self.resample_ess) and 0 < self.resample_ess <= 1, "search", "resample_ess", self.resample_ess,

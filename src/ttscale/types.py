@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "eos"]
+# One spelling each, used by the config, the grading, the evaluation and the server (issue 17).
+Reduction = Literal["last", "min", "prod", "mean"]
+Selection = Literal["majority", "naive", "weighted"]
+REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
+SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,15 @@ from typing import Any
 
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
+from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
 from ttscale.eval.metrics import Point, correctness, search_point, selected_accuracy, subsampled_points
-from ttscale.types import ProblemResult
+from ttscale.types import REDUCTIONS, ProblemResult
 
 log = logging.getLogger(__name__)
 
 SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a whole curve
-SELECTIONS = ("majority", "naive", "weighted")
 # Keys that do not make two runs different methods: N forms the curve, the rest is bookkeeping.
 _NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
               "search.max_tokens_per_problem", "search.max_flops_per_problem"}
@@ -155,10 +155,10 @@ def evaluate_runs(
     references: dict[str, float] | None = None,
     n_bins: int = 5,
     n_folds: int = 2,
-) -> tuple[dict[str, Any], list[Curve], co.Policy | None]:
+) -> tuple[dict[str, Any], list[Curve], Policy | None]:
     """Every number of the evaluation, the curves they came from, and the learned policy (None without model bins)."""
     for red in reductions or ():
-        if red not in ("last", "min", "prod", "mean"):
+        if red not in REDUCTIONS:
             raise ConfigError(f"--reduction {red!r} is invalid; accepted: last, min, prod, mean")
     runs = [load_run(p) for p in paths]
     curves = build_curves(group_runs(runs), reductions, seeds)
@@ -258,20 +258,20 @@ def _candidates(curves: Sequence[Curve]) -> dict[int, list[Point]]:
 
 def _policy(
     curves: Sequence[Curve], binning: Binning, candidates: dict[int, list[Point]], common: set[str], runs: Sequence[Run]
-) -> co.Policy:
+) -> Policy:
     by_method = {c.method: c for c in curves}
     ids = sorted(i for i in common if i in binning.bins)
-    budgets: dict[int, dict[int, co.PolicyEntry]] = {}
+    budgets: dict[int, dict[int, PolicyEntry]] = {}
     for n, points in sorted(candidates.items()):
         chosen, _ = co.fit(points, binning.bins, ids)
         budgets[n] = {
-            b: co.PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
+            b: PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
                               p.accuracy([i for i in ids if binning.bins[i] == b]))
             for b, p in chosen.items()
         }
     source = _sampling_run(runs)
     meta = {"runs": [str(r.path) for r in runs], "bins_from": str(source.path) if source else None}
-    return co.Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
+    return Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
 
 
 def parse_reference(text: str) -> tuple[str, float]:

@@ -15,10 +15,10 @@ from math import comb
 from typing import Any
 
 from ttscale.grading import is_equiv_many
-from ttscale.search.select import select
-from ttscale.types import ProblemResult
+from ttscale.grading.select import select
+from ttscale.types import SELECTIONS, ProblemResult
 
-METHODS = ("majority", "naive", "weighted")
+METHODS = SELECTIONS
 
 
 def budgets(n_max: int) -> list[int]:

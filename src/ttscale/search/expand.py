@@ -19,9 +19,9 @@ from typing import Protocol
 from ttscale.backends.base import Generator
 from ttscale.grading import extract_answer, stated_answer
 from ttscale.search.base import SearchSettings
-from ttscale.search.select import select
+from ttscale.grading.select import reduce_scores, select
 from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
-from ttscale.verifiers.base import Verifier, reduce_scores
+from ttscale.verifiers.base import Verifier
 
 
 @dataclass(frozen=True)
