@@ -22,7 +22,7 @@ from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
 from ttscale.learn.common import correct_flags, read_rows
 from ttscale.learn.labels import label_steps
-from ttscale.learn.prm_format import LAYOUT_FILE
+from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.runner import run
 from ttscale.search.expand import clean_step

@@ -67,7 +67,7 @@ def make_run(tmp_path):
 def smol_tokenizer():
     from transformers import AutoTokenizer
 
-    from ttscale.backends.loading import resolve_source
+    from ttscale.models.loading import resolve_source
 
     return AutoTokenizer.from_pretrained(resolve_source("embedded:smollm2", None)[0])
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.errors import ConfigError, DataError, MissingDependencyError
-from ttscale.learn.prm_format import IGNORE, PRMLayout, tokenize_row
+from ttscale.verifiers.prm_format import IGNORE, PRMLayout, tokenize_row
 
 log = logging.getLogger("ttscale")
 
@@ -101,7 +101,7 @@ def load_base(base: str, device: str) -> tuple[Any, Any]:
     """A 2-label token-classification model (fresh head on a causal LM's body) and its tokenizer."""
     from transformers import AutoModelForTokenClassification
 
-    from ttscale.backends.loading import load_pretrained
+    from ttscale.models.loading import load_pretrained
 
     model, tokenizer = load_pretrained(AutoModelForTokenClassification, base, None, device, "float32", num_labels=2)
     if tokenizer.pad_token_id is None:
