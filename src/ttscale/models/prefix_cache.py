@@ -1,23 +1,24 @@
-"""Prefix KV reuse for the HF backend (issue 11).
+"""Caches keyed by token ids and found by the longest shared prefix: the generator's prefix KV reuse and
+the verifiers' incremental scoring both stand on `PrefixLRU` (issue 11, issue 17).
 
-Search re-sends the same prefixes every round: the prompt, then every step so far.
-The store keeps each finished row's keys/values, indexed by the token ids they
-encode; a new prompt reuses the stored entry with the longest common prefix and
-only its new suffix is run through the model. LRU-evicted under a byte budget, so
-memory stays bounded and a miss simply falls back to recomputing.
+Search re-sends the same prefixes every round: the prompt, then every step so far. A
+cache entry is indexed by the token ids it encodes; a new sequence reuses the entry
+with the longest common prefix and only its new suffix is run through the model.
+Entries are evicted least recently used first under a byte budget, so memory stays
+bounded and a miss simply falls back to recomputing.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
-import torch
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (keys, values), each [heads, tokens, dim]
+KV = list[tuple[Any, Any]]  # per layer: (keys, values), each a tensor [kv_heads, tokens, head_dim]
 K = TypeVar("K")
+V = TypeVar("V")
 
 
 def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.ndarray]]) -> tuple[int, K | None]:
@@ -35,46 +36,71 @@ def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.nd
     return best_len, best_key
 
 
-def _nbytes(kv: KV) -> int:
-    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+class PrefixLRU(Generic[V]):
+    """Entries keyed by token ids, found by longest shared prefix, least recently used first out.
 
+    Subclasses decide what an entry is and what it costs; `used` is theirs to keep.
+    """
 
-class PrefixKVStore:
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
-        self.entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self.entries: OrderedDict[tuple[int, ...], V] = OrderedDict()
         self.arrays: dict[tuple[int, ...], np.ndarray] = {}
         self.used = 0
-        self.hits = self.lookups = self.reused_tokens = 0
+        self.lookups = self.hits = self.reused_tokens = 0
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    def longest(self, ids: Sequence[int]) -> tuple[int, tuple[int, ...] | None]:
+        """(tokens shared, key) of the entry sharing the longest prefix with `ids`; marks it used."""
+        self.lookups += 1
+        best, key = longest_prefix_match(ids, self.arrays.items())
+        if key is not None:
+            self.entries.move_to_end(key)
+        return best, key
+
+    def _insert(self, key: tuple[int, ...], value: V) -> None:
+        self.entries[key] = value
+        self.arrays[key] = np.asarray(key, dtype=np.int64)
+
+    def _remove(self, key: tuple[int, ...]) -> V | None:
+        self.arrays.pop(key, None)
+        return self.entries.pop(key, None)
+
+    def _pop_oldest(self) -> V:
+        key, value = self.entries.popitem(last=False)
+        del self.arrays[key]
+        return value
+
+
+def _nbytes(kv: KV) -> int:
+    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+
+
+class PrefixKVStore(PrefixLRU[KV]):
+    """The HF generator's store: each finished row's keys/values, for the next rounds' prefixes."""
+
     def lookup(self, ids: Sequence[int]) -> tuple[int, KV | None]:
         """(tokens reusable, their KV) from the entry sharing the longest prefix with `ids`."""
-        self.lookups += 1
-        best_len, best_key = longest_prefix_match(ids, self.arrays.items())
-        if best_key is None:
+        best_len, key = self.longest(ids)
+        if key is None:
             return 0, None
-        self.entries.move_to_end(best_key)
         self.hits += 1
         self.reused_tokens += best_len
-        return best_len, [(k[:, :best_len], v[:, :best_len]) for k, v in self.entries[best_key]]
+        return best_len, [(k[:, :best_len], v[:, :best_len]) for k, v in self.entries[key]]
 
     def put(self, ids: Sequence[int], kv: KV) -> None:
         key = tuple(ids)
         size = _nbytes(kv)
         if size > self.budget or not key:
             return
-        if key in self.entries:
-            self.used -= _nbytes(self.entries.pop(key))
-            del self.arrays[key]
+        old = self._remove(key)
+        if old is not None:
+            self.used -= _nbytes(old)
         while self.entries and self.used + size > self.budget:
-            old, old_kv = self.entries.popitem(last=False)
-            del self.arrays[old]
-            self.used -= _nbytes(old_kv)
-        self.entries[key] = kv
-        self.arrays[key] = np.asarray(key, dtype=np.int64)
+            self.used -= _nbytes(self._pop_oldest())
+        self._insert(key, kv)
         self.used += size
 
     def clear(self) -> None:
