@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ttscale.errors import ConfigError, closest
-from ttscale.types import REDUCTIONS, SELECTIONS
+from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
 
@@ -182,9 +182,9 @@ class PromptConfig:
 class SamplingConfig:
     """Policy sampling settings (REFERENCE.md: T=0.8, 2048 new tokens)."""
 
-    temperature: float = field(default=0.8, metadata={"help": "sampling temperature; 0 = greedy"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
-    max_new_tokens: int = field(default=2048, metadata={"help": "token cap of one whole solution"})
+    temperature: float = field(default=SamplingParams.temperature, metadata={"help": "sampling temperature; 0 = greedy"})
+    top_p: float = field(default=SamplingParams.top_p, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=SamplingParams.max_new_tokens, metadata={"help": "token cap of one whole solution"})
     max_step_tokens: int = field(default=256, metadata={"help": "token cap of one step (step-wise search)"})
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
 
