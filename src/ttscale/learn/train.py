@@ -32,7 +32,8 @@ class TrainSettings:
     learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear decay)"})
     batch_size: int = field(default=4, metadata={"help": "rows per optimizer step (per device)"})
     max_length: int | None = field(default=1024, metadata={"help": "token cap of prompt + steps (TRL's default)"})
-    step_separator: str = field(default="\n", metadata={"help": "text appended to each step; its last token is labelled"})
+    step_separator: str = field(default="\n", metadata={
+        "help": "text appended to each step; its last token is labelled (on the command line, \\n is a newline)"})
     trainable_layers: int | None = field(default=None, metadata={"help": "train only the head and the last K blocks"})
     seed: int = field(default=0, metadata={"help": "initialisation and shuffling seed"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
