@@ -25,7 +25,7 @@ from ttscale.learn.labels import label_steps
 from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.runner import run
-from ttscale.search.expand import clean_step
+from ttscale.search.steps import clean_step
 from ttscale.grading.select import select
 from ttscale.types import ProblemResult
 from ttscale.verifiers.trained_prm import TrainedPRM

@@ -6,7 +6,7 @@ import pytest
 
 from ttscale.config import load_config
 from ttscale.data.results import RunDir
-from ttscale.search.expand import split_steps
+from ttscale.search.steps import split_steps
 from ttscale.types import Completion, Problem, ProblemResult
 
 DELIM = "\n"

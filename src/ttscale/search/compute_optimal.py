@@ -16,7 +16,7 @@ from ttscale.backends.base import Generator
 from ttscale.data.policy import Policy
 from ttscale.search.base import SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
-from ttscale.search.expand import request_seed
+from ttscale.search.seeds import request_seed
 from ttscale.grading.select import mean_solution_score
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
