@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from ttscale.eval.metrics import Point
+from ttscale.eval.records import CrossValidation, FixedBest, Fold, Score
 
 
 def best(points: Sequence[Point], ids: Sequence[str]) -> Point:
@@ -28,21 +27,15 @@ def fit(points: Sequence[Point], bins: dict[str, int], train: Sequence[str]) -> 
     return chosen, best(points, train)
 
 
-@dataclass(frozen=True)
-class Score:
-    accuracy: float
-    tokens: float
-    flops: float
-
-
-def apply(chosen: dict[int, Point], fallback: Point, bins: dict[str, int], ids: Sequence[str]) -> Score:
-    """Each problem answered by its bin's choice; its correctness and compute averaged."""
+def apply(chosen: dict[int, Point], fallback: Point, bins: dict[str, int], ids: Sequence[str], n: int = 0) -> Score:
+    """Each problem answered by its bin's choice; its correctness and compute averaged (at budget n)."""
     picks = [(chosen.get(bins[i], fallback), i) for i in ids]
-    n = len(picks) or 1
+    m = len(picks) or 1
     return Score(
-        sum(p.correct[i] for p, i in picks) / n,
-        sum(p.tokens[i] for p, i in picks) / n,
-        sum(p.flops[i] for p, i in picks) / n,
+        n,
+        sum(p.correct[i] for p, i in picks) / m,
+        sum(p.tokens[i] for p, i in picks) / m,
+        sum(p.flops[i] for p, i in picks) / m,
     )
 
 
@@ -62,10 +55,10 @@ def folds(bins: dict[str, int], ids: Sequence[str], k: int = 2, seed: int = 0) -
 
 def cross_validate(
     points_by_n: dict[int, list[Point]], bins: dict[str, int], ids: Sequence[str], k: int = 2, seed: int = 0
-) -> dict[str, Any]:
+) -> CrossValidation:
     """The compute-optimal curve: cross-validated, in-sample, per fold, and the best fixed point beside it."""
     split = folds(bins, ids, k, seed)
-    out: dict[str, Any] = {"cv": [], "in_sample": [], "best_fixed": [], "folds": [], "choices": {}}
+    cv, in_sample, best_fixed, fold_rows, choices = [], [], [], [], {}
     for n, points in sorted(points_by_n.items()):
         held_out = []
         for f, test in enumerate(split):
@@ -74,21 +67,17 @@ def cross_validate(
                 continue
             chosen, overall = fit(points, bins, train)
             fixed = best(points, train)
-            score = apply(chosen, overall, bins, test)
+            score = apply(chosen, overall, bins, test, n)
             held_out.append((len(test), score))
-            out["folds"].append({
-                "fold": f, "n": n, "train_accuracy": apply(chosen, overall, bins, train).accuracy,
-                "best_fixed_train_accuracy": fixed.accuracy(train), "best_fixed_method": fixed.method,
-                "test_accuracy": score.accuracy, "best_fixed_test_accuracy": fixed.accuracy(test),
-            })
+            fold_rows.append(Fold(f, n, apply(chosen, overall, bins, train, n).accuracy, fixed.accuracy(train),
+                                  fixed.method, score.accuracy, fixed.accuracy(test)))
         if held_out:
             total = sum(m for m, _ in held_out)
-            out["cv"].append({"n": n, **{
-                key: sum(m * getattr(s, key) for m, s in held_out) / total for key in ("accuracy", "tokens", "flops")
-            }})
+            cv.append(Score(n, *(sum(m * getattr(s, key) for m, s in held_out) / total
+                                 for key in ("accuracy", "tokens", "flops"))))
         chosen, overall = fit(points, bins, ids)
-        out["in_sample"].append({"n": n, **asdict(apply(chosen, overall, bins, ids))})
+        in_sample.append(apply(chosen, overall, bins, ids, n))
         fixed = best(points, ids)
-        out["best_fixed"].append({"n": n, "method": fixed.method, "accuracy": fixed.accuracy(ids)})
-        out["choices"][n] = {b: p.method for b, p in chosen.items()}
-    return out
+        best_fixed.append(FixedBest(n, fixed.method, fixed.accuracy(ids)))
+        choices[n] = {b: p.method for b, p in chosen.items()}
+    return CrossValidation(tuple(cv), tuple(in_sample), tuple(best_fixed), tuple(fold_rows), choices)

@@ -88,6 +88,28 @@ class Point:
     def std(self) -> float:
         return statistics.pstdev(self.seed_accuracy) if len(self.seed_accuracy) > 1 else 0.0
 
+    def interval(self, ids: Iterable[str] | None = None) -> tuple[float, float]:
+        """95% bootstrap interval of the accuracy over problems (issue 16: twelve problems show nothing)."""
+        keys = list(self.correct) if ids is None else list(ids)
+        return bootstrap_interval([self.correct[k] for k in keys])
+
+
+def bootstrap_interval(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling the values (one per problem) with replacement.
+
+    Seeded, so a report is the same every time it is written; (0, 0) for no values.
+    """
+    import numpy as np
+
+    if not values:
+        return 0.0, 0.0
+    v = np.asarray(values, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+    means = v[draws].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
 
 def _mean(values: dict[str, float], ids: Iterable[str] | None) -> float:
     keys = list(values) if ids is None else list(ids)
