@@ -37,6 +37,18 @@ class SearchSettings:
     max_flops_per_problem: float | None = None
     save_trees: bool = False
     policy: str | None = None
+    # Issue 20: token logprobs and the adaptive strategies (SearchConfig's help says what each means).
+    logprobs: int = 0
+    save_logprobs: bool = False
+    wave: int = 4
+    stop_rule: str = "beta"
+    stop_confidence: float = 0.95
+    deepconf_mode: str = "online"
+    warmup: int = 4
+    eta: float = 90.0
+    confidence_window: int = 16
+    confidence_measure: str = "lowest_group"
+    chunk_tokens: int = 16
 
     @classmethod
     def from_config(cls, cfg: RunConfig, end_markers: tuple[str, ...]) -> SearchSettings:
@@ -62,6 +74,10 @@ class SearchSettings:
             max_flops_per_problem=s.max_flops_per_problem,
             save_trees=cfg.output.save_trees,
             policy=cfg.search.policy,
+            logprobs=p.logprobs,
+            save_logprobs=cfg.output.save_logprobs,
+            **{k: getattr(s, k) for k in ("wave", "stop_rule", "stop_confidence", "deepconf_mode", "warmup", "eta",
+                                          "confidence_window", "confidence_measure", "chunk_tokens")},
         )
 
 
