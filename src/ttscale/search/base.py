@@ -86,6 +86,7 @@ class Strategy(Protocol):
 
     name: str
     needs_verifier: bool
+    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early (issue 20).
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
@@ -97,6 +98,8 @@ STRATEGIES.register("beam_search", "ttscale.search.beam:BeamSearch")
 STRATEGIES.register("dvts", "ttscale.search.dvts:DVTS")
 STRATEGIES.register("particle_filtering", "ttscale.search.particle:ParticleFiltering")
 STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOptimal")
+STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
+STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
 
 
 def build_strategy(name: str) -> Strategy:

@@ -275,7 +275,8 @@ class Expander:
 
     def worst_tokens(self, e: Expansion) -> int:
         if e.whole:
-            return max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            left = max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            return min(left, e.max_tokens) if e.max_tokens else left
         return self.settings.max_step_tokens
 
     def flops(self, st: ProblemState) -> float:
