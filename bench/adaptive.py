@@ -18,7 +18,6 @@ import argparse
 import random
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import load_config

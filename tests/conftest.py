@@ -12,7 +12,7 @@ def _cpu_independent_dtype():
     """`dtype: auto` follows the CPU (bf16 on AVX512-BF16, fp32 on AVX2-only: issue 14), and CI runs on
     either. Every test sees an AVX2-only CPU unless it asks for `native_bf16`, so none passes or fails by
     the machine it landed on."""
-    from ttscale.backends import loading
+    from ttscale.models import loading
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loading, "cpu_has_native_bf16", lambda cpuinfo="/proc/cpuinfo": False)
@@ -22,7 +22,7 @@ def _cpu_independent_dtype():
 @pytest.fixture(params=[False, True], ids=["avx2_only", "native_bf16"])
 def native_bf16(request, monkeypatch):
     """Runs a test under both CPU classes of `dtype: auto`; the value is whether bf16 is native."""
-    from ttscale.backends import loading
+    from ttscale.models import loading
 
     monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda cpuinfo="/proc/cpuinfo": request.param)
     return request.param
@@ -177,7 +177,7 @@ def stand_in_vllm(monkeypatch, smollm2):
     """`import vllm` gives the stand-in for this test; its `llms` lists the engines built."""
     import sys
 
-    from ttscale.backends.loading import cache_root
+    from ttscale.models.loading import cache_root
 
     stand_in = StandInVLLM(cache_root() / "embedded" / "smollm2")
     monkeypatch.setitem(sys.modules, "vllm", stand_in.module())

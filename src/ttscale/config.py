@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 import yaml
 
 from ttscale.errors import ConfigError, closest
+from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
+from ttscale.yaml_values import UniqueKeyLoader, coerce
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
 
@@ -130,7 +131,7 @@ class VerifierConfig:
         "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
 
     def __post_init__(self) -> None:
-        _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
+        _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
         _check(
@@ -181,9 +182,9 @@ class PromptConfig:
 class SamplingConfig:
     """Policy sampling settings (REFERENCE.md: T=0.8, 2048 new tokens)."""
 
-    temperature: float = field(default=0.8, metadata={"help": "sampling temperature; 0 = greedy"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
-    max_new_tokens: int = field(default=2048, metadata={"help": "token cap of one whole solution"})
+    temperature: float = field(default=SamplingParams.temperature, metadata={"help": "sampling temperature; 0 = greedy"})
+    top_p: float = field(default=SamplingParams.top_p, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=SamplingParams.max_new_tokens, metadata={"help": "token cap of one whole solution"})
     max_step_tokens: int = field(default=256, metadata={"help": "token cap of one step (step-wise search)"})
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
     logprobs: int = field(default=0, metadata={
@@ -248,7 +249,7 @@ class SearchConfig:
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
-        _one_of("search", "selection", self.selection, ("majority", "naive", "weighted"))
+        _one_of("search", "selection", self.selection, SELECTIONS)
         _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
                self.particle_temperature, "a finite number > 0")
         _check(_finite(self.resample_ess) and 0 < self.resample_ess <= 1, "search", "resample_ess", self.resample_ess,
@@ -305,57 +306,6 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise naming the key."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            value = [value]
-        return [_coerce(v, item, where) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: true or false")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: an integer")
-    if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        # YAML's .inf/.nan and "inf" pass every `>= 0` check below and then break sampling or budgets.
-        if number is not None and math.isfinite(number):
-            return number
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: a finite number")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: a string")
-    return value
-
-
 def _build_section(name: str, raw: Any) -> Any:
     cls = SECTIONS[name]
     if raw is None:
@@ -370,7 +320,7 @@ def _build_section(name: str, raw: Any) -> Any:
             raise ConfigError(
                 f"unknown key '{name}.{key}'{closest(key, known)}; accepted: {', '.join(sorted(known))}"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{name}.{key}")
+        kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
     return cls(**kwargs)
 
 
@@ -411,28 +361,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, typing.Hashable):
-                continue  # SafeLoader itself reports an unhashable key
-            if key in seen:
-                raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
 def read_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe file not found: {path}")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as e:
         raise ConfigError(f"recipe {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     except yaml.YAMLError as e:

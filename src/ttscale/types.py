@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "eos"]
+# One spelling each, used by the config, the grading, the evaluation and the server (issue 17).
+Reduction = Literal["last", "min", "prod", "mean"]
+Selection = Literal["majority", "naive", "weighted"]
+REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
+SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,14 @@ class Problem:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """What a Generator is asked for; validated by SamplingConfig before it gets here."""
+    """What a Generator is asked for; validated by SamplingConfig before it gets here.
+
+    Its defaults are the recipe's (REFERENCE.md: T = 0.8, 2048 new tokens): SamplingConfig reads them here.
+    """
 
     temperature: float = 0.8
     top_p: float = 1.0
-    max_new_tokens: int = 512
+    max_new_tokens: int = 2048
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None

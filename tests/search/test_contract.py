@@ -7,10 +7,10 @@ import pytest
 
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
-from ttscale.eval.compute_optimal import Policy, PolicyEntry
+from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.base import STRATEGIES as REGISTRY
-from ttscale.search.expand import split_steps
+from ttscale.search.steps import split_steps
 from ttscale.verifiers.fake import FakeVerifier
 
 STRATEGIES = REGISTRY.names()  # every registered strategy runs this contract the moment it is registered

@@ -12,7 +12,7 @@ from ttscale.config import VerifierConfig
 from ttscale.data.synthetic import arithmetic_problem
 from ttscale.types import Problem
 from ttscale.verifiers import VERIFIERS, Verifier, build_verifier
-from ttscale.verifiers._hf import bucket_batches
+from ttscale.verifiers.encoding import bucket_batches
 from ttscale.verifiers.arithmetic import NO_ARITHMETIC, ArithmeticRulesVerifier, check_equations
 
 ALL = ["arithmetic_rules", "fake", "lm_judge", "math_shepherd", "oracle", "qwen_prm", "rlhflow", "skywork", "trained_prm"]

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from ttscale.backends.base import child_seeds, same_params, truncate_at_stop
-from ttscale.backends.kv_cache import KV, PrefixKVStore
-from ttscale.backends.loading import cache_kwarg, load_pretrained
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
+from ttscale.models.loading import cache_kwarg, load_pretrained
+from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.types import FinishReason, Generation, SamplingParams

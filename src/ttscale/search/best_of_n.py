@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, ProblemState, split_steps, strip_end_marker
+from ttscale.search.expand import Beam, Expander, ProblemState
+from ttscale.search.steps import split_steps, strip_end_marker
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 

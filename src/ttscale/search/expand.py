@@ -8,9 +8,7 @@ which beams survive and how many children each gets.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -20,9 +18,11 @@ from ttscale.backends.base import Generator
 from ttscale.confidence import summarize
 from ttscale.grading import extract_answer, stated_answer
 from ttscale.search.base import SearchSettings
-from ttscale.search.select import select
+from ttscale.search.seeds import request_seed
+from ttscale.search.steps import clean_step, split_steps, strip_end_marker
+from ttscale.grading.select import reduce_scores, select
 from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
-from ttscale.verifiers.base import Verifier, reduce_scores
+from ttscale.verifiers.base import Verifier
 
 
 @dataclass(frozen=True)
@@ -88,31 +88,6 @@ class Policy(Protocol):
     def step(self, children: list[Beam]) -> list[Expansion]: ...
 
     def finish(self) -> list[Beam]: ...
-
-
-def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
-    """Steps of a whole solution, each keeping its trailing delimiter (the last may lack one)."""
-    parts = text.split(delimiter)
-    steps = [p + delimiter for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-    # Runs of delimiters ("\n\n\n\n") would make empty steps; fold them into the previous one.
-    merged: list[str] = []
-    for s in steps:
-        if merged and not s.strip():
-            merged[-1] += s
-        else:
-            merged.append(s)
-    return tuple(merged)
-
-
-def clean_step(step: str, delimiter: str) -> str:
-    return step.removesuffix(delimiter).strip()
-
-
-def strip_end_marker(text: str, end_markers: Sequence[str]) -> tuple[str, bool]:
-    for marker in end_markers:
-        if text.endswith(marker):
-            return text[: -len(marker)], True
-    return text, False
 
 
 class Expander:
@@ -337,22 +312,6 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
                 kept.append(c)
         out.append(kept)
     return out
-
-
-def request_seed(run_seed: int, problem_id: str, *path: object) -> int:
-    """The seed of one generation request: a hash of what the request is (STYLE.md, issue 15).
-
-    (run seed, problem id, round, the request's index among its problem's requests), never
-    its position in a batch, so a run is the same batched by 1 or 64, sharded or served.
-    Below 2^30, so child k's seed + k stays a 31-bit integer that every backend and server accepts.
-    """
-    key = "|".join(map(str, (run_seed, problem_id, *path))).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % (1 << 30)
-
-
-def problem_seed(base: int, problem: Problem) -> int:
-    """A per-problem seed, so a problem's search does not depend on its batch neighbours' ids."""
-    return random.Random(f"{base}:{problem.id}").randrange(1 << 30)
 
 
 def run_rounds(

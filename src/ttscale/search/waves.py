@@ -17,7 +17,8 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, ProblemState, split_steps
+from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+from ttscale.search.steps import split_steps
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 

@@ -2,7 +2,7 @@
 
 Each request's search runs in its own thread with the same `Strategy` code as
 `ttscale run`; the threads share one batching generator and one batching verifier,
-so concurrent requests' rounds become shared backend calls (backends/batching.py).
+so concurrent requests' rounds become shared backend calls (server/batching.py).
 A request whose client goes away has its cancel flag set; its search stops before
 its next backend call.
 """
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.backends.batching import BatchingGenerator, MicroBatcher, SearchCancelled
+from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
@@ -44,31 +44,6 @@ class SearchJob:
     problems: tuple[Problem, ...]
     prompts: tuple[str, ...]
     settings: SearchSettings
-
-
-class BatchingVerifier:
-    """Merges concurrent `score` calls of many searches into one verifier call (like BatchingGenerator)."""
-
-    def __init__(self, inner: Verifier, window_s: float = 0.005) -> None:
-        self.inner = inner
-        self.name, self.n_params = inner.name, inner.n_params
-        self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
-            lambda _, pairs: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
-        )
-
-    def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
-        return self._batcher.submit(None, list(zip(problems, steps)))
-
-    def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int:
-        return self.inner.count_tokens(problem, steps)
-
-    @contextmanager
-    def session(self) -> Iterator[Verifier]:
-        with self._batcher.session():
-            yield self
-
-    def close(self) -> None:
-        self._batcher.close()
 
 
 def _strategy_table() -> dict[str, bool]:

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from ttscale.errors import closest
 from ttscale.server.config import ServeConfig
-from ttscale.types import Budget, Completion, ProblemResult
-from ttscale.search.select import solution_score
+from ttscale.types import Budget, Completion, ProblemResult, Selection
+from ttscale.grading.select import solution_score
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class TTScaleOptions(BaseModel):
     beam_width: int | None = None
     max_iterations: int | None = None
     lookahead: int | None = None
-    selection: Literal["majority", "naive", "weighted"] | None = None
+    selection: Selection | None = None
     return_candidates: bool = False
 
     @field_validator("strategy")
