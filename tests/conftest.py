@@ -68,6 +68,9 @@ class StandInVLLM:
     `include_stop_str_in_output`; finish_reason "stop", stop_reason the string); EOS is
     finish_reason "stop" with stop_reason None; `max_tokens` is "length". A "sample" is the
     fake backend's script run on that child's random stream, so search over it is real.
+    `logprobs=k` gives each output a `logprobs` list, one {token id: Logprob(logprob, rank,
+    decoded_token)} per generated token holding ranks 1..k and, when it ranked below them,
+    the sampled token (vLLM's sampler.py / logprobs.py); None gives `logprobs=None`.
     """
 
     def __init__(self, tokenizer_dir, script=None):
@@ -135,7 +138,29 @@ class StandInVLLM:
                     tokens, finish, stop_reason = tokens[: sp.max_tokens], "length", None
                     text = self.tok.decode(tokens)
                 return SimpleNamespace(index=k, text=text, token_ids=tokens, finish_reason=finish,
-                                       stop_reason=stop_reason)
+                                       stop_reason=stop_reason, logprobs=self._logprobs(tokens, sp, key))
+
+            def _logprobs(self, tokens, sp, key):
+                import math
+                import random
+                from types import SimpleNamespace
+
+                k = getattr(sp, "logprobs", None)
+                if not k:
+                    return None
+                rng, out = random.Random(f"logprobs|{key}"), []
+                for t in tokens:
+                    values = sorted((math.log(rng.uniform(1e-4, 1.0)) for _ in range(k + 1)), reverse=True)
+                    rank = rng.choice([1, 1, 1, 2, k + 1])  # the sampled token is usually, not always, the top one
+                    others = iter(i for i in range(10**6, 10**6 + k + 1))
+                    d = {}
+                    for r, v in enumerate(values, start=1):
+                        if r == rank:
+                            d[t] = SimpleNamespace(logprob=v, rank=r, decoded_token=self.tok.decode([t]))
+                        elif r <= k:
+                            d[next(others)] = SimpleNamespace(logprob=v, rank=r, decoded_token="x")
+                    out.append(d)
+                return out
 
         self.LLM, self.SamplingParams = LLM, SamplingParams
 

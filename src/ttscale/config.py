@@ -187,8 +187,11 @@ class SamplingConfig:
     max_new_tokens: int = field(default=SamplingParams.max_new_tokens, metadata={"help": "token cap of one whole solution"})
     max_step_tokens: int = field(default=256, metadata={"help": "token cap of one step (step-wise search)"})
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
+    logprobs: int = field(default=0, metadata={
+        "help": "top-k log-probabilities recorded per generated token (0 = off; deepconf uses 20 when off)"})
 
     def __post_init__(self) -> None:
+        _check(0 <= self.logprobs <= 20, "sampling", "logprobs", self.logprobs, "an integer in 0..20")
         _check(_finite(self.temperature) and self.temperature >= 0, "sampling", "temperature", self.temperature,
                "a finite number >= 0")
         _check(_finite(self.top_p) and 0 < self.top_p <= 1, "sampling", "top_p", self.top_p, "(0, 1]")
@@ -215,9 +218,33 @@ class SearchConfig:
     max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
     max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
     policy: str | None = field(default=None, metadata={"help": "compute_optimal: policy.json path"})
+    # Adaptive compute (issue 20): adaptive_consistency and deepconf.
+    wave: int = field(default=4, metadata={"help": "adaptive strategies: samples drawn per wave (ESC's window)"})
+    stop_rule: str = field(default="beta", metadata={
+        "help": "adaptive_consistency stop: window (ESC) | beta | dirichlet (Adaptive-Consistency)"})
+    stop_confidence: float = field(default=0.95, metadata={
+        "help": "stop once P(leader stays leader) (beta/dirichlet) or the deepconf consensus share reaches this"})
+    deepconf_mode: str = field(default="online", metadata={"help": "deepconf: online (warm-up + early stop) | offline"})
+    warmup: int = field(default=4, metadata={"help": "deepconf online: warm-up traces that set the threshold"})
+    eta: float = field(default=90.0, metadata={"help": "deepconf: keep the top eta% of traces (10 or 90, the paper)"})
+    confidence_window: int = field(default=16, metadata={"help": "tokens per sliding group (and tail) of confidence"})
+    confidence_measure: str = field(default="lowest_group", metadata={
+        "help": "deepconf trace confidence: mean | lowest_group | bottom10_group | tail"})
+    chunk_tokens: int = field(default=16, metadata={"help": "deepconf online: tokens per chunk between checks"})
 
     def __post_init__(self) -> None:
         _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")
+        _check(self.wave >= 1, "search", "wave", self.wave, "an integer >= 1")
+        _one_of("search", "stop_rule", self.stop_rule, ("window", "beta", "dirichlet"))
+        _check(_finite(self.stop_confidence) and 0 < self.stop_confidence <= 1, "search", "stop_confidence",
+               self.stop_confidence, "a number in (0, 1]")
+        _one_of("search", "deepconf_mode", self.deepconf_mode, ("online", "offline"))
+        _check(self.warmup >= 1, "search", "warmup", self.warmup, "an integer >= 1")
+        _check(_finite(self.eta) and 0 < self.eta <= 100, "search", "eta", self.eta, "a percentage in (0, 100]")
+        _check(self.confidence_window >= 1, "search", "confidence_window", self.confidence_window, ">= 1")
+        _one_of("search", "confidence_measure", self.confidence_measure,
+                ("mean", "lowest_group", "bottom10_group", "tail"))
+        _check(self.chunk_tokens >= 1, "search", "chunk_tokens", self.chunk_tokens, ">= 1")
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
@@ -242,6 +269,8 @@ class OutputConfig:
     dir: str = field(default="runs/default", metadata={"help": "run directory (resumable)"})
     save_trees: bool = field(default=False, metadata={"help": "write every search node to trees.jsonl"})
     subsample_seeds: int = field(default=8, metadata={"help": "seeds averaged for maj@k / pass@k at k < N"})
+    save_logprobs: bool = field(default=False, metadata={
+        "help": "write every token's logprobs to completions.jsonl (else only the confidence summary)"})
 
     def __post_init__(self) -> None:
         _check(self.subsample_seeds >= 1, "output", "subsample_seeds", self.subsample_seeds, ">= 1")

@@ -19,6 +19,7 @@ _RUN_LEVEL = {"strategy", "problems_per_batch"}
 _EXTRA = {
     "reduction": ("verifier", "reduction"),
     "save_trees": ("output", "save_trees"),
+    "save_logprobs": ("output", "save_logprobs"),
 }
 
 
@@ -63,6 +64,7 @@ class Strategy(Protocol):
 
     name: str
     needs_verifier: bool
+    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early (issue 20).
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
@@ -74,6 +76,8 @@ STRATEGIES.register("beam_search", "ttscale.search.beam:BeamSearch")
 STRATEGIES.register("dvts", "ttscale.search.dvts:DVTS")
 STRATEGIES.register("particle_filtering", "ttscale.search.particle:ParticleFiltering")
 STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOptimal")
+STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
+STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
 
 
 def build_strategy(name: str) -> Strategy:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ttscale.backends.base import Generator
+from ttscale.confidence import summarize
 from ttscale.grading import extract_answer, stated_answer
 from ttscale.search.base import SearchSettings
 from ttscale.search.seeds import request_seed
@@ -36,6 +37,8 @@ class Beam:
     node: int = -1
     group: int = 0
     value: float = 0.0  # what the policy ranks by: the scored (lookahead) sequence's reduction
+    top_logprobs: tuple[tuple[float, ...], ...] = ()  # per generated token, when sampling.logprobs > 0
+    logprobs: tuple[float, ...] = ()
 
     @property
     def text(self) -> str:
@@ -47,12 +50,14 @@ class Expansion:
     """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`.
 
     `whole`: each child runs to the end of the solution instead of stopping at the next step.
+    `max_tokens`: a whole child stops after this many new tokens (DeepConf online's chunks, issue 20).
     """
 
     parent: Beam | None
     k: int
     group: int = 0
     whole: bool = False
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -102,11 +107,13 @@ class Expander:
             stop=stop,
             n=n,
             seed=request_seed(s.seed, st.problem.id, *seed_path),
+            logprobs=s.logprobs,
         )
 
     def generate(
         self, states: Sequence[ProblemState], prefixes: Sequence[Beam | None], ns: Sequence[int],
         seed_paths: Sequence[tuple[object, ...]], whole: bool = False, greedy: bool = False,
+        caps: Sequence[int | None] | None = None,
     ) -> list[list[Generation]]:
         """One generator call for all requests; budgets charged per problem.
 
@@ -119,8 +126,9 @@ class Expander:
         def cap(prefix: Beam | None) -> int:
             return max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
 
-        params = [self._params(st, n, cap(b), stop, greedy, path)
-                  for st, b, n, path in zip(states, prefixes, ns, seed_paths, strict=True)]
+        caps = caps or [None] * len(states)
+        params = [self._params(st, n, min(cap(b), c) if c else cap(b), stop, greedy, path)
+                  for st, b, n, path, c in zip(states, prefixes, ns, seed_paths, caps, strict=True)]
         outputs = self.generator.generate([st.prompt + (b.text if b else "") for st, b in zip(states, prefixes)], params)
         seen: set[int] = set()
         for st, prefix, gens in zip(states, prefixes, outputs):
@@ -152,6 +160,7 @@ class Expander:
         return Beam(
             steps=(*parent.steps, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
             finish_reason=reason, node=node, group=e.group,
+            top_logprobs=parent.top_logprobs + gen.top_logprobs, logprobs=parent.logprobs + gen.logprobs,
         )
 
     def expand(self, requests: Sequence[tuple[ProblemState, Expansion]], round_: int) -> list[list[Beam]]:
@@ -172,7 +181,8 @@ class Expander:
             if not idx:
                 continue
             gens = self.generate([requests[i][0] for i in idx], [requests[i][1].parent for i in idx],
-                                 [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole)
+                                 [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole,
+                                 caps=[requests[i][1].max_tokens for i in idx])
             for i, g in zip(idx, gens):
                 st, e = requests[i]
                 out[i] = [self.child(st, e.parent, one, e) for one in g]
@@ -240,7 +250,8 @@ class Expander:
 
     def worst_tokens(self, e: Expansion) -> int:
         if e.whole:
-            return max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            left = max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            return min(left, e.max_tokens) if e.max_tokens else left
         return self.settings.max_step_tokens
 
     def flops(self, st: ProblemState) -> float:
@@ -260,6 +271,9 @@ class Expander:
             n_tokens=beam.n_tokens,
             finished=beam.finished,
             finish_reason=beam.finish_reason if beam.finished else "length",
+            confidence=summarize(beam.top_logprobs, self.settings.confidence_window) if beam.top_logprobs else None,
+            logprobs=beam.logprobs if self.settings.save_logprobs else (),
+            top_logprobs=beam.top_logprobs if self.settings.save_logprobs else (),
         )
 
     def result(self, st: ProblemState, strategy: str, beams: Sequence[Beam]) -> ProblemResult:

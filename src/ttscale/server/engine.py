@@ -147,7 +147,7 @@ class Engine:
                 f"this request may generate {tokens} tokens (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
                 f"x max_tokens {s.max_new_tokens}), over the server's max_request_tokens={limits.max_request_tokens}; "
                 "ask for fewer", param="max_tokens", code="request_too_large")
-        rounds = 1 if job.strategy == "best_of_n" else s.max_iterations  # best-of-N samples in one round
+        rounds = _rounds(job.strategy, s)
         steps = n_prompts * k * s.n * rounds * (1 + s.lookahead)
         if steps > limits.max_request_steps:
             raise BadRequest(
@@ -227,3 +227,13 @@ class Engine:
         self.generator.close()
         if self.verifier is not None:
             self.verifier.close()
+
+
+def _rounds(strategy: str, s: SearchSettings) -> int:
+    """Expansions per sample at most: whole samples are one (best-of-N, adaptive_consistency), DeepConf
+    online's chunked traces one per chunk (issue 20), step-wise search one per round."""
+    if strategy in ("best_of_n", "adaptive_consistency") or (strategy == "deepconf" and s.deepconf_mode == "offline"):
+        return 1
+    if strategy == "deepconf":
+        return -(-s.max_new_tokens // s.chunk_tokens)
+    return s.max_iterations
