@@ -37,7 +37,7 @@ LLAMA3_TEMPLATE = (
 def build(size: str, device: str, dtype: torch.dtype):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from ttscale.backends.loading import resolve_source
+    from ttscale.models.loading import resolve_source
 
     tok = AutoTokenizer.from_pretrained(resolve_source("embedded:smollm2", None)[0])
     tok.add_special_tokens(

@@ -12,7 +12,7 @@ def _cpu_independent_dtype():
     """`dtype: auto` follows the CPU (bf16 on AVX512-BF16, fp32 on AVX2-only: issue 14), and CI runs on
     either. Every test sees an AVX2-only CPU unless it asks for `native_bf16`, so none passes or fails by
     the machine it landed on."""
-    from ttscale.backends import loading
+    from ttscale.models import loading
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loading, "cpu_has_native_bf16", lambda cpuinfo="/proc/cpuinfo": False)
@@ -22,7 +22,7 @@ def _cpu_independent_dtype():
 @pytest.fixture(params=[False, True], ids=["avx2_only", "native_bf16"])
 def native_bf16(request, monkeypatch):
     """Runs a test under both CPU classes of `dtype: auto`; the value is whether bf16 is native."""
-    from ttscale.backends import loading
+    from ttscale.models import loading
 
     monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda cpuinfo="/proc/cpuinfo": request.param)
     return request.param
@@ -68,6 +68,9 @@ class StandInVLLM:
     `include_stop_str_in_output`; finish_reason "stop", stop_reason the string); EOS is
     finish_reason "stop" with stop_reason None; `max_tokens` is "length". A "sample" is the
     fake backend's script run on that child's random stream, so search over it is real.
+    `logprobs=k` gives each output a `logprobs` list, one {token id: Logprob(logprob, rank,
+    decoded_token)} per generated token holding ranks 1..k and, when it ranked below them,
+    the sampled token (vLLM's sampler.py / logprobs.py); None gives `logprobs=None`.
     """
 
     def __init__(self, tokenizer_dir, script=None):
@@ -135,7 +138,29 @@ class StandInVLLM:
                     tokens, finish, stop_reason = tokens[: sp.max_tokens], "length", None
                     text = self.tok.decode(tokens)
                 return SimpleNamespace(index=k, text=text, token_ids=tokens, finish_reason=finish,
-                                       stop_reason=stop_reason)
+                                       stop_reason=stop_reason, logprobs=self._logprobs(tokens, sp, key))
+
+            def _logprobs(self, tokens, sp, key):
+                import math
+                import random
+                from types import SimpleNamespace
+
+                k = getattr(sp, "logprobs", None)
+                if not k:
+                    return None
+                rng, out = random.Random(f"logprobs|{key}"), []
+                for t in tokens:
+                    values = sorted((math.log(rng.uniform(1e-4, 1.0)) for _ in range(k + 1)), reverse=True)
+                    rank = rng.choice([1, 1, 1, 2, k + 1])  # the sampled token is usually, not always, the top one
+                    others = iter(i for i in range(10**6, 10**6 + k + 1))
+                    d = {}
+                    for r, v in enumerate(values, start=1):
+                        if r == rank:
+                            d[t] = SimpleNamespace(logprob=v, rank=r, decoded_token=self.tok.decode([t]))
+                        elif r <= k:
+                            d[next(others)] = SimpleNamespace(logprob=v, rank=r, decoded_token="x")
+                    out.append(d)
+                return out
 
         self.LLM, self.SamplingParams = LLM, SamplingParams
 
@@ -152,7 +177,7 @@ def stand_in_vllm(monkeypatch, smollm2):
     """`import vllm` gives the stand-in for this test; its `llms` lists the engines built."""
     import sys
 
-    from ttscale.backends.loading import cache_root
+    from ttscale.models.loading import cache_root
 
     stand_in = StandInVLLM(cache_root() / "embedded" / "smollm2")
     monkeypatch.setitem(sys.modules, "vllm", stand_in.module())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from ttscale.cli_options import field_options
 from ttscale.errors import TTScaleError
+from ttscale.server.config import ServeConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling with verifier-guided search.")
 
@@ -175,39 +177,25 @@ def evaluate(
 
 
 @app.command()
+@field_options(ServeConfig)
 def serve(
     recipe: Annotated[str, typer.Argument(help="recipe YAML path or bundled recipe name (model, verifier, search)")],
     host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind (0 = any free port, printed at start)")] = 8000,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override: section.key=value (repeatable)")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="env var holding the API key every request must send")] = None,
-    served_model_name: Annotated[Optional[str], typer.Option(help="model id in replies (default: model.name_or_path)")] = None,
-    max_n: Annotated[int, typer.Option(help="largest per-request ttscale.n")] = 64,
-    max_tokens: Annotated[int, typer.Option(help="largest per-request max_tokens")] = 4096,
-    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get HTTP 413")] = 1 << 20,
-    max_concurrent_searches: Annotated[int, typer.Option(help="searches running at once")] = 64,
-    batch_window_ms: Annotated[float, typer.Option(help="wait this long for other searches' calls to batch")] = 5.0,
-    max_request_tokens: Annotated[int, typer.Option(
-        help="most tokens one request may generate (prompts x choices x n x max_tokens)")] = 1 << 20,
-    max_request_steps: Annotated[int, typer.Option(
-        help="most step expansions one request may ask for (prompts x choices x n x max_iterations x (1 + lookahead))")] = 1 << 16,
-    request_timeout: Annotated[float, typer.Option(help="seconds a search may run before HTTP 504")] = 600.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    fields: dict[str, Any] | None = None,
 ) -> None:
-    """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (pip install 'ttscale\\[server]')."""
+    """Serve an OpenAI-compatible API whose replies are chosen by the recipe's search (pip install 'ttscale\\[server]').
+
+    Every limit below is a field of ServeConfig (server/config.py), with its default and meaning there.
+    """
     from ttscale.config import load_config
     from ttscale.server.app import serve as serve_app
-    from ttscale.server.config import ServeConfig
 
     try:
         cfg = load_config(resolve_recipe(recipe), list(set_ or []))
-        limits = ServeConfig(
-            api_key_env=api_key_env, served_model_name=served_model_name, max_n=max_n, max_tokens=max_tokens,
-            max_body_bytes=max_body_bytes, max_concurrent_searches=max_concurrent_searches,
-            batch_window_ms=batch_window_ms, max_request_tokens=max_request_tokens,
-            max_request_steps=max_request_steps, request_timeout_s=request_timeout,
-        )
-        serve_app(cfg, limits, host, port, log_level)
+        serve_app(cfg, ServeConfig(**(fields or {})), host, port, log_level)
     except TTScaleError as e:
         _fail(e)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 import yaml
 
 from ttscale.errors import ConfigError, closest
+from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
+from ttscale.yaml_values import UniqueKeyLoader, coerce
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
 
@@ -130,7 +131,7 @@ class VerifierConfig:
         "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
 
     def __post_init__(self) -> None:
-        _one_of("verifier", "reduction", self.reduction, ("last", "min", "prod", "mean"))
+        _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
         _check(
@@ -185,13 +186,16 @@ class PromptConfig:
 class SamplingConfig:
     """Policy sampling settings (REFERENCE.md: T=0.8, 2048 new tokens)."""
 
-    temperature: float = field(default=0.8, metadata={"help": "sampling temperature; 0 = greedy"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
-    max_new_tokens: int = field(default=2048, metadata={"help": "token cap of one whole solution"})
+    temperature: float = field(default=SamplingParams.temperature, metadata={"help": "sampling temperature; 0 = greedy"})
+    top_p: float = field(default=SamplingParams.top_p, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=SamplingParams.max_new_tokens, metadata={"help": "token cap of one whole solution"})
     max_step_tokens: int = field(default=256, metadata={"help": "token cap of one step (step-wise search)"})
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
+    logprobs: int = field(default=0, metadata={
+        "help": "top-k log-probabilities recorded per generated token (0 = off; deepconf uses 20 when off)"})
 
     def __post_init__(self) -> None:
+        _check(0 <= self.logprobs <= 20, "sampling", "logprobs", self.logprobs, "an integer in 0..20")
         _check(_finite(self.temperature) and self.temperature >= 0, "sampling", "temperature", self.temperature,
                "a finite number >= 0")
         _check(_finite(self.top_p) and 0 < self.top_p <= 1, "sampling", "top_p", self.top_p, "(0, 1]")
@@ -218,14 +222,38 @@ class SearchConfig:
     max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
     max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
     policy: str | None = field(default=None, metadata={"help": "compute_optimal: policy.json path"})
+    # Adaptive compute (issue 20): adaptive_consistency and deepconf.
+    wave: int = field(default=4, metadata={"help": "adaptive strategies: samples drawn per wave (ESC's window)"})
+    stop_rule: str = field(default="beta", metadata={
+        "help": "adaptive_consistency stop: window (ESC) | beta | dirichlet (Adaptive-Consistency)"})
+    stop_confidence: float = field(default=0.95, metadata={
+        "help": "stop once P(leader stays leader) (beta/dirichlet) or the deepconf consensus share reaches this"})
+    deepconf_mode: str = field(default="online", metadata={"help": "deepconf: online (warm-up + early stop) | offline"})
+    warmup: int = field(default=4, metadata={"help": "deepconf online: warm-up traces that set the threshold"})
+    eta: float = field(default=90.0, metadata={"help": "deepconf: keep the top eta% of traces (10 or 90, the paper)"})
+    confidence_window: int = field(default=16, metadata={"help": "tokens per sliding group (and tail) of confidence"})
+    confidence_measure: str = field(default="lowest_group", metadata={
+        "help": "deepconf trace confidence: mean | lowest_group | bottom10_group | tail"})
+    chunk_tokens: int = field(default=16, metadata={"help": "deepconf online: tokens per chunk between checks"})
 
     def __post_init__(self) -> None:
         _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")
+        _check(self.wave >= 1, "search", "wave", self.wave, "an integer >= 1")
+        _one_of("search", "stop_rule", self.stop_rule, ("window", "beta", "dirichlet"))
+        _check(_finite(self.stop_confidence) and 0 < self.stop_confidence <= 1, "search", "stop_confidence",
+               self.stop_confidence, "a number in (0, 1]")
+        _one_of("search", "deepconf_mode", self.deepconf_mode, ("online", "offline"))
+        _check(self.warmup >= 1, "search", "warmup", self.warmup, "an integer >= 1")
+        _check(_finite(self.eta) and 0 < self.eta <= 100, "search", "eta", self.eta, "a percentage in (0, 100]")
+        _check(self.confidence_window >= 1, "search", "confidence_window", self.confidence_window, ">= 1")
+        _one_of("search", "confidence_measure", self.confidence_measure,
+                ("mean", "lowest_group", "bottom10_group", "tail"))
+        _check(self.chunk_tokens >= 1, "search", "chunk_tokens", self.chunk_tokens, ">= 1")
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
-        _one_of("search", "selection", self.selection, ("majority", "naive", "weighted"))
+        _one_of("search", "selection", self.selection, SELECTIONS)
         _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
                self.particle_temperature, "a finite number > 0")
         _check(_finite(self.resample_ess) and 0 < self.resample_ess <= 1, "search", "resample_ess", self.resample_ess,
@@ -245,6 +273,8 @@ class OutputConfig:
     dir: str = field(default="runs/default", metadata={"help": "run directory (resumable)"})
     save_trees: bool = field(default=False, metadata={"help": "write every search node to trees.jsonl"})
     subsample_seeds: int = field(default=8, metadata={"help": "seeds averaged for maj@k / pass@k at k < N"})
+    save_logprobs: bool = field(default=False, metadata={
+        "help": "write every token's logprobs to completions.jsonl (else only the confidence summary)"})
 
     def __post_init__(self) -> None:
         _check(self.subsample_seeds >= 1, "output", "subsample_seeds", self.subsample_seeds, ">= 1")
@@ -280,57 +310,6 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise naming the key."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            value = [value]
-        return [_coerce(v, item, where) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: true or false")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: an integer")
-    if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        # YAML's .inf/.nan and "inf" pass every `>= 0` check below and then break sampling or budgets.
-        if number is not None and math.isfinite(number):
-            return number
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: a finite number")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}={value!r} is invalid; accepted: a string")
-    return value
-
-
 def _build_section(name: str, raw: Any) -> Any:
     cls = SECTIONS[name]
     if raw is None:
@@ -345,7 +324,7 @@ def _build_section(name: str, raw: Any) -> Any:
             raise ConfigError(
                 f"unknown key '{name}.{key}'{closest(key, known)}; accepted: {', '.join(sorted(known))}"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{name}.{key}")
+        kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
     return cls(**kwargs)
 
 
@@ -386,28 +365,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, typing.Hashable):
-                continue  # SafeLoader itself reports an unhashable key
-            if key in seen:
-                raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
 def read_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe file not found: {path}")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as e:
         raise ConfigError(f"recipe {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     except yaml.YAMLError as e:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, _comparable, _first_difference, read_results
+from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, config_difference, read_results
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.types import Problem
 
@@ -84,8 +84,9 @@ def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = Fals
         raise RunDirError(f"shards {indices} of {count} given; merge needs each of 0..{count - 1} exactly once")
     configs = [RunDir(d).config() for d in dirs]
     for d, cfg in zip(dirs[1:], configs[1:]):
-        if _comparable(cfg) != _comparable(configs[0]):
-            raise RunDirError(f"{d} has a different config than {dirs[0]} ({_first_difference(_comparable(configs[0]), _comparable(cfg))})")
+        diff = config_difference(configs[0], cfg)
+        if diff is not None:
+            raise RunDirError(f"{d} has a different config than {dirs[0]} ({diff})")
     by_index = dict(zip([s["index"] for s in shards], zip(dirs, shards)))
     rows: list[str] = []
     trees: list[str] = []

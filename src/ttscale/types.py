@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "eos"]
+# One spelling each, used by the config, the grading, the evaluation and the server (issue 17).
+Reduction = Literal["last", "min", "prod", "mean"]
+Selection = Literal["majority", "naive", "weighted"]
+REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
+SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """What a Generator is asked for; validated by SamplingConfig before it gets here."""
+    """What a Generator is asked for; validated by SamplingConfig before it gets here.
+
+    Its defaults are the recipe's (REFERENCE.md: T = 0.8, 2048 new tokens): SamplingConfig reads them here.
+    """
 
     temperature: float = 0.8
     top_p: float = 1.0
-    max_new_tokens: int = 512
+    max_new_tokens: int = 2048
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None
+    logprobs: int = 0  # top-k alternatives recorded per token (issue 20); 0 = off, nothing paid
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,10 @@ class Generation:
     n_tokens: int
     finish_reason: FinishReason
     prompt_tokens: int = 0
+    # Issue 20, only when SamplingParams.logprobs > 0: per generated token, the sampled token's
+    # log-probability and the top-k log-probabilities (descending), from the model's raw distribution.
+    logprobs: tuple[float, ...] = ()
+    top_logprobs: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -82,6 +96,25 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class ConfidenceSummary:
+    """A trace's confidence measures (issue 20; ttscale.confidence): what completions.jsonl keeps of its logprobs."""
+
+    mean: float
+    lowest_group: float
+    bottom10_group: float
+    tail: float
+    self_certainty: float
+    n_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConfidenceSummary:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
 class Completion:
     """One candidate solution of a problem, with every step score so any reduction can be recomputed."""
 
@@ -92,9 +125,20 @@ class Completion:
     n_tokens: int = 0
     finished: bool = True
     finish_reason: FinishReason = "eos"
+    confidence: ConfidenceSummary | None = None
+    # Why an adaptive strategy left this trace out of its vote ("stopped": cut mid-generation by
+    # DeepConf online; "filtered": below the top eta%); its tokens still count in the budget.
+    dropped: str | None = None
+    logprobs: tuple[float, ...] = ()  # only with output.save_logprobs
+    top_logprobs: tuple[tuple[float, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        # Optional fields stay out of the line when unused, so files written without issue 20 look the same.
+        for key in ("confidence", "dropped", "logprobs", "top_logprobs"):
+            if not d[key]:
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
@@ -107,6 +151,10 @@ class Completion:
             n_tokens=int(d.get("n_tokens", 0)),
             finished=bool(d.get("finished", True)),
             finish_reason=d.get("finish_reason", "eos"),
+            confidence=ConfidenceSummary.from_dict(d["confidence"]) if d.get("confidence") else None,
+            dropped=d.get("dropped"),
+            logprobs=tuple(d.get("logprobs", ())),
+            top_logprobs=tuple(tuple(t) for t in d.get("top_logprobs", ())),
         )
 
 

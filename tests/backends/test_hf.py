@@ -4,8 +4,8 @@ import importlib.util
 
 import pytest
 
-from ttscale.backends.loading import cpu_has_native_bf16 as REAL_CPU_FLAG  # bound before the conftest pin
-from ttscale.backends.loading import embedded_gguf, resolve_source
+from ttscale.models.loading import cpu_has_native_bf16 as REAL_CPU_FLAG  # bound before the conftest pin
+from ttscale.models.loading import embedded_gguf, resolve_source
 from ttscale.config import ModelConfig
 from ttscale.errors import ModelLoadError
 from ttscale.types import SamplingParams
@@ -89,8 +89,8 @@ def test_local_dir_loads_through_from_pretrained(tiny_llama_dir):
 def test_auto_dtype_takes_bf16_only_where_the_cpu_runs_it_natively(tmp_path, monkeypatch):
     import torch
 
-    from ttscale.backends import loading
-    from ttscale.backends.loading import resolve_dtype
+    from ttscale.models import loading
+    from ttscale.models.loading import resolve_dtype
 
     monkeypatch.setattr(loading, "cpu_has_native_bf16", REAL_CPU_FLAG)  # this test reads made-up cpuinfo files
 

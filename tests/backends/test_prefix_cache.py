@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ttscale.backends.hf import STATIC_WIDTH_STEP, HFGenerator
-from ttscale.backends.kv_cache import PrefixKVStore
+from ttscale.models.prefix_cache import PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy

@@ -27,7 +27,8 @@ def test_config_maps_to_engine_and_sampling_args(stand_in_vllm):
     out = gen.generate([prompt, prompt], [params, replace(params, seed=9)])
     prompts, sent = engine.calls[-1]
     assert [p.kwargs for p in sent] == [{"n": 3, "temperature": 0.8, "top_p": 0.9, "max_tokens": 64, "stop": ["\n\n"],
-                                         "include_stop_str_in_output": True, "seed": s} for s in (5, 9)]
+                                         "include_stop_str_in_output": True, "seed": s, "logprobs": None}
+                                        for s in (5, 9)]
     assert prompts[0]["prompt_token_ids"].count(gen.tokenizer.bos_token_id) == 1  # token ids in, so no second BOS
     assert [len(gens) for gens in out] == [3, 3] and gen.n_params > 0
     assert all(g.text.endswith("\n\n") == (g.finish_reason == "stop") for gens in out for g in gens)

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttscale.errors import ConfigError
-from ttscale.eval.compute_optimal import Policy, PolicyEntry, apply, best, cross_validate, fit, folds
-from ttscale.eval.difficulty import assign_bin, make_binning, quantile_edges
+from ttscale.data.policy import Policy, PolicyEntry, assign_bin
+from ttscale.eval.compute_optimal import apply, best, cross_validate, fit, folds
+from ttscale.eval.difficulty import make_binning, quantile_edges
 from ttscale.eval.metrics import Point
 
 
@@ -35,10 +36,10 @@ def test_cv_selection_when_the_best_strategy_differs_per_bin():
     chosen, _ = fit([a, b], bins, ids)
     assert {k: p.method for k, p in chosen.items()} == {1: "A", 2: "B"}
     out = cross_validate({4: [a, b]}, bins, ids)
-    assert out["cv"][0]["accuracy"] == 1.0 and out["in_sample"][0]["accuracy"] == 1.0
-    assert out["best_fixed"][0]["accuracy"] == 0.5 and out["choices"][4] == {1: "A", 2: "B"}
-    for f in out["folds"]:
-        assert f["test_accuracy"] == 1.0 and f["best_fixed_train_accuracy"] == 0.5
+    assert out.cv[0].accuracy == 1.0 and out.in_sample[0].accuracy == 1.0
+    assert out.best_fixed[0].accuracy == 0.5 and out.choices[4] == {1: "A", 2: "B"}
+    for f in out.folds:
+        assert f.test_accuracy == 1.0 and f.best_fixed_train_accuracy == 0.5
 
 
 def test_cv_is_honest_when_choices_overfit():
@@ -49,7 +50,7 @@ def test_cv_is_honest_when_choices_overfit():
     split = folds(bins, sorted(bins))
     assert sorted(i for f in split for i in f) == sorted(bins) and all({bins[i] for i in f} == {1, 2} for f in split)
     out = cross_validate({4: [a, b]}, bins, sorted(bins))
-    assert out["cv"][0]["accuracy"] <= out["in_sample"][0]["accuracy"]
+    assert out.cv[0].accuracy <= out.in_sample[0].accuracy
 
 
 def test_ties_go_to_the_cheaper_point():
@@ -64,11 +65,11 @@ def test_never_below_the_best_fixed_strategy_on_training_folds(matrix, bin_list)
     points = [point(f"S{j}", row) for j, row in enumerate(matrix)]
     bins = {f"p{i}": b for i, b in enumerate(bin_list)}
     out = cross_validate({4: points}, bins, sorted(bins))
-    for f in out["folds"]:
-        assert f["train_accuracy"] >= f["best_fixed_train_accuracy"] - 1e-12
-    assert out["in_sample"][0]["accuracy"] >= out["best_fixed"][0]["accuracy"] - 1e-12
+    for f in out.folds:
+        assert f.train_accuracy >= f.best_fixed_train_accuracy - 1e-12
+    assert out.in_sample[0].accuracy >= out.best_fixed[0].accuracy - 1e-12
     chosen, overall = fit(points, bins, sorted(bins))
-    assert apply(chosen, overall, bins, sorted(bins)).accuracy == pytest.approx(out["in_sample"][0]["accuracy"])
+    assert apply(chosen, overall, bins, sorted(bins)).accuracy == pytest.approx(out.in_sample[0].accuracy)
 
 
 def test_policy_round_trip_and_budget_lookup(tmp_path):

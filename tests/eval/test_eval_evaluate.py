@@ -55,8 +55,8 @@ def runs(tmp_path):
 
 
 def test_curves_tables_and_grouping(runs):
-    metrics, curves, _ = evaluate_runs(runs, seeds=4)
-    names = [c.method for c in curves]
+    ev = evaluate_runs(runs, seeds=4)
+    metrics, names = ev.to_dict(), [c.method for c in ev.curves]
     # beam runs that differ only in N form one curve; the beam_width=2 run is its own method
     assert "beam_search(beam_width=4)" in names and "beam_search(beam_width=2)" in names
     beam = metrics["curves"]["beam_search(beam_width=4)"]["points"]
@@ -67,21 +67,29 @@ def test_curves_tables_and_grouping(runs):
     assert metrics["by_level"]["best_of_n:majority@4"] == {"1": {"n": 5, "accuracy": 1.0}, "5": {"n": 5, "accuracy": 0.0}}
     assert metrics["by_subject"]["beam_search(beam_width=4)@4"]["geometry"]["accuracy"] == 1.0
     assert [r["accuracy"] for r in metrics["runs"]] == [1.0, 0.5, 0.5, 0.5]
+    # 95% bootstrap intervals over the 10 problems, on every point and every run
+    assert all(p["ci"][0] <= p["accuracy"] <= p["ci"][1] for c in metrics["curves"].values() for p in c["points"])
+    assert metrics["curves"]["best_of_n:pass"]["points"][-1]["ci"] == [1.0, 1.0]
+    low, high = next(p for p in beam if p["n"] == 4)["ci"]
+    assert 0.1 < low < 0.5 < high < 0.9  # 5 of 10 right: a wide interval
+    assert [tuple(r["ci"]) for r in metrics["runs"]][0] == (1.0, 1.0)
 
 
 def test_difficulty_bins_and_compute_optimal_choose_per_bin(runs):
-    metrics, _, policy = evaluate_runs(runs, seeds=4)
+    ev = evaluate_runs(runs, seeds=4)
+    metrics, policy = ev.to_dict(), ev.policy
     oracle = metrics["difficulty"]["oracle"]
     assert oracle["counts"]["1"] == 5 and sum(oracle["counts"].values()) == 10
     assert oracle["accuracy"]["best_of_n:majority"]["4"] == {"1": 1.0, "3": 0.0}
     co = metrics["compute_optimal"]["oracle"]
     at4 = next(r for r in co["cv"] if r["n"] == 4)
-    choice = co["choices"][4]
+    choice = ev.compute_optimal["oracle"].choices[4]
+    assert co["choices"]["4"] == {str(b): m for b, m in choice.items()}  # metrics.json spells keys as strings
     assert choice[1].startswith("best_of_n:") and choice[3].startswith("beam_search")
     assert at4["accuracy"] == 1.0  # each held-out half is answered by its bin's winner
     assert next(r for r in co["best_fixed"] if r["n"] == 4)["accuracy"] == 0.5
     # model bins (mean verifier score, no gold) separate the same two groups here
-    assert metrics["compute_optimal"]["model"]["choices"][4][1].startswith("best_of_n:")
+    assert ev.compute_optimal["model"].choices[4][1].startswith("best_of_n:")
     entry = policy.choose(4, policy.bin_of(0.225))  # a hard problem's mean score
     assert entry.strategy == "beam_search" and entry.settings["n"] == 4 and "beam_width" in entry.settings
     assert policy.choose(4, policy.bin_of(0.1)) == entry  # bin 5 held no problem: the nearest bin's choice
@@ -89,8 +97,8 @@ def test_difficulty_bins_and_compute_optimal_choose_per_bin(runs):
 
 
 def test_reductions_option_adds_methods(runs):
-    metrics, _, _ = evaluate_runs(runs[:1], reductions=["last", "min"], seeds=2)
-    assert {"best_of_n:weighted", "best_of_n:weighted[min]", "best_of_n:naive[min]"} <= set(metrics["curves"])
+    curves = evaluate_runs(runs[:1], reductions=["last", "min"], seeds=2).curves
+    assert {"best_of_n:weighted", "best_of_n:weighted[min]", "best_of_n:naive[min]"} <= {c.method for c in curves}
     with pytest.raises(ConfigError, match="--reduction 'median'"):
         evaluate_runs(runs[:1], reductions=["median"])
 
@@ -105,6 +113,9 @@ def test_cli_writes_report_plots_and_policy(runs, tmp_path):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "![accuracy vs N](accuracy_vs_n.png)" in report and "2-fold CV" in report and "51.9%" in report
+    # intervals in the tables, and the report says which differences the intervals cannot separate
+    assert "95% CI" in report and "## Which differences are real" in report
+    assert "not separated at 95%" in report
     assert json.loads((out / "metrics.json").read_text())["references"] == {"Llama-3.1-8B 0-shot": pytest.approx(0.519)}
 
 
@@ -112,9 +123,9 @@ def test_half_written_last_line_is_skipped_with_a_warning(runs, caplog):
     path = Path(runs[1]) / "completions.jsonl"
     path.write_text(path.read_text() + '{"id": "h9", "problem": {"id"')
     with caplog.at_level(logging.WARNING):
-        metrics, _, _ = evaluate_runs(runs[1:2])
+        ev = evaluate_runs(runs[1:2])
     assert "half-written last line" in caplog.text
-    assert metrics["runs"][0]["n_problems"] == 10
+    assert ev.runs[0].n_problems == 10
 
 
 def _dir(tmp_path, rows=None, config=False):

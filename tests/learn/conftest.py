@@ -6,7 +6,7 @@ import pytest
 
 from ttscale.config import load_config
 from ttscale.data.results import RunDir
-from ttscale.search.expand import split_steps
+from ttscale.search.steps import split_steps
 from ttscale.types import Completion, Problem, ProblemResult
 
 DELIM = "\n"
@@ -67,7 +67,7 @@ def make_run(tmp_path):
 def smol_tokenizer():
     from transformers import AutoTokenizer
 
-    from ttscale.backends.loading import resolve_source
+    from ttscale.models.loading import resolve_source
 
     return AutoTokenizer.from_pretrained(resolve_source("embedded:smollm2", None)[0])
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError, DataError, ModelLoadError
-from ttscale.learn.prm_format import LAYOUT_FILE, PRMLayout, encode_steps, tokenize_row
+from ttscale.verifiers.prm_format import LAYOUT_FILE, PRMLayout, encode_steps, tokenize_row
 from ttscale.learn.train import TrainSettings, freeze_body, load_base, soft_cross_entropy, train_prm
 from ttscale.types import Problem
 from ttscale.verifiers import Verifier, build_verifier

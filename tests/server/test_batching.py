@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ttscale.backends.batching import BatchingGenerator, SearchCancelled
+from ttscale.server.batching import BatchingGenerator, SearchCancelled
 from ttscale.errors import GenerationError
 from ttscale.types import Generation, SamplingParams
 

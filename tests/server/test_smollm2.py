@@ -6,7 +6,7 @@ import pytest
 
 from ttscale.server.process import running_server, wait_healthy
 
-from ttscale.backends.loading import embedded_gguf
+from ttscale.models.loading import embedded_gguf
 from ttscale.errors import ModelLoadError
 
 openai = pytest.importorskip("openai")

@@ -38,7 +38,7 @@ def sample():
 
 @pytest.fixture(scope="session")
 def smollm2_dir():
-    from ttscale.backends.loading import resolve_source
+    from ttscale.models.loading import resolve_source
 
     return resolve_source("embedded:smollm2", None)[0]
 

@@ -13,7 +13,6 @@ from ttscale.config import VerifierConfig
 from ttscale.data.synthetic import arithmetic_problem
 from ttscale.types import Problem
 from ttscale.verifiers import VERIFIERS, Verifier, build_verifier
-from ttscale.verifiers._hf import bucket_batches
 from ttscale.verifiers.arithmetic import (
     INVENTED,
     NO_ARITHMETIC,
@@ -22,6 +21,7 @@ from ttscale.verifiers.arithmetic import (
     check_equations,
     question_numbers,
 )
+from ttscale.verifiers.encoding import bucket_batches
 
 ALL = ["arithmetic_rules", "fake", "lm_judge", "math_shepherd", "oracle", "qwen_prm", "rlhflow", "skywork", "trained_prm"]
 

@@ -9,6 +9,7 @@ honoured like a real backend.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 
@@ -18,6 +19,15 @@ from ttscale.errors import GenerationError
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 Script = Callable[[str, random.Random], str]
+# (generated word, its index, the k asked for, a random stream) -> that token's top-k logprobs, descending
+LogprobScript = Callable[[str, int, int, random.Random], list[float]]
+
+
+def default_logprobs(word: str, index: int, k: int, rng: random.Random) -> list[float]:
+    """A plausible top-k row: the sampled token first with p in [0.3, 1), the rest sharing what is left."""
+    p1 = rng.uniform(0.3, 0.999)
+    rest = sorted((rng.uniform(1e-4, 1.0) * (1 - p1) / k for _ in range(k - 1)), reverse=True)
+    return [math.log(p1)] + [math.log(p) for p in rest]
 
 
 def default_script(prompt: str, rng: random.Random, delimiter: str = "\n\n") -> str:
@@ -43,8 +53,10 @@ class FakeGenerator:
         cfg: ModelConfig | None = None,
         script: Script | None = None,
         fail_on: str | None = None,
+        logprob_script: LogprobScript | None = None,
     ) -> None:
         self.script = script or default_script
+        self.logprob_script = logprob_script or default_logprobs
         self.fail_on = fail_on
         self.calls = 0
         self.prompts_seen = 0
@@ -74,7 +86,12 @@ class FakeGenerator:
         reason: FinishReason = "stop" if stopped else "eos"
         if len(words) > params.max_new_tokens:
             text, reason = " ".join(words[: params.max_new_tokens]), "length"
+        n_tokens = min(len(words), params.max_new_tokens)
+        top: tuple[tuple[float, ...], ...] = ()
+        if params.logprobs:
+            rng = random.Random(f"logprobs|{key}")
+            top = tuple(tuple(self.logprob_script(w, i, params.logprobs, rng)) for i, w in enumerate(words[:n_tokens]))
         return Generation(
-            text=text, n_tokens=min(len(words), params.max_new_tokens), finish_reason=reason,
-            prompt_tokens=self.count_tokens(prompt),
+            text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=self.count_tokens(prompt),
+            logprobs=tuple(row[0] for row in top), top_logprobs=top,
         )

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from ttscale.backends.base import child_seeds, same_params, truncate_at_stop
-from ttscale.backends.kv_cache import KV, PrefixKVStore
-from ttscale.backends.loading import cache_kwarg, load_pretrained
-from ttscale.backends.sampling import RowSampler
+from ttscale.backends.sampling import LogprobRecorder, RowSampler
+from ttscale.models.loading import cache_kwarg, load_pretrained
+from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.types import FinishReason, Generation, SamplingParams
@@ -148,10 +148,13 @@ class HFGenerator:
             # Sampling runs in RowSampler on top of a greedy decode: one seeded stream per row, never
             # the global RNG, so a row's tokens do not depend on its batch (issue 15).
             sampling: dict[str, Any] = {"do_sample": False}
+            sampler = None
             if params.temperature > 0:
                 rows = input_ids.shape[0]  # static mode pads rows; their draws are discarded
-                sampling["logits_processor"] = [RowSampler(seeds + [0] * (rows - len(seeds)), params.temperature,
-                                                           params.top_p)]
+                sampler = RowSampler(seeds + [0] * (rows - len(seeds)), params.temperature, params.top_p)
+            recorder = LogprobRecorder(params.logprobs, sampler) if params.logprobs else None
+            if recorder is not None or sampler is not None:
+                sampling["logits_processor"] = [recorder or sampler]
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, **cache_args,
                 max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
@@ -162,6 +165,9 @@ class HFGenerator:
             for r, row in enumerate(out.sequences[: len(batch) * params.n]):  # static mode pads rows
                 new_ids = row[width:].tolist()[: caps[r // params.n]]
                 kept, gen = self._to_generation(new_ids, len(batch[r // params.n]), params)
+                if recorder is not None:
+                    sampled, top = recorder.row(r, gen.n_tokens)
+                    gen = replace(gen, logprobs=sampled, top_logprobs=top)
                 if self.store is not None:
                     self._remember(cache, r, mask[r], width, batch[r // params.n], kept)
                 gens.append(gen)

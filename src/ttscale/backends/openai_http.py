@@ -103,6 +103,8 @@ class OpenAIGenerator:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.logprobs:
+            body["logprobs"] = params.logprobs
         return body
 
     def _complete(self, prompt: str, params: SamplingParams) -> list[Generation]:
@@ -120,7 +122,9 @@ class OpenAIGenerator:
         out = []
         for choice, text, n_tokens in zip(choices, texts, counts):
             text, reason = restore_stop(text, choice, params.stop)
-            out.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_tokens))
+            sampled, top = choice_logprobs(choice, params.logprobs) if params.logprobs else ((), ())
+            out.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_tokens,
+                                  logprobs=sampled, top_logprobs=top))
         return out
 
     def _token_counts(self, choices: list[dict[str, Any]], texts: list[str], total: int | None) -> list[int]:
@@ -187,6 +191,19 @@ def restore_stop(text: str, choice: dict[str, Any], stop: Sequence[str]) -> tupl
             return text + matched, "stop"
         return text, "eos"
     return text + stop[0], "stop"
+
+
+def choice_logprobs(choice: dict[str, Any], k: int) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]:
+    """A choice's `logprobs` (token_logprobs, top_logprobs: [{token: logprob}]) -> (sampled, top-k descending).
+
+    vLLM's server adds the sampled token to a position's dict when it ranked below the top k,
+    so the row keeps the k largest; a server that sends no logprobs gives empty rows.
+    """
+    lp = choice.get("logprobs") or {}
+    sampled = tuple(float(x) for x in lp.get("token_logprobs") or () if x is not None)
+    top = tuple(tuple(sorted((float(v) for v in (d or {}).values()), reverse=True)[:k])
+                for d in lp.get("top_logprobs") or ())
+    return sampled, top
 
 
 def _error_message(r: Any) -> str:

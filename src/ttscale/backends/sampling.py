@@ -46,3 +46,36 @@ def top_p_filter(logits: Any, top_p: float) -> Any:
     drop_sorted = mass_before >= top_p  # the token that crosses top_p is kept; the first token always is
     drop = torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+class LogprobRecorder:
+    """A logits processor that records, per step and row, the chosen token's log-probability and the top k.
+
+    It wraps the sampler (None: greedy) so it sees the model's raw scores and the token chosen
+    from them in one place: log-probabilities come from the unscaled distribution, as vLLM's
+    default (raw) logprobs do, so a trace's confidence does not change with the sampling
+    temperature. Only (rows, k) per step is kept, never the vocabulary-wide scores.
+    """
+
+    def __init__(self, k: int, sampler: RowSampler | None = None) -> None:
+        self.k, self.sampler = k, sampler
+        self.sampled: list[Any] = []
+        self.top: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        logp = scores.float().log_softmax(-1)
+        out = self.sampler(input_ids, scores) if self.sampler is not None else scores
+        chosen = out.argmax(-1, keepdim=True)  # what greedy decoding takes next from these scores
+        self.sampled.append(logp.gather(1, chosen).squeeze(1))
+        self.top.append(logp.topk(self.k, -1).values)
+        return out
+
+    def row(self, r: int, n_tokens: int) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]:
+        """Row r's first n_tokens positions: (sampled logprobs, top-k rows)."""
+        import torch
+
+        if not self.sampled or n_tokens == 0:
+            return (), ()
+        sampled = torch.stack(self.sampled, 1)[r, :n_tokens].tolist()
+        top = torch.stack(self.top, 1)[r, :n_tokens].tolist()
+        return tuple(sampled), tuple(tuple(t) for t in top)

@@ -44,6 +44,8 @@ def sampling_args(params: SamplingParams) -> dict[str, Any]:
         "stop": list(params.stop),
         "include_stop_str_in_output": True,
         "seed": params.seed,
+        # vLLM returns the top `logprobs` of each token plus the sampled one (issue 20); None costs nothing.
+        "logprobs": params.logprobs or None,
     }
 
 
@@ -86,13 +88,28 @@ class VLLMGenerator:
             [self._vllm.SamplingParams(**sampling_args(p)) for p in params],
             use_tqdm=False,
         )
-        return [[to_generation(o, len(i)) for o in out.outputs] for out, i in zip(outputs, ids)]
+        return [[to_generation(o, len(i), p.logprobs) for o in out.outputs] for out, i, p in zip(outputs, ids, params)]
 
 
-def to_generation(output: Any, prompt_tokens: int) -> Generation:
+def to_generation(output: Any, prompt_tokens: int, k: int = 0) -> Generation:
     """vLLM's CompletionOutput -> Generation: a matched stop string is 'stop', a stop token 'eos'."""
     if output.finish_reason == "length":
         reason: FinishReason = "length"
     else:
         reason = "stop" if isinstance(output.stop_reason, str) else "eos"
-    return Generation(text=output.text, n_tokens=len(output.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens)
+    sampled, top = token_logprobs(output, k) if k else ((), ())
+    return Generation(text=output.text, n_tokens=len(output.token_ids), finish_reason=reason, prompt_tokens=prompt_tokens,
+                      logprobs=sampled, top_logprobs=top)
+
+
+def token_logprobs(output: Any, k: int) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]:
+    """CompletionOutput.logprobs (per token, {token id: Logprob}) -> (sampled, top-k descending).
+
+    Each dict holds the k entries of rank 1..k plus the sampled token when it ranked below them,
+    so the top-k row is the entries of rank <= k.
+    """
+    per_token = output.logprobs or []
+    sampled = tuple(float(d[t].logprob) for d, t in zip(per_token, output.token_ids))
+    top = tuple(tuple(float(lp.logprob) for lp in sorted(d.values(), key=lambda lp: lp.rank) if lp.rank <= k)
+                for d in per_token)
+    return sampled, top

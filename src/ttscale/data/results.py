@@ -42,6 +42,20 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {s: {k: v for k, v in (sec or {}).items() if (s, k) not in _RESUME_FREE} for s, sec in cfg.items()}
 
 
+def config_difference(there: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """The first setting in which two run configs differ ('section.key: a there, b now'), or None when
+    they can share a run folder (settings that resume, like dataset.limit, do not count)."""
+    a, b = _comparable(there), _comparable(here)
+    if a == b:
+        return None
+    for section in sorted(set(a) | set(b)):
+        sa, sb = a.get(section) or {}, b.get(section) or {}
+        for key in sorted(set(sa) | set(sb)):
+            if sa.get(key) != sb.get(key):
+                return f"{section}.{key}: {sa.get(key)!r} there, {sb.get(key)!r} now"
+    return "unknown"
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -110,9 +124,8 @@ class RunDir:
     def _check_and_write_config(self, config: dict[str, Any], overwrite: bool) -> None:
         cfg_file = self.path / CONFIG
         if cfg_file.exists() and not overwrite:
-            old = self.config()
-            if _comparable(old) != _comparable(config):
-                diff = _first_difference(_comparable(old), _comparable(config))
+            diff = config_difference(self.config(), config)
+            if diff is not None:
                 raise RunDirError(
                     f"{self.path} holds a run with a different config ({diff}); "
                     "use another --output-dir, or --overwrite to discard it"
@@ -183,15 +196,6 @@ class RunDir:
         if not isinstance(raw, dict) or not all(isinstance(v, dict | None) for v in raw.values()):
             raise RunDirError(f"{file} is corrupt (not a mapping of sections); repair it, or --overwrite to discard the run")
         return raw
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
-    for section in sorted(set(a) | set(b)):
-        sa, sb = a.get(section) or {}, b.get(section) or {}
-        for key in sorted(set(sa) | set(sb)):
-            if sa.get(key) != sb.get(key):
-                return f"{section}.{key}: {sa.get(key)!r} there, {sb.get(key)!r} now"
-    return "unknown"
 
 
 def _iter_jsonl(path: Path, quiet: bool) -> Iterator[tuple[int, dict[str, Any]]]:

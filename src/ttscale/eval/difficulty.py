@@ -8,13 +8,13 @@ Bin 1 is the easiest (highest score), bin 5 the hardest.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ttscale.search.select import solution_score
+from ttscale.data.policy import assign_bin
+from ttscale.grading.select import mean_solution_score
 from ttscale.types import ProblemResult
 
 N_BINS = 5
@@ -39,11 +39,6 @@ def quantile_edges(values: Sequence[float], n_bins: int = N_BINS) -> tuple[float
     return tuple(float(q) for q in np.quantile(np.asarray(values, dtype=float), np.arange(1, n_bins) / n_bins))
 
 
-def assign_bin(score: float, edges: Sequence[float]) -> int:
-    """1 for scores above every edge (easiest) .. len(edges) + 1 below every edge; ties go to the easier bin."""
-    return len(edges) + 1 - bisect_right(list(edges), score)
-
-
 def make_binning(kind: str, scores: dict[str, float], n_bins: int = N_BINS) -> Binning:
     edges = quantile_edges(list(scores.values()), n_bins) if scores else ()
     return Binning(kind, edges, scores, {pid: assign_bin(s, edges) for pid, s in scores.items()})
@@ -56,8 +51,4 @@ def oracle_scores(results: Sequence[ProblemResult], correct: dict[str, list[bool
 
 def model_scores(results: Sequence[ProblemResult], reduction: str) -> dict[str, float]:
     """Mean verifier score per problem over its samples; no gold needed."""
-    return {r.id: mean_score([solution_score(c, reduction) for c in r.completions]) for r in results}
-
-
-def mean_score(scores: Sequence[float]) -> float:
-    return sum(scores) / len(scores) if scores else 0.0
+    return {r.id: mean_solution_score(r.completions, reduction) for r in results}

@@ -1,8 +1,8 @@
 """`ttscale evaluate`: run directories -> curves, tables, difficulty bins, compute-optimal selection.
 
 Reads only what the runs wrote (config.yaml, completions.jsonl with per-step scores and
-budgets); never runs a model. Everything lands in one metrics dict, which the plots and
-the report are drawn from.
+budgets); never runs a model. Everything lands in one `Evaluation` record, which the plots
+and the report are drawn from and metrics.json serialises.
 """
 
 from __future__ import annotations
@@ -10,21 +10,22 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
+from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
 from ttscale.eval.metrics import Point, correctness, search_point, selected_accuracy, subsampled_points
-from ttscale.types import ProblemResult
+from ttscale.eval.records import BinTable, Curve, Evaluation, RunSummary
+from ttscale.types import REDUCTIONS, ProblemResult
 
 log = logging.getLogger(__name__)
 
 SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a whole curve
-SELECTIONS = ("majority", "naive", "weighted")
 # Keys that do not make two runs different methods: N forms the curve, the rest is bookkeeping.
 _NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
               "search.max_tokens_per_problem", "search.max_flops_per_problem"}
@@ -73,17 +74,6 @@ def load_run(path: str | Path) -> Run:
     if not results:
         raise RunDirError(f"{path} holds no ttscale results (completions.jsonl has no readable rows)")
     return Run(path, config, results, correctness(results))
-
-
-@dataclass
-class Curve:
-    """One method's points at increasing N, and the SearchSettings fields that reproduce each point."""
-
-    method: str
-    kind: str  # vote (subsampled selection) | search (a strategy's own pick) | pass (oracle upper bound)
-    strategy: str
-    points: list[Point] = field(default_factory=list)
-    settings: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -155,50 +145,41 @@ def evaluate_runs(
     references: dict[str, float] | None = None,
     n_bins: int = 5,
     n_folds: int = 2,
-) -> tuple[dict[str, Any], list[Curve], co.Policy | None]:
+) -> Evaluation:
     """Every number of the evaluation, the curves they came from, and the learned policy (None without model bins)."""
     for red in reductions or ():
-        if red not in ("last", "min", "prod", "mean"):
-            raise ConfigError(f"--reduction {red!r} is invalid; accepted: last, min, prod, mean")
+        if red not in REDUCTIONS:
+            raise ConfigError(f"--reduction {red!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
     runs = [load_run(p) for p in paths]
     curves = build_curves(group_runs(runs), reductions, seeds)
     problems = {r.id: r.problem for run in runs for r in run.results}
     binnings = _binnings(runs, n_bins)
-    metrics: dict[str, Any] = {
-        "runs": [_run_summary(run) for run in runs],
-        "curves": {c.method: _curve_dict(c) for c in curves},
-        "by_level": _grouped(curves, {i: str(p.level) for i, p in problems.items()}),
-        "by_subject": _grouped(curves, {i: str(p.subject) for i, p in problems.items()}),
-        "difficulty": {kind: _bin_table(b, curves) for kind, b in binnings.items()},
-        "compute_optimal": {},
-        "references": dict(references or {}),
-    }
     common = set.intersection(*({r.id for r in run.results} for run in runs))
     if len(common) < len(problems):
         log.warning("runs cover different problems; compute-optimal selection uses the %d they share", len(common))
     candidates = _candidates(curves)
+    compute_optimal = {}
     for kind, binning in binnings.items():
         ids = sorted(i for i in common if i in binning.bins)
-        metrics["compute_optimal"][kind] = co.cross_validate(candidates, binning.bins, ids, n_folds)
+        compute_optimal[kind] = co.cross_validate(candidates, binning.bins, ids, n_folds)
     policy = _policy(curves, binnings["model"], candidates, common, runs) if "model" in binnings else None
-    if policy is not None:
-        metrics["policy"] = policy.to_dict()
-    return metrics, curves, policy
+    return Evaluation(
+        runs=tuple(_run_summary(run) for run in runs),
+        curves=tuple(curves),
+        by_level=_grouped(curves, {i: str(p.level) for i, p in problems.items()}),
+        by_subject=_grouped(curves, {i: str(p.subject) for i, p in problems.items()}),
+        difficulty={kind: _bin_table(b, curves) for kind, b in binnings.items()},
+        compute_optimal=compute_optimal,
+        references=dict(references or {}),
+        policy=policy,
+    )
 
 
-def _run_summary(run: Run) -> dict[str, Any]:
-    return {
-        "dir": str(run.path), "strategy": run.strategy, "n": run.n, "reduction": run.reduction,
-        "n_problems": len(run.results), "n_failed": sum(r.error is not None for r in run.results),
-        "accuracy": selected_accuracy(run.results, run.correct),
-    }
-
-
-def _curve_dict(c: Curve) -> dict[str, Any]:
-    return {"kind": c.kind, "strategy": c.strategy, "points": [
-        {"n": p.n, "accuracy": p.accuracy(), "std": p.std, "seeds": len(p.seed_accuracy) or 1,
-         "tokens": p.mean_tokens(), "flops": p.mean_flops()} for p in c.points
-    ]}
+def _run_summary(run: Run) -> RunSummary:
+    own = search_point(run.strategy, run.n, run.results, run.correct)
+    return RunSummary(str(run.path), run.strategy, run.n, run.reduction, len(run.results),
+                      sum(r.error is not None for r in run.results), selected_accuracy(run.results, run.correct),
+                      own.interval())
 
 
 def _grouped(curves: Sequence[Curve], key: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
@@ -231,19 +212,18 @@ def _binnings(runs: Sequence[Run], n_bins: int) -> dict[str, Binning]:
     return out
 
 
-def _bin_table(binning: Binning, curves: Sequence[Curve]) -> dict[str, Any]:
-    accuracy: dict[str, dict[str, dict[str, float]]] = {}
+def _bin_table(binning: Binning, curves: Sequence[Curve]) -> BinTable:
+    accuracy: dict[str, dict[int, dict[int, float]]] = {}
     for c in curves:
         accuracy[c.method] = {}
         for p in c.points:
-            per_bin: dict[str, float] = {}
+            per_bin: dict[int, float] = {}
             for b in range(1, binning.n_bins + 1):
                 ids = [i for i, v in binning.bins.items() if v == b and i in p.correct]
                 if ids:
-                    per_bin[str(b)] = p.accuracy(ids)
-            accuracy[c.method][str(p.n)] = per_bin
-    return {"edges": list(binning.edges), "counts": {str(b): n for b, n in binning.counts().items()},
-            "accuracy": accuracy}
+                    per_bin[b] = p.accuracy(ids)
+            accuracy[c.method][p.n] = per_bin
+    return BinTable(tuple(binning.edges), binning.counts(), accuracy)
 
 
 def _candidates(curves: Sequence[Curve]) -> dict[int, list[Point]]:
@@ -258,20 +238,20 @@ def _candidates(curves: Sequence[Curve]) -> dict[int, list[Point]]:
 
 def _policy(
     curves: Sequence[Curve], binning: Binning, candidates: dict[int, list[Point]], common: set[str], runs: Sequence[Run]
-) -> co.Policy:
+) -> Policy:
     by_method = {c.method: c for c in curves}
     ids = sorted(i for i in common if i in binning.bins)
-    budgets: dict[int, dict[int, co.PolicyEntry]] = {}
+    budgets: dict[int, dict[int, PolicyEntry]] = {}
     for n, points in sorted(candidates.items()):
         chosen, _ = co.fit(points, binning.bins, ids)
         budgets[n] = {
-            b: co.PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
+            b: PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
                               p.accuracy([i for i in ids if binning.bins[i] == b]))
             for b, p in chosen.items()
         }
     source = _sampling_run(runs)
     meta = {"runs": [str(r.path) for r in runs], "bins_from": str(source.path) if source else None}
-    return co.Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
+    return Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
 
 
 def parse_reference(text: str) -> tuple[str, float]:

@@ -15,10 +15,10 @@ from math import comb
 from typing import Any
 
 from ttscale.grading import is_equiv_many
-from ttscale.search.select import select
-from ttscale.types import ProblemResult
+from ttscale.grading.select import select
+from ttscale.types import SELECTIONS, ProblemResult
 
-METHODS = ("majority", "naive", "weighted")
+METHODS = SELECTIONS
 
 
 def budgets(n_max: int) -> list[int]:
@@ -87,6 +87,28 @@ class Point:
     @property
     def std(self) -> float:
         return statistics.pstdev(self.seed_accuracy) if len(self.seed_accuracy) > 1 else 0.0
+
+    def interval(self, ids: Iterable[str] | None = None) -> tuple[float, float]:
+        """95% bootstrap interval of the accuracy over problems (issue 16: twelve problems show nothing)."""
+        keys = list(self.correct) if ids is None else list(ids)
+        return bootstrap_interval([self.correct[k] for k in keys])
+
+
+def bootstrap_interval(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling the values (one per problem) with replacement.
+
+    Seeded, so a report is the same every time it is written; (0, 0) for no values.
+    """
+    import numpy as np
+
+    if not values:
+        return 0.0, 0.0
+    v = np.asarray(values, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+    means = v[draws].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def _mean(values: dict[str, float], ids: Iterable[str] | None) -> float:

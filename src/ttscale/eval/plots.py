@@ -13,9 +13,9 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
-from ttscale.eval.evaluate import Curve
+from ttscale.eval.records import BinTable, CrossValidation, Curve
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "tab:gray")
@@ -49,6 +49,17 @@ def _log2_axis(ax: Axes, ns: Sequence[int]) -> None:
         ax.set_xlim(ticks[0] / 1.5, ticks[0] * 1.5)
 
 
+def _with_intervals(ax: Axes, c: Curve, xs: Sequence[float], color: str) -> None:
+    """95% bootstrap intervals over problems: a band along a subsampled curve, error bars on search points."""
+    low, high = zip(*(tuple(100 * v for v in p.interval()) for p in c.points))
+    acc = [100 * p.accuracy() for p in c.points]
+    if c.kind == "vote" and len(xs) > 1:
+        ax.fill_between(xs, low, high, color=color, alpha=0.12, linewidth=0)
+    else:
+        ax.errorbar(xs, acc, yerr=[[a - lo for a, lo in zip(acc, low)], [hi - a for a, hi in zip(acc, high)]],
+                    fmt="none", ecolor=color, elinewidth=1.0, capsize=3, alpha=0.8)
+
+
 def _references(ax: Axes, references: dict[str, float]) -> None:
     for i, (label, value) in enumerate(references.items()):
         ax.axhline(100 * value, color="dimgray", linestyle=_REF_STYLES[i % len(_REF_STYLES)], linewidth=1.2,
@@ -70,15 +81,13 @@ def accuracy_vs_n(curves: Sequence[Curve], references: dict[str, float], path: P
         ns = [p.n for p in c.points]
         acc = [100 * p.accuracy() for p in c.points]
         ax.plot(ns, acc, color=colors[c.method], label=c.method, **_style(c))
-        if any(p.std for p in c.points):
-            std = [100 * p.std for p in c.points]
-            ax.fill_between(ns, [max(a - s, 0) for a, s in zip(acc, std)], [min(a + s, 100) for a, s in zip(acc, std)],
-                            color=colors[c.method], alpha=0.12, linewidth=0)
+        if c.kind != "pass":
+            _with_intervals(ax, c, ns, colors[c.method])
     _references(ax, references)
     _log2_axis(ax, [p.n for c in curves for p in c.points])
     ax.set_xlabel("generation budget N (log2)")
     ax.set_ylabel("accuracy (%)")
-    _finish(fig, ax, path, "Accuracy vs N (bands: ±1 std over subsample seeds)")
+    _finish(fig, ax, path, "Accuracy vs N (bands and bars: 95% bootstrap interval over problems)")
 
 
 def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], path: Path) -> str:
@@ -92,35 +101,39 @@ def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], p
             continue
         xs = [p.mean_flops() if axis == "flops" else p.mean_tokens() for p in c.points]
         ax.plot(xs, [100 * p.accuracy() for p in c.points], color=colors[c.method], label=c.method, **_style(c))
+        _with_intervals(ax, c, xs, colors[c.method])
     _references(ax, references)
     ax.set_xscale("log")
+    # Labels on the decades only: minor labels ("3x10^10 4x10^10") overlap (issue 16)
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean FLOPs per problem (log)" if axis == "flops" else "mean generated tokens per problem (log)")
     ax.set_ylabel("accuracy (%)")
     _finish(fig, ax, path, f"Accuracy vs compute ({'FLOPs' if axis == 'flops' else 'tokens'})")
     return axis
 
 
-def difficulty_bars(table: dict[str, Any], curves: Sequence[Curve], kind: str, path: Path) -> None:
+def difficulty_bars(table: BinTable, curves: Sequence[Curve], kind: str, path: Path) -> None:
     """One panel per N: accuracy per difficulty bin, one bar per method that has a point at that N."""
     colors = _colors(curves)
     methods = [c.method for c in curves if c.kind != "pass"]
     ns = sorted({p.n for c in curves if c.kind != "pass" for p in c.points})
-    n_bins = len(table["edges"]) + 1
+    n_bins = table.n_bins
     cols = min(3, len(ns))
     rows = math.ceil(len(ns) / cols)
     fig = Figure(figsize=(4.2 * cols + 2.2, 3.2 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, n in zip(axes.flat, ns):
-        present = [m for m in methods if str(n) in table["accuracy"][m]]
+        present = [m for m in methods if n in table.accuracy[m]]
         width = 0.8 / max(len(present), 1)
         for j, m in enumerate(present):
-            per_bin = table["accuracy"][m][str(n)]
+            per_bin = table.accuracy[m][n]
             xs = [b + (j - (len(present) - 1) / 2) * width for b in range(1, n_bins + 1)]
-            ax.bar(xs, [100 * per_bin.get(str(b), 0.0) for b in range(1, n_bins + 1)], width=width,
+            ax.bar(xs, [100 * per_bin.get(b, 0.0) for b in range(1, n_bins + 1)], width=width,
                    color=colors[m], label=m)
         ax.set_title(f"N = {n}", fontsize=10)
         ax.set_xticks(range(1, n_bins + 1))
-        ax.set_xticklabels([f"{b}\n(n={table['counts'][str(b)]})" for b in range(1, n_bins + 1)], fontsize=8)
+        ax.set_xticklabels([f"{b}\n(n={table.counts.get(b, 0)})" for b in range(1, n_bins + 1)], fontsize=8)
         ax.set_xlabel(f"{kind} difficulty bin (1 = easiest)", fontsize=9)
         ax.set_ylabel("accuracy (%)", fontsize=9)
         ax.set_ylim(0, 105)
@@ -142,7 +155,8 @@ def _all_handles(axes: Any) -> tuple[list[Any], list[str]]:
     return list(seen.values()), list(seen)
 
 
-def compute_optimal(results: dict[str, Any], curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
+def compute_optimal(results: dict[str, CrossValidation], curves: Sequence[Curve], references: dict[str, float],
+                    path: Path) -> None:
     """Per binning: the cross-validated compute-optimal curve, its in-sample twin and every fixed strategy."""
     kinds = list(results)
     fig = Figure(figsize=(5.5 * len(kinds) + 2.5, 4.8))
@@ -153,13 +167,13 @@ def compute_optimal(results: dict[str, Any], curves: Sequence[Curve], references
             if c.kind != "pass":
                 ax.plot([p.n for p in c.points], [100 * p.accuracy() for p in c.points], color=colors[c.method],
                         linewidth=1.0, marker="o", markersize=3, alpha=0.8, label=c.method)
-        cv, fitted = results[kind]["cv"], results[kind]["in_sample"]
-        ax.plot([r["n"] for r in cv], [100 * r["accuracy"] for r in cv], color="black", linewidth=2.4, marker="D",
+        cv, fitted = results[kind].cv, results[kind].in_sample
+        ax.plot([r.n for r in cv], [100 * r.accuracy for r in cv], color="black", linewidth=2.4, marker="D",
                 label="compute-optimal (2-fold CV)")
-        ax.plot([r["n"] for r in fitted], [100 * r["accuracy"] for r in fitted], color="black", linewidth=1.2,
+        ax.plot([r.n for r in fitted], [100 * r.accuracy for r in fitted], color="black", linewidth=1.2,
                 linestyle="--", label="compute-optimal (in-sample)")
         _references(ax, references)
-        _log2_axis(ax, [r["n"] for r in fitted] + [p.n for c in curves for p in c.points])
+        _log2_axis(ax, [r.n for r in fitted] + [p.n for c in curves for p in c.points])
         ax.set_xlabel("generation budget N (log2)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{kind} bins")

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.eval import plots
-from ttscale.eval.evaluate import Curve, evaluate_runs
+from ttscale.eval.evaluate import evaluate_runs
+from ttscale.eval.metrics import Point
+from ttscale.eval.records import BinTable, CrossValidation, Curve, Evaluation, RunSummary
 
 METRICS = "metrics.json"
 POLICY = "policy.json"
@@ -23,23 +25,20 @@ def write_evaluation(
     seeds: int = 8,
 ) -> dict[str, Any]:
     """Evaluate run directories into `output`; returns the metrics written to metrics.json."""
-    metrics, curves, policy = evaluate_runs(paths, reductions, seeds, references)
+    ev = evaluate_runs(paths, reductions, seeds, references)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    refs = metrics["references"]
-    figures = {"accuracy_vs_n.png": "Accuracy vs N"}
-    plots.accuracy_vs_n(curves, refs, out / "accuracy_vs_n.png")
-    axis = plots.accuracy_vs_compute(curves, refs, out / "accuracy_vs_compute.png")
-    figures["accuracy_vs_compute.png"] = f"Accuracy vs {axis}"
-    for kind, table in metrics["difficulty"].items():
-        plots.difficulty_bars(table, curves, kind, out / f"difficulty_{kind}.png")
-    if metrics["compute_optimal"]:
-        plots.compute_optimal(metrics["compute_optimal"], curves, refs, out / "compute_optimal.png")
-    if policy is not None:
-        policy.save(out / POLICY)
-    metrics["compute_axis"] = axis
+    plots.accuracy_vs_n(ev.curves, ev.references, out / "accuracy_vs_n.png")
+    axis = plots.accuracy_vs_compute(ev.curves, ev.references, out / "accuracy_vs_compute.png")
+    for kind, table in ev.difficulty.items():
+        plots.difficulty_bars(table, ev.curves, kind, out / f"difficulty_{kind}.png")
+    if ev.compute_optimal:
+        plots.compute_optimal(ev.compute_optimal, ev.curves, ev.references, out / "compute_optimal.png")
+    if ev.policy is not None:
+        ev.policy.save(out / POLICY)
+    metrics = {**ev.to_dict(), "compute_axis": axis}
     (out / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (out / REPORT).write_text(render_report(metrics, curves, policy is not None), encoding="utf-8")
+    (out / REPORT).write_text(render_report(ev), encoding="utf-8")
     return metrics
 
 
@@ -52,10 +51,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _runs_section(metrics: dict[str, Any]) -> str:
-    rows = [[r["dir"], r["strategy"], str(r["n"]), str(r["n_problems"]), str(r["n_failed"]), _pct(r["accuracy"])]
-            for r in metrics["runs"]]
-    return _table(["run", "strategy", "N", "problems", "failed", "accuracy (own pick, %)"], rows)
+def _ci(low_high: tuple[float, float]) -> str:
+    return f"[{_pct(low_high[0])}, {_pct(low_high[1])}]"
+
+
+def _acc(p: Point) -> str:
+    return f"{_pct(p.accuracy())} {_ci(p.interval())}"
+
+
+def _runs_section(runs: Sequence[RunSummary]) -> str:
+    rows = [[r.dir, r.strategy, str(r.n), str(r.n_problems), str(r.n_failed), f"{_pct(r.accuracy)} {_ci(r.ci)}"]
+            for r in runs]
+    return _table(["run", "strategy", "N", "problems", "failed", "accuracy (own pick, %, 95% CI)"], rows)
 
 
 def _curves_section(curves: Sequence[Curve]) -> str:
@@ -63,16 +70,30 @@ def _curves_section(curves: Sequence[Curve]) -> str:
     rows = []
     for c in curves:
         at = {p.n: p for p in c.points}
-        rows.append([c.method] + [
-            (_pct(at[n].accuracy()) + (f" ± {_pct(at[n].std)}" if at[n].std else "")) if n in at else "" for n in ns
-        ])
+        rows.append([c.method] + [_acc(at[n]) if n in at else "" for n in ns])
     return _table(["method"] + [f"@{n}" for n in ns], rows)
 
 
 def _compute_section(curves: Sequence[Curve]) -> str:
-    rows = [[c.method, str(p.n), _pct(p.accuracy()), f"{p.mean_tokens():.0f}", f"{p.mean_flops():.3g}"]
+    rows = [[c.method, str(p.n), _acc(p), f"{p.mean_tokens():.0f}", f"{p.mean_flops():.3g}"]
             for c in curves if c.kind != "pass" for p in c.points]
-    return _table(["method", "N", "accuracy (%)", "generated tokens / problem", "FLOPs / problem"], rows)
+    return _table(["method", "N", "accuracy (%, 95% CI)", "generated tokens / problem", "FLOPs / problem"], rows)
+
+
+def _overlap_section(curves: Sequence[Curve]) -> str:
+    """At each N, the most accurate selectable method and those whose interval overlaps its own."""
+    lines = []
+    for n in sorted({p.n for c in curves if c.kind != "pass" for p in c.points}):
+        at = [(c.method, p) for c in curves if c.kind != "pass" for p in c.points if p.n == n]
+        if len(at) < 2:
+            continue
+        top, best = max(at, key=lambda mp: mp[1].accuracy())
+        low, high = best.interval()
+        tied = [m for m, p in at if m != top and p.interval()[1] >= low and p.interval()[0] <= high]
+        verdict = (f"its interval overlaps those of {', '.join(tied)}: not separated at 95%" if tied
+                   else "its interval overlaps no other method's")
+        lines.append(f"- N={n}: {top} is highest ({_acc(best)}); {verdict}.")
+    return "\n".join(lines) if lines else "Only one method per N: nothing to compare."
 
 
 def _grouped_section(grouped: dict[str, dict[str, dict[str, float]]], what: str) -> str:
@@ -83,15 +104,15 @@ def _grouped_section(grouped: dict[str, dict[str, dict[str, float]]], what: str)
     return _table(["method@N"] + counts, rows)
 
 
-def _bins_section(kind: str, table: dict[str, Any], curves: Sequence[Curve]) -> str:
-    n_bins = len(table["edges"]) + 1
-    edges = ", ".join(f"{e:.3f}" for e in table["edges"])
-    counts = ", ".join(f"bin {b}: {n}" for b, n in table["counts"].items())
+def _bins_section(kind: str, table: BinTable, curves: Sequence[Curve]) -> str:
+    n_bins = table.n_bins
+    edges = ", ".join(f"{e:.3f}" for e in table.edges)
+    counts = ", ".join(f"bin {b}: {n}" for b, n in table.counts.items())
     rows = []
     for c in curves:
-        n = str(c.points[-1].n)
-        per_bin = table["accuracy"][c.method][n]
-        rows.append([f"{c.method}@{n}"] + [_pct(per_bin[str(b)]) if str(b) in per_bin else "" for b in range(1, n_bins + 1)])
+        n = c.points[-1].n
+        per_bin = table.accuracy[c.method][n]
+        rows.append([f"{c.method}@{n}"] + [_pct(per_bin[b]) if b in per_bin else "" for b in range(1, n_bins + 1)])
     score = "pass@1 against the gold answer" if kind == "oracle" else "mean verifier score (no gold)"
     return "\n".join([
         f"### {kind} bins", "",
@@ -101,13 +122,13 @@ def _bins_section(kind: str, table: dict[str, Any], curves: Sequence[Curve]) -> 
     ])
 
 
-def _compute_optimal_section(kind: str, result: dict[str, Any]) -> str:
-    fixed = {r["n"]: r for r in result["best_fixed"]}
-    fitted = {r["n"]: r for r in result["in_sample"]}
-    rows = [[str(r["n"]), _pct(r["accuracy"]), _pct(fitted[r["n"]]["accuracy"]), fixed[r["n"]]["method"],
-             _pct(fixed[r["n"]]["accuracy"]), f"{r['tokens']:.0f}", f"{r['flops']:.3g}"] for r in result["cv"]]
-    bins = sorted({b for chosen in result["choices"].values() for b in chosen})
-    choice_rows = [[str(n)] + [chosen.get(b, "") for b in bins] for n, chosen in result["choices"].items()]
+def _compute_optimal_section(kind: str, result: CrossValidation) -> str:
+    fixed = {r.n: r for r in result.best_fixed}
+    fitted = {r.n: r for r in result.in_sample}
+    rows = [[str(r.n), _pct(r.accuracy), _pct(fitted[r.n].accuracy), fixed[r.n].method, _pct(fixed[r.n].accuracy),
+             f"{r.tokens:.0f}", f"{r.flops:.3g}"] for r in result.cv]
+    bins = sorted({b for chosen in result.choices.values() for b in chosen})
+    choice_rows = [[str(n)] + [chosen.get(b, "") for b in bins] for n, chosen in result.choices.items()]
     return "\n".join([
         f"### {kind} bins", "",
         _table(["N", "compute-optimal, 2-fold CV (%)", "in-sample (%)", "best fixed method", "best fixed (%)",
@@ -118,8 +139,9 @@ def _compute_optimal_section(kind: str, result: dict[str, Any]) -> str:
 
 
 _SUBSAMPLING_NOTE = (
-    "Sampling runs are subsampled to every smaller N (mean ± std over seeds); a search run is one point "
-    "(its own pick); `:pass` is pass@N, an upper bound that needs the gold answer."
+    "Sampling runs are subsampled to every smaller N (mean over subsample seeds); a search run is one point "
+    "(its own pick); `:pass` is pass@N, an upper bound that needs the gold answer. Brackets are 95% "
+    "bootstrap intervals over problems: two methods whose intervals overlap are not shown to differ."
 )
 _CV_NOTE = (
     "For each bin and N the most accurate method is chosen on one half of the problems and scored on "
@@ -132,27 +154,29 @@ _POLICY_NOTE = (
 )
 
 
-def render_report(metrics: dict[str, Any], curves: Sequence[Curve], has_policy: bool) -> str:
-    parts = ["# ttscale evaluation", "", _runs_section(metrics), ""]
-    if metrics["references"]:
-        refs = ", ".join(f"{k}: {_pct(v)}%" for k, v in metrics["references"].items())
+def render_report(ev: Evaluation) -> str:
+    curves = ev.curves
+    parts = ["# ttscale evaluation", "", _runs_section(ev.runs), ""]
+    if ev.references:
+        refs = ", ".join(f"{k}: {_pct(v)}%" for k, v in ev.references.items())
         parts += [f"Reference scores (horizontal lines in the figures): {refs}.", ""]
     parts += ["## Accuracy vs N", "",
               _SUBSAMPLING_NOTE, "",
               _curves_section(curves), "", "![accuracy vs N](accuracy_vs_n.png)", "",
+              "## Which differences are real", "", _overlap_section(curves), "",
               "## Accuracy vs compute", "", _compute_section(curves), "",
               "![accuracy vs compute](accuracy_vs_compute.png)", "",
-              "## Accuracy by level", "", _grouped_section(metrics["by_level"], "level"), "",
-              "## Accuracy by subject", "", _grouped_section(metrics["by_subject"], "subject"), ""]
-    if metrics["difficulty"]:
+              "## Accuracy by level", "", _grouped_section(ev.by_level, "level"), "",
+              "## Accuracy by subject", "", _grouped_section(ev.by_subject, "subject"), ""]
+    if ev.difficulty:
         parts += ["## Difficulty bins", ""]
-        parts += [_bins_section(k, t, curves) + "\n" for k, t in metrics["difficulty"].items()]
+        parts += [_bins_section(k, t, curves) + "\n" for k, t in ev.difficulty.items()]
     else:
         parts += ["## Difficulty bins", "", "No best_of_n run was given, so no bins and no compute-optimal selection.", ""]
-    if metrics["compute_optimal"]:
+    if ev.compute_optimal:
         parts += ["## Compute-optimal scaling", "", _CV_NOTE, ""]
-        parts += [_compute_optimal_section(k, r) + "\n" for k, r in metrics["compute_optimal"].items()]
+        parts += [_compute_optimal_section(k, r) + "\n" for k, r in ev.compute_optimal.items()]
         parts += ["![compute-optimal](compute_optimal.png)", ""]
-    if has_policy:
+    if ev.policy is not None:
         parts += [_POLICY_NOTE, ""]
     return "\n".join(parts)

@@ -17,7 +17,7 @@ _EXPORTS = {
     "label_steps": "ttscale.learn.labels",
     "train_prm": "ttscale.learn.train",
     "TrainSettings": "ttscale.learn.train",
-    "PRMLayout": "ttscale.learn.prm_format",
+    "PRMLayout": "ttscale.verifiers.prm_format",
 }
 
 __all__ = ["PRMLayout", "TrainSettings", "export_sft", "label_steps", "train_prm"]

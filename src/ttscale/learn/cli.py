@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ttscale.cli_options import field_options
 from ttscale.errors import TTScaleError
+from ttscale.learn.train import TrainSettings
 
 learn_app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -60,32 +62,29 @@ def label_steps_cmd(
 
 
 @learn_app.command("train-prm")
+@field_options(TrainSettings)
 def train_prm_cmd(
     data: Annotated[str, typer.Argument(help="label-steps output dir, a saved datasets dir, or a .jsonl")],
     base: Annotated[str, typer.Option(help="base model: hub id, local dir, or embedded:smollm2")],
     output: Annotated[str, typer.Option(help="where the PRM is saved (then verifier.name=trained_prm, verifier.model=OUTPUT)")],
-    max_steps: Annotated[int, typer.Option(help="optimizer steps")] = 100,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-5,
-    batch_size: Annotated[int, typer.Option(help="rows per step")] = 4,
-    max_length: Annotated[int, typer.Option(help="token cap of prompt + steps")] = 1024,
-    step_separator: Annotated[str, typer.Option(help="text after each step whose last token is labelled (escapes like \\n allowed)")] = "\\n",
-    trainable_layers: Annotated[int | None, typer.Option(help="train only the head and the last K blocks")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
-    trl: Annotated[bool, typer.Option(help="use TRL's PRMTrainer when the installed TRL has one")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    fields: dict[str, Any] | None = None,
 ) -> None:
-    """Train a PRM (token classification at step separators) that `verifier.name: trained_prm` loads."""
+    """Train a PRM (token classification at step separators) that `verifier.name: trained_prm` loads.
+
+    The training options are TrainSettings' fields (learn/train.py), with their defaults and meaning there.
+    """
     import codecs
 
-    from ttscale.learn.train import TrainSettings, train_prm
+    from ttscale.learn.train import train_prm
 
+    fields = dict(fields or {})
     # a shell passes "\\n" as two characters; the separator is meant as the escape it spells
-    separator = codecs.decode(step_separator, "unicode_escape") if "\\" in step_separator else step_separator
+    sep = fields.get("step_separator", "")
+    if "\\" in sep:
+        fields["step_separator"] = codecs.decode(sep, "unicode_escape")
     try:
-        settings = TrainSettings(max_steps, lr, batch_size, max_length, separator, trainable_layers, seed,
-                                 device, trl)
-        out = train_prm(data, base, output, settings, progress=not quiet)
+        out = train_prm(data, base, output, TrainSettings(**fields), progress=not quiet)
     except TTScaleError as e:
         _fail(e)
     last = f", final loss {out.losses[-1]:.4f}" if out.losses else ""

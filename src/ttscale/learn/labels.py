@@ -27,7 +27,8 @@ from ttscale.data.prompts import PromptFormat, build_prompt_format
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.grading import extract_answer, is_equiv_many
 from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
-from ttscale.search.expand import clean_step, problem_seed, request_seed, strip_end_marker
+from ttscale.search.seeds import problem_seed, request_seed
+from ttscale.search.steps import clean_step, strip_end_marker
 from ttscale.types import Completion, ProblemResult, SamplingParams
 
 log = logging.getLogger("ttscale")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.errors import ConfigError, DataError, MissingDependencyError
-from ttscale.learn.prm_format import IGNORE, PRMLayout, tokenize_row
+from ttscale.verifiers.prm_format import IGNORE, PRMLayout, tokenize_row
 
 log = logging.getLogger("ttscale")
 
@@ -32,7 +32,8 @@ class TrainSettings:
     learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear decay)"})
     batch_size: int = field(default=4, metadata={"help": "rows per optimizer step (per device)"})
     max_length: int | None = field(default=1024, metadata={"help": "token cap of prompt + steps (TRL's default)"})
-    step_separator: str = field(default="\n", metadata={"help": "text appended to each step; its last token is labelled"})
+    step_separator: str = field(default="\n", metadata={
+        "help": "text appended to each step; its last token is labelled (on the command line, \\n is a newline)"})
     trainable_layers: int | None = field(default=None, metadata={"help": "train only the head and the last K blocks"})
     seed: int = field(default=0, metadata={"help": "initialisation and shuffling seed"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
@@ -101,7 +102,7 @@ def load_base(base: str, device: str) -> tuple[Any, Any]:
     """A 2-label token-classification model (fresh head on a causal LM's body) and its tokenizer."""
     from transformers import AutoModelForTokenClassification
 
-    from ttscale.backends.loading import load_pretrained
+    from ttscale.models.loading import load_pretrained
 
     model, tokenizer = load_pretrained(AutoModelForTokenClassification, base, None, device, "float32", num_labels=2)
     if tokenizer.pad_token_id is None:

@@ -2,67 +2,61 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from ttscale.backends.base import Generator
-from ttscale.config import RunConfig
+from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, VerifierConfig
 from ttscale.registry import Registry
 from ttscale.types import ProblemResult, Problem
 from ttscale.verifiers.base import Verifier
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """Everything a strategy reads, resolved once from the recipe (no config threaded through)."""
+# Run-level settings that no strategy reads: the runner batches problems and picks the strategy.
+_RUN_LEVEL = {"strategy", "problems_per_batch"}
+# What a strategy reads from outside the search and sampling sections, with where it comes from.
+_EXTRA = {
+    "reduction": ("verifier", "reduction"),
+    "save_trees": ("output", "save_trees"),
+    "save_logprobs": ("output", "save_logprobs"),
+}
 
-    n: int = 16
-    beam_width: int = 4
-    max_iterations: int = 40
-    lookahead: int = 0
-    step_delimiter: str = "\n\n"
-    end_markers: tuple[str, ...] = ()
-    selection: str = "weighted"
-    reduction: str = "last"
-    filter_duplicates: bool = False
-    particle_temperature: float = 1.0
-    resample_ess: float = 1.0
-    temperature: float = 0.8
-    top_p: float = 1.0
-    max_new_tokens: int = 2048
-    max_step_tokens: int = 256
-    seed: int = 0
-    max_tokens_per_problem: int | None = None
-    max_flops_per_problem: float | None = None
-    save_trees: bool = False
-    policy: str | None = None
 
-    @classmethod
-    def from_config(cls, cfg: RunConfig, end_markers: tuple[str, ...]) -> SearchSettings:
-        s, p = cfg.search, cfg.sampling
-        return cls(
-            n=s.n,
-            beam_width=s.beam_width,
-            max_iterations=s.max_iterations,
-            lookahead=s.lookahead,
-            step_delimiter=s.step_delimiter,
-            end_markers=end_markers,
-            selection=s.selection,
-            reduction=cfg.verifier.reduction,
-            filter_duplicates=s.filter_duplicates,
-            particle_temperature=s.particle_temperature,
-            resample_ess=s.resample_ess,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            max_new_tokens=p.max_new_tokens,
-            max_step_tokens=p.max_step_tokens,
-            seed=p.seed,
-            max_tokens_per_problem=s.max_tokens_per_problem,
-            max_flops_per_problem=s.max_flops_per_problem,
-            save_trees=cfg.output.save_trees,
-            policy=cfg.search.policy,
-        )
+def _settings_fields() -> list[tuple[str, object, object]]:
+    """Every search and sampling field (same name, type and default: one truth per setting, issue 17),
+    the extras, and the prompt format's end markers."""
+    out = []
+    sections = {"search": SearchConfig, "sampling": SamplingConfig, "verifier": VerifierConfig, "output": OutputConfig}
+    for cls in (SearchConfig, SamplingConfig):
+        out += [(f.name, f.type, _same_default(f)) for f in dataclasses.fields(cls) if f.name not in _RUN_LEVEL]
+    for name, (section, key) in _EXTRA.items():
+        f = next(f for f in dataclasses.fields(sections[section]) if f.name == key)
+        out.append((name, f.type, _same_default(f)))
+    out.append(("end_markers", "tuple[str, ...]", dataclasses.field(default=())))
+    return out
+
+
+def _same_default(f: dataclasses.Field) -> object:
+    if f.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=f.default_factory)
+    return dataclasses.field(default=f.default)
+
+
+def _from_config(cls: type, cfg: RunConfig, end_markers: tuple[str, ...]) -> SearchSettings:
+    values = {f.name: getattr(section, f.name) for section in (cfg.search, cfg.sampling)
+              for f in dataclasses.fields(section) if f.name not in _RUN_LEVEL}
+    values.update({name: getattr(getattr(cfg, section), key) for name, (section, key) in _EXTRA.items()})
+    return cls(**values, end_markers=end_markers)
+
+
+# Everything a strategy reads, resolved once from the recipe (no config threaded through). Built from
+# the config's own fields, so a new search or sampling setting reaches every strategy by being added
+# to config.py alone, with its default and help text there.
+SearchSettings = dataclasses.make_dataclass(
+    "SearchSettings", _settings_fields(), frozen=True,
+    namespace={"from_config": classmethod(_from_config), "__module__": __name__},
+)
 
 
 class Strategy(Protocol):
@@ -70,6 +64,7 @@ class Strategy(Protocol):
 
     name: str
     needs_verifier: bool
+    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early (issue 20).
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
@@ -81,6 +76,8 @@ STRATEGIES.register("beam_search", "ttscale.search.beam:BeamSearch")
 STRATEGIES.register("dvts", "ttscale.search.dvts:DVTS")
 STRATEGIES.register("particle_filtering", "ttscale.search.particle:ParticleFiltering")
 STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOptimal")
+STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
+STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
 
 
 def build_strategy(name: str) -> Strategy:

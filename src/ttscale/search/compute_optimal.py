@@ -13,12 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ttscale.backends.base import Generator
-from ttscale.eval.compute_optimal import Policy
-from ttscale.eval.difficulty import mean_score
+from ttscale.data.policy import Policy
 from ttscale.search.base import SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
-from ttscale.search.expand import request_seed
-from ttscale.search.select import solution_score
+from ttscale.search.seeds import request_seed
+from ttscale.grading.select import mean_solution_score
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
@@ -39,8 +38,7 @@ class ComputeOptimal:
         probes = BestOfN().search(problems, prompts, generator, verifier, probe)
         by_bin: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(probes):
-            score = mean_score([solution_score(c, policy.reduction) for c in r.completions])
-            by_bin[policy.bin_of(score)].append(i)
+            by_bin[policy.bin_of(mean_solution_score(r.completions, policy.reduction))].append(i)
         results: list[ProblemResult | None] = [None] * len(problems)
         for b, idx in sorted(by_bin.items()):
             entry = policy.choose(settings.n, b)

@@ -8,20 +8,21 @@ which beams survive and how many children each gets.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ttscale.backends.base import Generator
+from ttscale.confidence import summarize
 from ttscale.grading import extract_answer, stated_answer
 from ttscale.search.base import SearchSettings
-from ttscale.search.select import select
+from ttscale.search.seeds import request_seed
+from ttscale.search.steps import clean_step, split_steps, strip_end_marker
+from ttscale.grading.select import reduce_scores, select
 from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
-from ttscale.verifiers.base import Verifier, reduce_scores
+from ttscale.verifiers.base import Verifier
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Beam:
     node: int = -1
     group: int = 0
     value: float = 0.0  # what the policy ranks by: the scored (lookahead) sequence's reduction
+    top_logprobs: tuple[tuple[float, ...], ...] = ()  # per generated token, when sampling.logprobs > 0
+    logprobs: tuple[float, ...] = ()
 
     @property
     def text(self) -> str:
@@ -47,12 +50,14 @@ class Expansion:
     """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`.
 
     `whole`: each child runs to the end of the solution instead of stopping at the next step.
+    `max_tokens`: a whole child stops after this many new tokens (DeepConf online's chunks, issue 20).
     """
 
     parent: Beam | None
     k: int
     group: int = 0
     whole: bool = False
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -85,31 +90,6 @@ class Policy(Protocol):
     def finish(self) -> list[Beam]: ...
 
 
-def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
-    """Steps of a whole solution, each keeping its trailing delimiter (the last may lack one)."""
-    parts = text.split(delimiter)
-    steps = [p + delimiter for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-    # Runs of delimiters ("\n\n\n\n") would make empty steps; fold them into the previous one.
-    merged: list[str] = []
-    for s in steps:
-        if merged and not s.strip():
-            merged[-1] += s
-        else:
-            merged.append(s)
-    return tuple(merged)
-
-
-def clean_step(step: str, delimiter: str) -> str:
-    return step.removesuffix(delimiter).strip()
-
-
-def strip_end_marker(text: str, end_markers: Sequence[str]) -> tuple[str, bool]:
-    for marker in end_markers:
-        if text.endswith(marker):
-            return text[: -len(marker)], True
-    return text, False
-
-
 class Expander:
     """Runs expansion and scoring for many problems at once and keeps their budgets."""
 
@@ -127,11 +107,13 @@ class Expander:
             stop=stop,
             n=n,
             seed=request_seed(s.seed, st.problem.id, *seed_path),
+            logprobs=s.logprobs,
         )
 
     def generate(
         self, states: Sequence[ProblemState], prefixes: Sequence[Beam | None], ns: Sequence[int],
         seed_paths: Sequence[tuple[object, ...]], whole: bool = False, greedy: bool = False,
+        caps: Sequence[int | None] | None = None,
     ) -> list[list[Generation]]:
         """One generator call for all requests; budgets charged per problem.
 
@@ -144,8 +126,9 @@ class Expander:
         def cap(prefix: Beam | None) -> int:
             return max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
 
-        params = [self._params(st, n, cap(b), stop, greedy, path)
-                  for st, b, n, path in zip(states, prefixes, ns, seed_paths, strict=True)]
+        caps = caps or [None] * len(states)
+        params = [self._params(st, n, min(cap(b), c) if c else cap(b), stop, greedy, path)
+                  for st, b, n, path, c in zip(states, prefixes, ns, seed_paths, caps, strict=True)]
         outputs = self.generator.generate([st.prompt + (b.text if b else "") for st, b in zip(states, prefixes)], params)
         seen: set[int] = set()
         for st, prefix, gens in zip(states, prefixes, outputs):
@@ -177,6 +160,7 @@ class Expander:
         return Beam(
             steps=(*parent.steps, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
             finish_reason=reason, node=node, group=e.group,
+            top_logprobs=parent.top_logprobs + gen.top_logprobs, logprobs=parent.logprobs + gen.logprobs,
         )
 
     def expand(self, requests: Sequence[tuple[ProblemState, Expansion]], round_: int) -> list[list[Beam]]:
@@ -197,7 +181,8 @@ class Expander:
             if not idx:
                 continue
             gens = self.generate([requests[i][0] for i in idx], [requests[i][1].parent for i in idx],
-                                 [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole)
+                                 [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole,
+                                 caps=[requests[i][1].max_tokens for i in idx])
             for i, g in zip(idx, gens):
                 st, e = requests[i]
                 out[i] = [self.child(st, e.parent, one, e) for one in g]
@@ -265,7 +250,8 @@ class Expander:
 
     def worst_tokens(self, e: Expansion) -> int:
         if e.whole:
-            return max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            left = max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
+            return min(left, e.max_tokens) if e.max_tokens else left
         return self.settings.max_step_tokens
 
     def flops(self, st: ProblemState) -> float:
@@ -285,6 +271,9 @@ class Expander:
             n_tokens=beam.n_tokens,
             finished=beam.finished,
             finish_reason=beam.finish_reason if beam.finished else "length",
+            confidence=summarize(beam.top_logprobs, self.settings.confidence_window) if beam.top_logprobs else None,
+            logprobs=beam.logprobs if self.settings.save_logprobs else (),
+            top_logprobs=beam.top_logprobs if self.settings.save_logprobs else (),
         )
 
     def result(self, st: ProblemState, strategy: str, beams: Sequence[Beam]) -> ProblemResult:
@@ -323,22 +312,6 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
                 kept.append(c)
         out.append(kept)
     return out
-
-
-def request_seed(run_seed: int, problem_id: str, *path: object) -> int:
-    """The seed of one generation request: a hash of what the request is (STYLE.md, issue 15).
-
-    (run seed, problem id, round, the request's index among its problem's requests), never
-    its position in a batch, so a run is the same batched by 1 or 64, sharded or served.
-    Below 2^30, so child k's seed + k stays a 31-bit integer that every backend and server accepts.
-    """
-    key = "|".join(map(str, (run_seed, problem_id, *path))).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % (1 << 30)
-
-
-def problem_seed(base: int, problem: Problem) -> int:
-    """A per-problem seed, so a problem's search does not depend on its batch neighbours' ids."""
-    return random.Random(f"{base}:{problem.id}").randrange(1 << 30)
 
 
 def run_rounds(

@@ -164,7 +164,7 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
     from fastapi.responses import JSONResponse, PlainTextResponse
     from starlette.exceptions import HTTPException
 
-    from ttscale.backends.batching import SearchCancelled
+    from ttscale.server.batching import SearchCancelled
     from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, chat_reply
     from ttscale.server.protocol import completion_reply, error_body, parse
 

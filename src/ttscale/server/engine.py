@@ -2,7 +2,7 @@
 
 Each request's search runs in its own thread with the same `Strategy` code as
 `ttscale run`; the threads share one batching generator and one batching verifier,
-so concurrent requests' rounds become shared backend calls (backends/batching.py).
+so concurrent requests' rounds become shared backend calls (server/batching.py).
 A request whose client goes away has its cancel flag set; its search stops before
 its next backend call.
 """
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.backends.batching import BatchingGenerator, MicroBatcher, SearchCancelled
+from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
@@ -44,31 +44,6 @@ class SearchJob:
     problems: tuple[Problem, ...]
     prompts: tuple[str, ...]
     settings: SearchSettings
-
-
-class BatchingVerifier:
-    """Merges concurrent `score` calls of many searches into one verifier call (like BatchingGenerator)."""
-
-    def __init__(self, inner: Verifier, window_s: float = 0.005) -> None:
-        self.inner = inner
-        self.name, self.n_params = inner.name, inner.n_params
-        self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
-            lambda _, pairs: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
-        )
-
-    def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
-        return self._batcher.submit(None, list(zip(problems, steps)))
-
-    def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int:
-        return self.inner.count_tokens(problem, steps)
-
-    @contextmanager
-    def session(self) -> Iterator[Verifier]:
-        with self._batcher.session():
-            yield self
-
-    def close(self) -> None:
-        self._batcher.close()
 
 
 def _strategy_table() -> dict[str, bool]:
@@ -172,7 +147,7 @@ class Engine:
                 f"this request may generate {tokens} tokens (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
                 f"x max_tokens {s.max_new_tokens}), over the server's max_request_tokens={limits.max_request_tokens}; "
                 "ask for fewer", param="max_tokens", code="request_too_large")
-        rounds = 1 if job.strategy == "best_of_n" else s.max_iterations  # best-of-N samples in one round
+        rounds = _rounds(job.strategy, s)
         steps = n_prompts * k * s.n * rounds * (1 + s.lookahead)
         if steps > limits.max_request_steps:
             raise BadRequest(
@@ -252,3 +227,13 @@ class Engine:
         self.generator.close()
         if self.verifier is not None:
             self.verifier.close()
+
+
+def _rounds(strategy: str, s: SearchSettings) -> int:
+    """Expansions per sample at most: whole samples are one (best-of-N, adaptive_consistency), DeepConf
+    online's chunked traces one per chunk (issue 20), step-wise search one per round."""
+    if strategy in ("best_of_n", "adaptive_consistency") or (strategy == "deepconf" and s.deepconf_mode == "offline"):
+        return 1
+    if strategy == "deepconf":
+        return -(-s.max_new_tokens // s.chunk_tokens)
+    return s.max_iterations

@@ -7,7 +7,7 @@ its inputs.
 
 The ttscale extension is one extra request field, `ttscale: {strategy, n, beam_width,
 max_iterations, lookahead, selection, return_candidates}`, and one extra reply field,
-`ttscale`, with the pick, its score and budget per choice (and every candidate when
+`ttscale`, with the pick, its score, confidence and budget per choice (and every candidate when
 asked). Top-level `n` keeps its OpenAI meaning: n independent choices, here n
 independent searches.
 """
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from ttscale.errors import closest
 from ttscale.server.config import ServeConfig
-from ttscale.types import Budget, Completion, ProblemResult
-from ttscale.search.select import solution_score
+from ttscale.types import Budget, Completion, ProblemResult, Selection
+from ttscale.grading.select import solution_score
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class TTScaleOptions(BaseModel):
     beam_width: int | None = None
     max_iterations: int | None = None
     lookahead: int | None = None
-    selection: Literal["majority", "naive", "weighted"] | None = None
+    selection: Selection | None = None
     return_candidates: bool = False
 
     @field_validator("strategy")
@@ -317,6 +317,8 @@ def _candidate(c: Completion, reduction: str) -> dict[str, Any]:
         "step_scores": list(c.step_scores) if c.step_scores is not None else None,
         "n_tokens": c.n_tokens,
         "finish_reason": c.finish_reason,
+        "confidence": c.confidence.to_dict() if c.confidence is not None else None,
+        "dropped": c.dropped,
     }
 
 
@@ -328,6 +330,8 @@ def _search_summary(r: ProblemResult, reduction: str, with_candidates: bool) -> 
         "answer": picked.answer if picked else None,
         "score": solution_score(picked, reduction) if picked and picked.step_scores is not None else None,
         "budget": r.budget.to_dict(),
+        # issue 20: the pick's token confidence (sampling.logprobs > 0, or deepconf), else None
+        "confidence": picked.confidence.to_dict() if picked and picked.confidence is not None else None,
     }
     if with_candidates:
         summary["candidates"] = [_candidate(c, reduction) for c in r.completions]

@@ -19,285 +19,16 @@ position inside the matched prefix, whose output depends on nothing after it.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from ttscale.backends.loading import cache_kwarg
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError
+from ttscale.models.loading import cache_kwarg
 from ttscale.types import Problem
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """One item as the model reads it: token ids and, per step, the position whose output scores it."""
-
-    input_ids: list[int]
-    positions: list[int]
-
-
-KV = list[tuple[Any, Any]]  # per layer: (keys, values), each a tensor [kv_heads, tokens, head_dim]
-
-
-class KVBlock:
-    """One scoring batch's new KV (a copy of the tokens it ran), shared by the cache entries of its rows."""
-
-    def __init__(self, tensors: Sequence[Any]) -> None:
-        self.nbytes = sum(t.numel() * t.element_size() for t in tensors)
-        self.refs = 0  # live items whose KV lives here
-
-
-@dataclass(eq=False)
-class CachedItem:
-    """A scored item: the KV of its tokens [start, len(ids)) (views into its block), the rest from `parent`.
-
-    Chained, not copied: an item that extends a cached one stores only its new tokens,
-    so beams that grow by a step a round cost their new step each round, not their
-    whole length (and no fresh memory is touched for the prefix; issue 11).
-    `refs` counts the cache's entry for it plus its live children.
-    """
-
-    ids: Any  # numpy int64 array, for the prefix match
-    start: int
-    kv: KV
-    scores: dict[int, float]
-    block: KVBlock
-    parent: CachedItem | None
-    refs: int = 0
-
-    def segments(self, tokens: int) -> list[tuple[int, int, KV, int]]:
-        """(from, to, kv, kv's first token) pieces covering tokens [0, tokens), walking up the chain."""
-        out, item = [], self
-        while item is not None and tokens > 0:
-            if tokens > item.start:
-                out.append((item.start, tokens, item.kv, item.start))
-                tokens = item.start
-            item = item.parent
-        return out
-
-
-@dataclass(frozen=True)
-class Reuse:
-    """What an item takes from the cache: its first `tokens` tokens' KV (from `item`) and the scores read in them.
-
-    `whole` is the key of the entry when all of its tokens are reused: the new item supersedes it.
-    """
-
-    tokens: int = 0
-    item: CachedItem | None = None
-    scores: dict[int, float] = field(default_factory=dict)
-    whole: tuple[int, ...] | None = None
-
-
-class StepKVCache:
-    """Scored items' KV chains and step scores keyed by token ids; LRU under a byte budget on the blocks held."""
-
-    def __init__(self, budget_bytes: int) -> None:
-        self.budget = budget_bytes
-        self.entries: OrderedDict[tuple[int, ...], CachedItem] = OrderedDict()
-        self.used = 0
-        self.lookups = self.hits = self.reused_tokens = 0
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def longest_prefix(self, ids: Sequence[int]) -> tuple[int, CachedItem | None]:
-        """(tokens shared, entry) for the entry sharing the longest token prefix with `ids`; marks it used."""
-        from ttscale.backends.kv_cache import longest_prefix_match
-
-        self.lookups += 1
-        best, best_key = longest_prefix_match(ids, ((key, entry.ids) for key, entry in self.entries.items()))
-        if best_key is None:
-            return 0, None
-        self.entries.move_to_end(best_key)
-        return best, self.entries[best_key]
-
-    def put_block(self, block: KVBlock, rows: Sequence[tuple[Sequence[int], int, KV, dict[int, float], Any]]) -> None:
-        """Store each row (ids, start, KV views into `block`, scores, parent), evicting least recently used entries.
-
-        Stores nothing when the block and the chains it extends cannot fit the budget.
-        """
-        import numpy as np
-
-        parents = [parent for *_, parent in rows if parent is not None]
-        for parent in parents:  # held first: evicting a parent's entry must not free what its child reads
-            parent.refs += 1
-        for ids, *_ in rows:
-            self.discard(tuple(ids))
-        while self.entries and self.used + block.nbytes > self.budget:
-            self._release(self.entries.popitem(last=False)[1])
-        if self.used + block.nbytes > self.budget:
-            for parent in parents:
-                self._release(parent)
-            return
-        self.used += block.nbytes
-        for ids, start, kv, scores, parent in rows:
-            key = tuple(ids)
-            if key in self.entries:  # an item sent twice in one call is stored once
-                if parent is not None:
-                    self._release(parent)
-                continue
-            item = CachedItem(np.asarray(ids, dtype=np.int64), start, kv, scores, block, parent, refs=1)
-            block.refs += 1
-            self.entries[key] = item
-
-    def discard(self, key: tuple[int, ...]) -> None:
-        entry = self.entries.pop(key, None)
-        if entry is not None:
-            self._release(entry)
-
-    def _release(self, item: CachedItem | None) -> None:
-        while item is not None:
-            item.refs -= 1
-            if item.refs > 0:
-                return
-            item.block.refs -= 1
-            if item.block.refs == 0:
-                self.used -= item.block.nbytes
-            item = item.parent
-
-    def clear(self) -> None:
-        for key in list(self.entries):
-            self.discard(key)
-
-
-class KVSlab:
-    """Scratch buffers, one per layer and K/V, that a batch's cache lives in while the model runs.
-
-    Reused from batch to batch (grown when a batch needs more), so stacking the
-    reused prefixes and appending the new tokens' KV write into memory already
-    mapped instead of two fresh tensors per layer per batch. Zero-filled when
-    allocated, so padding columns only ever hold finite values (masked either way).
-    """
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[int, int], Any] = {}
-
-    def view(self, layer: int, which: int, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
-        import math
-
-        import torch
-
-        numel = math.prod(shape)
-        buf = self.buffers.get((layer, which))
-        if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != device:
-            buf = torch.zeros(numel + numel // 4, dtype=dtype, device=device)  # room for the next rounds' growth
-            self.buffers[(layer, which)] = buf
-        return buf[:numel].view(shape)
-
-    def clear(self) -> None:
-        self.buffers.clear()
-
-
-@functools.cache
-def slab_layer_class() -> type:
-    """A transformers cache layer over `KVSlab` views: new tokens' KV is written in place, never concatenated."""
-    from transformers.cache_utils import DynamicLayer
-
-    class SlabLayer(DynamicLayer):
-        def __init__(self, slab: KVSlab, index: int, width: int) -> None:
-            super().__init__()
-            self.slab, self.index, self.width, self.filled = slab, index, width, 0
-
-        def bind(self, rows: int, heads: int, dim: int, dtype: Any, device: Any) -> None:
-            shape = (rows, heads, self.width, dim)
-            self.keys = self.slab.view(self.index, 0, shape, dtype, device)
-            self.values = self.slab.view(self.index, 1, shape, dtype, device)
-            self.dtype, self.device, self.is_initialized = dtype, device, True
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            if not self.is_initialized:
-                rows, heads, _, dim = key_states.shape
-                self.bind(rows, heads, dim, key_states.dtype, key_states.device)
-            end = self.filled + key_states.shape[-2]
-            self.keys[:, :, self.filled : end] = key_states
-            self.values[:, :, self.filled : end] = value_states
-            self.filled = end
-            return self.keys[:, :, :end], self.values[:, :, :end]
-
-        def get_seq_length(self) -> int:
-            return self.filled
-
-    return SlabLayer
-
-
-def bucket_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length whose padded size (rows x longest) fits max_tokens.
-
-    Sorting by length first keeps padding small; an item longer than the budget gets a batch of its own.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def token_at_char(offsets: Sequence[tuple[int, int]], char: int) -> int:
-    """Index of the first token that ends after `char`: the token holding it (or the next, if trimmed away)."""
-    for i, (_, end) in enumerate(offsets):
-        if end > char:
-            return i
-    raise ValueError(f"no token covers character {char}")
-
-
-def encode_chat_with_replies(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Token ids of a rendered chat and, per assistant message, the position that predicts its first token.
-
-    The template renders placeholders instead of the replies so their character
-    offsets are known exactly; ids come from tokenizing the rendered string without
-    adding special tokens, which is what `apply_chat_template(tokenize=True)` does.
-    """
-    placeholder = "\ue000"  # a private-use character no template or step contains
-    replies = [m["content"] for m in messages if m["role"] == "assistant"]
-    masked = [{**m, "content": placeholder} if m["role"] == "assistant" else m for m in messages]
-    rendered = tokenizer.apply_chat_template(masked, tokenize=False)
-    pieces = rendered.split(placeholder)
-    if len(pieces) != len(replies) + 1:
-        raise ValueError("the chat template dropped or repeated an assistant turn")
-    text, starts = pieces[0], []
-    for reply, piece in zip(replies, pieces[1:]):
-        starts.append(len(text))
-        text += reply + piece
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [token_at_char(enc["offset_mapping"], c) - 1 for c in starts]
-
-
-# Causal LMs whose logits are exactly lm_head(last_hidden_state): for them only the few
-# candidate rows of lm_head are computed at the read positions, instead of the full
-# vocabulary at every position (128k x seq x batch floats for Llama 3).
-_PLAIN_LM_HEAD = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3"}
-
-
-def candidate_logits(
-    model: Any, input_ids: Any, attention_mask: Any, rows: Any, cols: Any, token_ids: list[int], **model_kwargs: Any
-) -> Any:
-    """Float32 logits of `token_ids` at the (row, col) positions, shape (n_positions, len(token_ids))."""
-    if getattr(model.config, "model_type", None) in _PLAIN_LM_HEAD:
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)[0]
-        head = model.get_output_embeddings()
-        picked = hidden[rows, cols]
-        logits = picked @ head.weight[token_ids].T
-        if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[token_ids]
-        return logits.float()
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs).logits
-    return logits[rows, cols][:, token_ids].float()
-
-
-def pad_id_of(tokenizer: Any) -> int:
-    # Padding is masked out and never attended to: any valid id works.
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
+from ttscale.verifiers.encoding import Encoded, bucket_batches, candidate_logits, pad_id_of
+from ttscale.verifiers.kv_cache import KVBlock, KVSlab, Reuse, StepKVCache, slab_layer_class
 
 
 class HFVerifier:
@@ -343,7 +74,7 @@ class HFVerifier:
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM
 
-        from ttscale.backends.loading import load_pretrained
+        from ttscale.models.loading import load_pretrained
 
         return load_pretrained(AutoModelForCausalLM, name_or_path, None, device, dtype)
 
@@ -411,7 +142,7 @@ class HFVerifier:
             return Reuse()
         self.kv_cache.hits += 1
         self.kv_cache.reused_tokens += tokens
-        whole = tuple(e.input_ids[:shared]) if shared == len(entry.ids) < len(e.input_ids) else None
+        whole = tuple(e.input_ids[:shared]) if shared == entry.length < len(e.input_ids) else None
         return Reuse(tokens, entry, {p: entry.scores[p] for p in e.positions if p < tokens}, whole)
 
     def _score_batch(self, items: list[Encoded], reuse: list[Reuse]) -> list[list[float]]:
@@ -535,7 +266,3 @@ class CandidateTokenVerifier(HFVerifier):
         bad = torch.logsumexp(logits[:, n_good:], dim=-1)
         # softmax over [good, bad], first column; with one token each this is the cards' formula
         return torch.sigmoid(good - bad)
-
-
-def last_token_id(tokenizer: Any, text: str) -> int:
-    return int(tokenizer.encode(text, add_special_tokens=False)[-1])

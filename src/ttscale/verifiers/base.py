@@ -1,8 +1,7 @@
-"""The Verifier protocol, step-score reductions and the verifier registry."""
+"""The Verifier protocol and the verifier registry."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -44,18 +43,3 @@ def build_verifier(cfg: VerifierConfig) -> Verifier | None:
     if cfg.name == "none":
         return None
     return VERIFIERS.get(cfg.name)(cfg)
-
-
-def reduce_scores(scores: Sequence[float], reduction: str) -> float:
-    """One solution score from its step scores (REFERENCE.md: `last` is the default and works best)."""
-    if not scores:
-        return 0.0
-    if reduction == "last":
-        return float(scores[-1])
-    if reduction == "min":
-        return float(min(scores))
-    if reduction == "prod":
-        return float(math.prod(scores))
-    if reduction == "mean":
-        return float(sum(scores) / len(scores))
-    raise ValueError(f"unknown reduction {reduction!r}")

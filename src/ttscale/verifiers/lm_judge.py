@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from ttscale.errors import ConfigError
 from ttscale.types import Problem
-from ttscale.verifiers._hf import CandidateTokenVerifier, Encoded, encode_chat_with_replies
+from ttscale.verifiers._hf import CandidateTokenVerifier
+from ttscale.verifiers.encoding import Encoded, encode_chat_with_replies
 
 SYSTEM_PROMPT = (
     "You are a careful math teacher. You check a student's solution one step at a time. "

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ttscale.types import Problem
-from ttscale.verifiers._hf import CandidateTokenVerifier, Encoded, token_at_char
+from ttscale.verifiers._hf import CandidateTokenVerifier
+from ttscale.verifiers.encoding import Encoded, token_at_char
 
 
 class MathShepherdPRM(CandidateTokenVerifier):

@@ -21,7 +21,8 @@ from typing import Any
 
 from ttscale.errors import ModelLoadError
 from ttscale.types import Problem
-from ttscale.verifiers._hf import Encoded, HFVerifier
+from ttscale.verifiers._hf import HFVerifier
+from ttscale.verifiers.encoding import Encoded
 
 REMOTE_CODE_ARCHITECTURES = {"Qwen2ForProcessRewardModel"}
 
@@ -36,7 +37,7 @@ class QwenPRM(HFVerifier):
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoModelForTokenClassification, PretrainedConfig
 
-        from ttscale.backends.loading import load_pretrained, resolve_source
+        from ttscale.models.loading import load_pretrained, resolve_source
 
         source, _ = resolve_source(name_or_path, None)
         try:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ttscale.types import Problem
-from ttscale.verifiers._hf import CandidateTokenVerifier, Encoded, encode_chat_with_replies, last_token_id
+from ttscale.verifiers._hf import CandidateTokenVerifier
+from ttscale.verifiers.encoding import Encoded, encode_chat_with_replies, last_token_id
 
 
 class RLHFlowPRM(CandidateTokenVerifier):

@@ -22,7 +22,8 @@ from typing import Any
 
 from ttscale.errors import ModelLoadError
 from ttscale.types import Problem
-from ttscale.verifiers._hf import Encoded, HFVerifier
+from ttscale.verifiers._hf import HFVerifier
+from ttscale.verifiers.encoding import Encoded
 
 
 def value_head(hidden_size: int) -> Any:
@@ -54,7 +55,7 @@ def read_value_head_weights(directory: Path) -> dict[str, Any]:
 
 
 def checkpoint_dir(name_or_path: str) -> Path:
-    from ttscale.backends.loading import resolve_source
+    from ttscale.models.loading import resolve_source
 
     source, _ = resolve_source(name_or_path, None)
     if Path(source).is_dir():
@@ -87,7 +88,7 @@ class SkyworkPRM(HFVerifier):
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
         from transformers import AutoModel
 
-        from ttscale.backends.loading import load_pretrained
+        from ttscale.models.loading import load_pretrained
 
         # AutoModel: the base without lm_head, so no vocabulary logits are ever computed
         model, tokenizer = load_pretrained(AutoModel, name_or_path, None, device, dtype)

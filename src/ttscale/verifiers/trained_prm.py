@@ -12,9 +12,10 @@ from typing import Any
 
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError
-from ttscale.learn.prm_format import PRMLayout, encode_steps
+from ttscale.verifiers.prm_format import PRMLayout, encode_steps
 from ttscale.types import Problem
-from ttscale.verifiers._hf import Encoded, HFVerifier
+from ttscale.verifiers._hf import HFVerifier
+from ttscale.verifiers.encoding import Encoded
 
 
 class TrainedPRM(HFVerifier):
@@ -33,7 +34,7 @@ class TrainedPRM(HFVerifier):
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
         from transformers import AutoModelForTokenClassification
 
-        from ttscale.backends.loading import load_pretrained
+        from ttscale.models.loading import load_pretrained
 
         return load_pretrained(AutoModelForTokenClassification, name_or_path, None, device, dtype)
 

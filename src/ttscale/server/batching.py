@@ -23,7 +23,8 @@ from typing import Any, Generic, TypeVar
 
 from ttscale.backends.base import Generator
 from ttscale.errors import TTScaleError
-from ttscale.types import Generation, SamplingParams
+from ttscale.types import Generation, Problem, SamplingParams
+from ttscale.verifiers.base import Verifier
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
@@ -232,3 +233,27 @@ class _Handle:
     def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         return self._owner._submit(prompts, params, self._cancelled)
 
+
+class BatchingVerifier:
+    """Merges concurrent `score` calls of many searches into one verifier call (like BatchingGenerator)."""
+
+    def __init__(self, inner: Verifier, window_s: float = 0.005) -> None:
+        self.inner = inner
+        self.name, self.n_params = inner.name, inner.n_params
+        self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
+            lambda _, pairs: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
+        )
+
+    def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        return self._batcher.submit(None, list(zip(problems, steps)))
+
+    def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int:
+        return self.inner.count_tokens(problem, steps)
+
+    @contextmanager
+    def session(self) -> Iterator[Verifier]:
+        with self._batcher.session():
+            yield self
+
+    def close(self) -> None:
+        self._batcher.close()

@@ -1,0 +1,119 @@
+"""Adaptive compute against a fixed N (issue 20): the same accuracy for fewer tokens?
+
+SmolLM2-135M on synthetic arithmetic, side by side in one run:
+  majority@N           best_of_n, N samples, majority vote
+  deepconf offline     the same N samples, top eta% by confidence, confidence-weighted vote
+                       (computed from majority's samples and their logprobs: a paired comparison)
+  adaptive_consistency waves of `--wave` up to N, Beta stopping rule at 0.95
+  deepconf online      `--warmup` warm-up traces, then chunked traces stopped below the threshold
+Accuracy with a 95% bootstrap interval over problems, the paired difference to majority@N
+(also bootstrapped), and mean generated tokens per problem (everything generated counts).
+
+    PYTHONPATH=src python3 bench/adaptive.py [--limit 100] [--n 16] [--out runs/adaptive_bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Sequence
+
+from ttscale.cli import resolve_recipe
+from ttscale.config import load_config
+from ttscale.data.results import read_results
+from ttscale.eval.metrics import correctness
+from ttscale.runner import run
+from ttscale.search.deepconf import keep_top, weighted_pick
+from ttscale.confidence import trace_confidence
+from ttscale.types import ProblemResult
+
+RESAMPLES = 2000
+
+
+def bootstrap(hits: Sequence[float], seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean over problems."""
+    rng = random.Random(seed)
+    n = len(hits)
+    means = sorted(sum(hits[rng.randrange(n)] for _ in range(n)) / n for _ in range(RESAMPLES))
+    return means[int(0.025 * RESAMPLES)], means[int(0.975 * RESAMPLES) - 1]
+
+
+def selected_hits(results: Sequence[ProblemResult]) -> dict[str, float]:
+    correct = correctness(results)
+    return {r.id: float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results}
+
+
+def offline_hits(results: Sequence[ProblemResult], eta: float, measure: str) -> dict[str, float]:
+    """DeepConf offline over a best-of-N run's samples, with the strategy's own functions."""
+    correct = correctness(results)
+    out = {}
+    for r in results:
+        conf = [trace_confidence(c.confidence, measure) for c in r.completions]
+        pick, _ = weighted_pick([c.answer for c in r.completions], conf, keep_top(conf, eta))
+        out[r.id] = float(pick is not None and correct[r.id][pick])
+    return out
+
+
+def strategy_run(args: argparse.Namespace, name: str, extra: list[str]) -> tuple[list[ProblemResult], float]:
+    common = ["verifier.name=none", f"dataset.limit={args.limit}", f"search.n={args.n}", "search.selection=majority",
+              f"sampling.logprobs={args.logprobs}", f"search.problems_per_batch={args.per_batch}",
+              f"search.wave={args.wave}", f"search.warmup={args.warmup}", f"search.eta={args.eta}",
+              f"search.confidence_window={args.window}", f"search.chunk_tokens={args.chunk}"]
+    cfg = load_config(resolve_recipe("cpu_arithmetic"), common + extra + [f"output.dir={args.out}/{name}"])
+    started = time.perf_counter()
+    run(cfg, progress=True)
+    return read_results(cfg.output.dir), time.perf_counter() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=100, help="problems (levels 1-2)")
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--wave", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=4)
+    ap.add_argument("--eta", type=float, default=90.0)
+    ap.add_argument("--window", type=int, default=16)
+    ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--logprobs", type=int, default=20)
+    ap.add_argument("--per-batch", type=int, default=4)
+    ap.add_argument("--out", default="runs/adaptive_bench")
+    args = ap.parse_args()
+    runs = {
+        f"majority@{args.n}": strategy_run(args, "majority", ["search.strategy=best_of_n"]),
+        "adaptive_consistency": strategy_run(args, "adaptive", ["search.strategy=adaptive_consistency"]),
+        "deepconf online": strategy_run(args, "deepconf_online", ["search.strategy=deepconf",
+                                                                  "search.deepconf_mode=online"]),
+    }
+    base_results = runs[f"majority@{args.n}"][0]
+    tokens = {name: sum(r.budget.generated_tokens for r in rs) / len(rs) for name, (rs, _) in runs.items()}
+    hits = {name: selected_hits(rs) for name, (rs, _) in runs.items()}
+    offline = f"deepconf offline (eta {args.eta:g})"
+    hits[offline] = offline_hits(base_results, args.eta, "lowest_group")
+    tokens[offline] = tokens[f"majority@{args.n}"]
+    secs = {name: s for name, (_, s) in runs.items()}
+    base = hits[f"majority@{args.n}"]
+    ids = sorted(base)
+    print(f"\nSmolLM2-135M (float32, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
+          f"wave {args.wave}, warm-up {args.warmup}, eta {args.eta:g}, window {args.window}, chunk {args.chunk}")
+    print(f"{'method':<28}{'accuracy':>9} {'95% CI':>15} {'vs majority (paired 95% CI)':>30} "
+          f"{'tokens/problem':>15} {'ratio':>7} {'wall s':>8}")
+    for name in hits:
+        h = [hits[name][i] for i in ids]
+        lo, hi = bootstrap(h)
+        diff = [hits[name][i] - base[i] for i in ids]
+        dlo, dhi = bootstrap(diff)
+        ratio = tokens[name] / tokens[f"majority@{args.n}"]
+        wall = f"{secs[name]:8.0f}" if name in secs else f"{'(same)':>8}"
+        print(f"{name:<28}{100 * sum(h) / len(h):>8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] "
+              f"{100 * sum(diff) / len(diff):>+11.1f} [{100 * dlo:+5.1f}, {100 * dhi:+5.1f}]     "
+              f"{tokens[name]:>15.1f} {ratio:>7.2f} {wall}")
+    stopped = sum(c.dropped == "stopped" for r in runs["deepconf online"][0] for c in r.completions)
+    traces = sum(len(r.completions) for r in runs["deepconf online"][0])
+    drawn = sum(len(r.completions) for r in runs["adaptive_consistency"][0]) / len(ids)
+    print(f"\nadaptive_consistency: {drawn:.1f} samples per problem; deepconf online: {traces / len(ids):.1f} traces "
+          f"per problem, {stopped} of {traces} stopped early")
+
+
+if __name__ == "__main__":
+    main()

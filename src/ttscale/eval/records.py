@@ -1,0 +1,131 @@
+"""The evaluation's plain records (STYLE.md: plain records out; issue 17): what `evaluate_runs` returns,
+what the report and the plots read by attribute, and what metrics.json serialises through `to_dict`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ttscale.data.policy import Policy
+from ttscale.eval.metrics import Point
+
+
+@dataclass
+class Curve:
+    """One method's points at increasing N, and the SearchSettings fields that reproduce each point."""
+
+    method: str
+    kind: str  # vote (subsampled selection) | search (a strategy's own pick) | pass (oracle upper bound)
+    strategy: str
+    points: list[Point] = field(default_factory=list)
+    settings: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "strategy": self.strategy, "points": [
+            {"n": p.n, "accuracy": p.accuracy(), "ci": list(p.interval()), "std": p.std,
+             "seeds": len(p.seed_accuracy) or 1, "tokens": p.mean_tokens(), "flops": p.mean_flops()}
+            for p in self.points
+        ]}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    dir: str
+    strategy: str
+    n: int
+    reduction: str
+    n_problems: int
+    n_failed: int
+    accuracy: float  # the run's own pick; failed problems count as wrong
+    ci: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class BinTable:
+    """Accuracy per difficulty bin: method -> N -> bin (1 = easiest) -> accuracy."""
+
+    edges: tuple[float, ...]
+    counts: dict[int, int]
+    accuracy: dict[str, dict[int, dict[int, float]]]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "counts": {str(b): n for b, n in self.counts.items()},
+                "accuracy": {m: {str(n): {str(b): a for b, a in per.items()} for n, per in by_n.items()}
+                             for m, by_n in self.accuracy.items()}}
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracy and mean compute per problem of a selection at one budget N."""
+
+    n: int
+    accuracy: float
+    tokens: float
+    flops: float
+
+
+@dataclass(frozen=True)
+class FixedBest:
+    n: int
+    method: str
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class Fold:
+    fold: int
+    n: int
+    train_accuracy: float
+    best_fixed_train_accuracy: float
+    best_fixed_method: str
+    test_accuracy: float
+    best_fixed_test_accuracy: float
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """The compute-optimal curve: cross-validated, in-sample, per fold, the best fixed point, the choices."""
+
+    cv: tuple[Score, ...]
+    in_sample: tuple[Score, ...]
+    best_fixed: tuple[FixedBest, ...]
+    folds: tuple[Fold, ...]
+    choices: dict[int, dict[int, str]]  # N -> bin -> method, fitted on every problem
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cv": [asdict(s) for s in self.cv], "in_sample": [asdict(s) for s in self.in_sample],
+                "best_fixed": [asdict(b) for b in self.best_fixed], "folds": [asdict(f) for f in self.folds],
+                "choices": {str(n): {str(b): m for b, m in c.items()} for n, c in self.choices.items()}}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every number of an evaluation and the curves they came from."""
+
+    runs: tuple[RunSummary, ...]
+    curves: tuple[Curve, ...]
+    by_level: dict[str, dict[str, dict[str, float]]]  # method@N -> level -> {n, accuracy}
+    by_subject: dict[str, dict[str, dict[str, float]]]
+    difficulty: dict[str, BinTable]  # oracle | model
+    compute_optimal: dict[str, CrossValidation]
+    references: dict[str, float]
+    policy: Policy | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """metrics.json: the same layout whatever produced it, so a later reader needs no code of ours."""
+        out: dict[str, Any] = {
+            "runs": [asdict(r) for r in self.runs],
+            "curves": {c.method: c.to_dict() for c in self.curves},
+            "by_level": self.by_level,
+            "by_subject": self.by_subject,
+            "difficulty": {k: t.to_dict() for k, t in self.difficulty.items()},
+            "compute_optimal": {k: cv.to_dict() for k, cv in self.compute_optimal.items()},
+            "references": dict(self.references),
+        }
+        if self.policy is not None:
+            out["policy"] = self.policy.to_dict()
+        return out

@@ -1,0 +1,162 @@
+"""DeepConf (Fu et al. 2025, "Deep Think with Confidence"): vote by trace confidence, stop weak traces early.
+
+offline: sample N whole traces, keep the top eta% by confidence (`search.confidence_measure`),
+and vote among them weighted by that confidence.
+online: `search.warmup` whole traces set the threshold s = the (100 - eta)th percentile of
+their lowest group confidence (eta = 90 keeps ~90% of traces, eta = 10 ~10%: DeepConf-high
+and -low); further traces are generated in chunks of `search.chunk_tokens` through the
+expansion core, and one stops as soon as a full window's group confidence falls below s,
+so the rest of it is never generated. After each wave the confidence-weighted share of the
+leading answer among the kept traces is compared with `search.stop_confidence` (the paper's
+consensus threshold tau); sampling stops there or at N traces.
+Every filtered or stopped trace stays in the results, marked, its tokens in the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ttscale.backends.base import Generator
+from ttscale.confidence import group_confidence, summarize, token_confidence, trace_confidence
+from ttscale.grading import extract_answer, vote
+from ttscale.search.base import SearchSettings
+from ttscale.search.expand import Beam, Expansion
+from ttscale.search.waves import Verdict, run_waves
+from ttscale.types import Problem, ProblemResult
+from ttscale.verifiers.base import Verifier
+
+# DeepConf's experiments read the top 20 log-probabilities; used when sampling.logprobs is left at 0.
+DEFAULT_TOP_K = 20
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile, linearly interpolated between order statistics (numpy's default)."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def keep_top(confidences: Sequence[float], eta: float) -> list[int]:
+    """Indices of the ceil(eta% of N) most confident traces (at least one), most confident first; ties: earlier."""
+    k = max(1, math.ceil(eta / 100 * len(confidences)))
+    return sorted(range(len(confidences)), key=lambda i: (-confidences[i], i))[:k]
+
+
+def weighted_pick(answers: Sequence[str | None], confidences: Sequence[float], kept: Sequence[int]) -> tuple[int | None, float]:
+    """(the most confident trace of the confidence-weighted winner among `kept`, the winner's weight share)."""
+    if not kept:
+        return None, 0.0
+    result = vote([answers[i] for i in kept], weights=[confidences[i] for i in kept])
+    if not result.members:
+        return kept[0], 0.0
+    best = max((kept[m] for m in result.members), key=lambda i: (confidences[i], -i))
+    total = sum(confidences[i] for i in kept)
+    share = result.groups[0].weight / total if total > 0 and result.winner is not None else 0.0
+    return best, share
+
+
+def crossed(beam: Beam, threshold: float, window: int) -> bool:
+    """Has any full window of the trace fallen below the threshold? A finished trace shorter than a window
+    is judged by its mean, as its warm-up peers were."""
+    conf = token_confidence(beam.top_logprobs)
+    if len(conf) < window:
+        return beam.finished and bool(conf) and sum(conf) / len(conf) < threshold
+    return min(group_confidence(conf, window)) < threshold
+
+
+class _Traces:
+    """A problem's traces in generation order, with their answers and confidences."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        self.s = settings
+        self.beams: list[Beam] = []
+
+    def confidence(self, i: int) -> float:
+        return trace_confidence(summarize(self.beams[i].top_logprobs, self.s.confidence_window),
+                                self.s.confidence_measure)
+
+    def answers(self) -> list[str | None]:
+        return [extract_answer(b.text) for b in self.beams]
+
+
+class OfflinePolicy(_Traces):
+    def initial(self) -> list[Expansion]:
+        return [Expansion(None, self.s.n, whole=True)]
+
+    def step(self, children: list[Beam]) -> list[Expansion]:
+        self.beams += children
+        return []
+
+    def verdict(self) -> Verdict:
+        conf = [self.confidence(i) for i in range(len(self.beams))]
+        kept = keep_top(conf, self.s.eta) if conf else []
+        selected, _ = weighted_pick(self.answers(), conf, kept)
+        dropped = {i: "filtered" for i in range(len(self.beams)) if i not in set(kept)}
+        return Verdict(tuple(self.beams), selected, dropped)
+
+
+class OnlinePolicy(_Traces):
+    def __init__(self, settings: SearchSettings) -> None:
+        super().__init__(settings)
+        self.threshold: float | None = None
+        self.active: list[int] = []
+        self.stopped: set[int] = set()
+        self.requested = 0
+
+    def initial(self) -> list[Expansion]:
+        self.requested = min(self.s.warmup, self.s.n)
+        return [Expansion(None, self.requested, whole=True)]
+
+    def step(self, children: list[Beam]) -> list[Expansion]:
+        if self.threshold is None:
+            self.beams += children
+            lowest = [summarize(b.top_logprobs, self.s.confidence_window).lowest_group for b in children]
+            self.threshold = percentile(lowest, 100 - self.s.eta) if lowest else 0.0
+        else:
+            # children: one continuation per active trace (request order), then the new wave's roots
+            for i, child in zip(self.active, children):
+                self.beams[i] = child
+            new = children[len(self.active):]
+            self.active += range(len(self.beams), len(self.beams) + len(new))
+            self.beams += new
+        for i in self.active:
+            if crossed(self.beams[i], self.threshold, self.s.confidence_window):
+                self.stopped.add(i)
+        self.active = [i for i in self.active if i not in self.stopped and not self.beams[i].finished]
+        chunk = self.s.chunk_tokens
+        more = [Expansion(self.beams[i], 1, whole=True, max_tokens=chunk) for i in self.active]
+        if not self.active and self.requested < self.s.n and not self._consensus():
+            k = min(self.s.wave, self.s.n - self.requested)
+            self.requested += k
+            more.append(Expansion(None, k, whole=True, max_tokens=chunk))
+        return more
+
+    def _kept(self) -> list[int]:
+        return [i for i in range(len(self.beams)) if i not in self.stopped]
+
+    def _consensus(self) -> bool:
+        conf = [self.confidence(i) for i in range(len(self.beams))]
+        _, share = weighted_pick(self.answers(), conf, self._kept())
+        return share >= self.s.stop_confidence
+
+    def verdict(self) -> Verdict:
+        conf = [self.confidence(i) for i in range(len(self.beams))]
+        selected, _ = weighted_pick(self.answers(), conf, self._kept())
+        if selected is None and self.beams:  # every trace stopped: the most confident one still answers
+            selected = max(range(len(self.beams)), key=lambda i: (conf[i], -i))
+        return Verdict(tuple(self.beams), selected, {i: "stopped" for i in sorted(self.stopped)})
+
+
+class DeepConf:
+    name = "deepconf"
+    needs_verifier = False
+    fixed_n = False  # online stops early; offline returns all N (the filtered ones marked)
+
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
+        s = replace(settings, filter_duplicates=False, logprobs=settings.logprobs or DEFAULT_TOP_K)
+        make = OnlinePolicy if s.deepconf_mode == "online" else OfflinePolicy
+        return run_waves(self.name, problems, prompts, generator, verifier, s, [make(s) for _ in problems])

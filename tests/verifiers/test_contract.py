@@ -1,0 +1,83 @@
+"""One contract, every registered verifier (STYLE.md; issue 17): shapes, range, determinism, batching, causality.
+
+Each name in the registry is built here: model-free ones through the registry itself, model-based
+ones on a tiny random model of their family's architecture (fixtures in conftest.py). A new
+model-free verifier runs this suite the moment it is registered; a new model-based one fails its
+build until it is given a tiny model below.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ttscale.config import VerifierConfig
+from ttscale.types import Problem
+from ttscale.verifiers import VERIFIERS, Verifier, build_verifier
+
+PROBLEMS = [Problem("c1", "Tom has 3 apples and buys 4 more. How many apples does he have?", "7"),
+            Problem("c2", "What is 6 times 7?", "42")]
+STEPS = [["Tom has 3 apples.", "He buys 4 more, so 3 + 4 = 7.", "The answer is \\boxed{7}."],
+         ["6 * 7 = 42.", "So the answer is \\boxed{42}."]]
+
+
+def _trained_prm(request):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForTokenClassification
+
+    from ttscale.verifiers.trained_prm import TrainedPRM
+
+    tok = AutoTokenizer.from_pretrained(request.getfixturevalue("smollm2_dir"))
+    torch.manual_seed(5)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, num_labels=2)
+    return TrainedPRM(VerifierConfig(name="trained_prm"), model=LlamaForTokenClassification(cfg).eval(), tokenizer=tok)
+
+
+def _built(name, request):
+    from ttscale.verifiers.lm_judge import LMJudge
+    from ttscale.verifiers.math_shepherd import MathShepherdPRM
+    from ttscale.verifiers.qwen_prm import QwenPRM
+    from ttscale.verifiers.rlhflow import RLHFlowPRM
+    from ttscale.verifiers.skywork import SkyworkPRM
+
+    tiny = {
+        "rlhflow": lambda: RLHFlowPRM(model=(m := request.getfixturevalue("llama3_prm"))[0], tokenizer=m[1]),
+        "math_shepherd": lambda: MathShepherdPRM(model=(m := request.getfixturevalue("mistral_prm"))[0], tokenizer=m[1]),
+        "qwen_prm": lambda: QwenPRM(model=(m := request.getfixturevalue("qwen_token_classifier"))[0], tokenizer=m[1]),
+        "skywork": lambda: SkyworkPRM(model=(m := request.getfixturevalue("qwen_value_model"))[0], tokenizer=m[1],
+                                      v_head=m[2]),
+        "lm_judge": lambda: LMJudge(model=(m := request.getfixturevalue("smol_judge"))[0], tokenizer=m[1]),
+        "trained_prm": lambda: _trained_prm(request),
+    }
+    return tiny[name]() if name in tiny else build_verifier(VerifierConfig(name=name))
+
+
+@pytest.fixture(params=VERIFIERS.names())
+def verifier(request):
+    return request.param, _built(request.param, request)
+
+
+def test_follows_the_protocol_one_score_in_0_1_per_step(verifier):
+    name, v = verifier
+    assert isinstance(v, Verifier) and v.name == name and v.n_params >= 0
+    scores = v.score(PROBLEMS + PROBLEMS[:1], [*STEPS, []])
+    assert [len(s) for s in scores] == [3, 2, 0]
+    assert all(isinstance(x, float) and 0.0 <= x <= 1.0 for row in scores for x in row)
+    tokens = v.count_tokens(PROBLEMS[0], STEPS[0])
+    assert isinstance(tokens, int) and (tokens > 0 if v.n_params else tokens >= 0)
+
+
+def test_deterministic_and_independent_of_the_batch(verifier):
+    _, v = verifier
+    together = v.score(PROBLEMS, STEPS)
+    alone = [v.score([p], [s])[0] for p, s in zip(PROBLEMS, STEPS)]
+    assert together == [pytest.approx(row, abs=1e-5) for row in alone]
+    assert v.score(PROBLEMS, STEPS) == [pytest.approx(row, abs=1e-5) for row in together]
+
+
+def test_a_steps_score_does_not_change_when_later_steps_are_appended(verifier):
+    """Beam search prunes on a prefix's scores (the Verifier protocol): causal scorers keep them."""
+    _, v = verifier
+    full = v.score(PROBLEMS, STEPS)
+    prefixes = v.score(PROBLEMS, [s[:1] for s in STEPS])
+    assert [row[:1] for row in full] == [pytest.approx(row, abs=1e-5) for row in prefixes]
