@@ -29,17 +29,17 @@ from typing import Any
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
+from ttscale.grading.select import select
 from ttscale.learn.agreement import step_agreement
 from ttscale.learn.common import correct_flags, read_rows
 from ttscale.learn.labels import label_steps
-from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.runner import run
 from ttscale.search.steps import clean_step
-from ttscale.grading.select import select
 from ttscale.types import ProblemResult
 from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier
 from ttscale.verifiers.base import Verifier
+from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.verifiers.trained_prm import TrainedPRM
 
 DELIMITER = "\n"

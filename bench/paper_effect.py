@@ -24,9 +24,9 @@ from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
 from ttscale.eval.metrics import correctness, subsampled_points
+from ttscale.grading.select import select
 from ttscale.runner import run
 from ttscale.search.steps import clean_step
-from ttscale.grading.select import select
 from ttscale.types import ProblemResult
 
 RECIPES = {"best_of_n": "cpu_arithmetic_weighted_bon", "beam_search": "cpu_arithmetic_beam",

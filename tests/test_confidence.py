@@ -4,8 +4,16 @@ import math
 
 import pytest
 
-from ttscale.confidence import (bottom_groups, group_confidence, lowest_group, self_certainty, summarize,
-                                tail_confidence, token_confidence, trace_confidence)
+from ttscale.confidence import (
+    bottom_groups,
+    group_confidence,
+    lowest_group,
+    self_certainty,
+    summarize,
+    tail_confidence,
+    token_confidence,
+    trace_confidence,
+)
 from ttscale.types import Completion, ConfidenceSummary
 
 LOG = math.log

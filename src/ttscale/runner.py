@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.config import check_beam_width, RunConfig
+from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.datasets import load_problems
 from ttscale.data.prompts import build_prompt_format
 from ttscale.data.results import LOG, RunDir, read_results

@@ -4,10 +4,10 @@ import importlib.util
 
 import pytest
 
-from ttscale.models.loading import cpu_has_native_bf16 as REAL_CPU_FLAG  # bound before the conftest pin
-from ttscale.models.loading import embedded_gguf, resolve_source
 from ttscale.config import ModelConfig
 from ttscale.errors import ModelLoadError
+from ttscale.models.loading import cpu_has_native_bf16 as REAL_CPU_FLAG  # bound before the conftest pin
+from ttscale.models.loading import embedded_gguf, resolve_source
 from ttscale.types import SamplingParams
 
 PROMPTS = [

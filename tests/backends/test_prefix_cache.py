@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ttscale.backends.hf import STATIC_WIDTH_STEP, HFGenerator
-from ttscale.models.prefix_cache import PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.synthetic import arithmetic_problems
+from ttscale.models.prefix_cache import PrefixKVStore
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.types import SamplingParams
 from ttscale.verifiers.fake import FakeVerifier

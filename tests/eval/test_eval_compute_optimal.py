@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttscale.errors import ConfigError
 from ttscale.data.policy import Policy, PolicyEntry, assign_bin
+from ttscale.errors import ConfigError
 from ttscale.eval.compute_optimal import apply, best, cross_validate, fit, folds
 from ttscale.eval.difficulty import make_binning, quantile_edges
 from ttscale.eval.metrics import Point

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from grading_golden import GOLDEN
+
 from ttscale.grading import canonical_key, is_equiv, is_equiv_many, vote
 from ttscale.grading._worker import parse_answer
 

@@ -7,8 +7,8 @@ the gold's through `gold_answer`; no answer extracted is unequal, as in a run.
 from __future__ import annotations
 
 import pytest
-
 from math_verify_cases import CASES, SKIPPED
+
 from ttscale.data.datasets import gold_answer
 from ttscale.grading import extract_answer, is_equiv_many, vote
 

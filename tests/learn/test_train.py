@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError, DataError, ModelLoadError
-from ttscale.verifiers.prm_format import LAYOUT_FILE, PRMLayout, encode_steps, tokenize_row
 from ttscale.learn.train import TrainSettings, freeze_body, load_base, soft_cross_entropy, train_prm
 from ttscale.types import Problem
 from ttscale.verifiers import Verifier, build_verifier
+from ttscale.verifiers.prm_format import LAYOUT_FILE, PRMLayout, encode_steps, tokenize_row
 
 QUESTION = "Tom has 5 apples. He buys 4 more. How many apples does he have?"
 GOOD, BAD = "so 5 + 4 = 9.", "so 5 + 4 = 11 wrong."

@@ -7,8 +7,7 @@ import pytest
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
-from ttscale.search.adaptive import (beta_leader_probability, dirichlet_leader_probability, should_stop,
-                                     window_agrees)
+from ttscale.search.adaptive import beta_leader_probability, dirichlet_leader_probability, should_stop, window_agrees
 from ttscale.search.deepconf import keep_top, percentile
 
 PROBLEMS = arithmetic_problems(3, seed=2)

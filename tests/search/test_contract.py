@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from ttscale.backends.fake import FakeGenerator
-from ttscale.data.synthetic import arithmetic_problems
 from ttscale.data.policy import Policy, PolicyEntry
+from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.base import STRATEGIES as REGISTRY
 from ttscale.search.steps import split_steps

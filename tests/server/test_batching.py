@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ttscale.server.batching import BatchingGenerator, SearchCancelled
 from ttscale.errors import GenerationError
+from ttscale.server.batching import BatchingGenerator, SearchCancelled
 from ttscale.types import Generation, SamplingParams
 
 

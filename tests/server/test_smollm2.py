@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ttscale.server.process import running_server, wait_healthy
-
-from ttscale.models.loading import embedded_gguf
 from ttscale.errors import ModelLoadError
+from ttscale.models.loading import embedded_gguf
+from ttscale.server.process import running_server, wait_healthy
 
 openai = pytest.importorskip("openai")
 try:

@@ -13,12 +13,11 @@ from typing import Any
 
 from ttscale.backends.base import child_seeds, same_params, truncate_at_stop
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
-from ttscale.models.loading import cache_kwarg, load_pretrained
-from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
+from ttscale.models.loading import cache_kwarg, load_pretrained
+from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.types import FinishReason, Generation, SamplingParams
-
 
 STATIC_WIDTH_STEP = 64
 

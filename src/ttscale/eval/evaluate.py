@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
-from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
 from ttscale.eval.metrics import Point, correctness, search_point, selected_accuracy, subsampled_points

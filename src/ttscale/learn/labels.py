@@ -12,7 +12,6 @@ directory resumes like a run: rows are appended problem by problem, done ids ski
 
 from __future__ import annotations
 
-
 import json
 import logging
 import shutil

@@ -9,9 +9,8 @@ from typing import Protocol
 from ttscale.backends.base import Generator
 from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, VerifierConfig
 from ttscale.registry import Registry
-from ttscale.types import ProblemResult, Problem
+from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
-
 
 # Run-level settings that no strategy reads: the runner batches problems and picks the strategy.
 _RUN_LEVEL = {"strategy", "problems_per_batch"}

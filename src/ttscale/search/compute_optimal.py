@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ttscale.backends.base import Generator
 from ttscale.data.policy import Policy
+from ttscale.grading.select import mean_solution_score
 from ttscale.search.base import SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
 from ttscale.search.seeds import request_seed
-from ttscale.grading.select import mean_solution_score
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 

@@ -17,10 +17,10 @@ from typing import Protocol
 from ttscale.backends.base import Generator
 from ttscale.confidence import summarize
 from ttscale.grading import extract_answer, stated_answer
+from ttscale.grading.select import reduce_scores, select
 from ttscale.search.base import SearchSettings
 from ttscale.search.seeds import request_seed
 from ttscale.search.steps import clean_step, split_steps, strip_end_marker
-from ttscale.grading.select import reduce_scores, select
 from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
 from ttscale.verifiers.base import Verifier
 

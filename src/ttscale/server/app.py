@@ -18,9 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ttscale.config import RunConfig
 from ttscale.errors import ConfigError, MissingDependencyError
@@ -165,8 +163,15 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
     from starlette.exceptions import HTTPException
 
     from ttscale.server.batching import SearchCancelled
-    from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, chat_reply
-    from ttscale.server.protocol import completion_reply, error_body, parse
+    from ttscale.server.protocol import (
+        BadRequest,
+        ChatCompletionRequest,
+        CompletionRequest,
+        chat_reply,
+        completion_reply,
+        error_body,
+        parse,
+    )
 
     app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
     started = int(time.time())

@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.search.base import STRATEGIES, SearchSettings, build_strategy
+from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.server.config import ServeConfig
 from ttscale.server.metrics import Metrics
 from ttscale.server.protocol import BadRequest, Bounds, ChatCompletionRequest, CompletionRequest, SearchRequest

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ttscale.errors import closest
+from ttscale.grading.select import solution_score
 from ttscale.server.config import ServeConfig
 from ttscale.types import Budget, Completion, ProblemResult, Selection
-from ttscale.grading.select import solution_score
 
 
 @dataclass(frozen=True)

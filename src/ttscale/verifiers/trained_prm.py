@@ -12,10 +12,10 @@ from typing import Any
 
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError
-from ttscale.verifiers.prm_format import PRMLayout, encode_steps
 from ttscale.types import Problem
 from ttscale.verifiers._hf import HFVerifier
 from ttscale.verifiers.encoding import Encoded
+from ttscale.verifiers.prm_format import PRMLayout, encode_steps
 
 
 class TrainedPRM(HFVerifier):
