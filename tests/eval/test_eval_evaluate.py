@@ -196,3 +196,23 @@ def test_run_with_compute_optimal_policy(fake_cfg, tmp_path):
     run_dir = _fake_run(fake_cfg, tmp_path, "compute_optimal", 4, f"search.policy={tmp_path / 'eval' / 'policy.json'}")
     rows = [json.loads(line) for line in (run_dir / "completions.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["strategy"] == "compute_optimal" and r["error"] is None for r in rows)
+
+
+def test_a_search_run_is_matched_to_the_majority_point_it_equals_and_its_token_share_stated():
+    from ttscale.eval.metrics import Point
+    from ttscale.eval.records import Curve
+    from ttscale.eval.report import _matched_section
+
+    ids = [f"p{i}" for i in range(10)]
+
+    def point(method, n, right, tokens):
+        return Point(method, n, {i: float(j < right) for j, i in enumerate(ids)}, {i: tokens for i in ids},
+                     {i: 0.0 for i in ids})
+
+    majority = Curve("best_of_n:majority", "vote", "best_of_n",
+                     [point("m", 1, 3, 50), point("m", 4, 5, 200), point("m", 8, 6, 400)])
+    cheap = Curve("adaptive_consistency", "search", "adaptive_consistency", [point("a", 16, 5, 100)])
+    strong = Curve("dvts", "search", "dvts", [point("d", 16, 9, 900)])
+    text = _matched_section([majority, cheap, strong])
+    assert "adaptive_consistency@16: 50.0" in text and "matches majority@4" in text and "saves 50% of its tokens" in text
+    assert "dvts@16: 90.0" in text and "above every majority point (best: @8" in text

@@ -7,6 +7,7 @@ and the report are drawn from and metrics.json serialises.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ttscale.config import SearchConfig
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
@@ -30,8 +32,11 @@ SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a 
 _NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
               "search.max_tokens_per_problem", "search.max_flops_per_problem"}
 _HYPER_SECTIONS = ("model", "verifier", "sampling", "search")
-# SearchSettings fields a policy entry may set, read from the run's config.search.
-_SETTINGS_KEYS = ("beam_width", "max_iterations", "lookahead", "selection", "filter_duplicates", "particle_temperature")
+# SearchSettings fields a policy entry may set, read from the run's config.search: every search
+# setting but the budget and the run-level ones, so a new strategy's knobs (the adaptive ones too)
+# are replayed by compute_optimal without being listed here.
+_SETTINGS_KEYS = tuple(f.name for f in dataclasses.fields(SearchConfig) if f.name not in {
+    "n", "strategy", "policy", "problems_per_batch", "max_tokens_per_problem", "max_flops_per_problem"})
 
 
 @dataclass

@@ -80,6 +80,29 @@ def _compute_section(curves: Sequence[Curve]) -> str:
     return _table(["method", "N", "accuracy (%, 95% CI)", "generated tokens / problem", "FLOPs / problem"], rows)
 
 
+def _matched_section(curves: Sequence[Curve]) -> str:
+    """Each search or adaptive run against majority voting on one budget axis (issue 20): the smallest
+    fixed-N majority point it matches, and the share of generated tokens it saves against that point."""
+    majority = next((c for c in curves if c.kind == "vote" and c.method.endswith(":majority")), None)
+    searched = [(c, p) for c in curves if c.kind == "search" for p in c.points]
+    if majority is None or not searched:
+        return "Needs a best_of_n run (majority voting) and a search or adaptive run."
+    lines = []
+    for c, p in searched:
+        reached = [m for m in majority.points if m.accuracy() >= p.accuracy()]
+        if not reached:
+            top = max(majority.points, key=lambda m: m.accuracy())
+            lines.append(f"- {c.method}@{p.n}: {_acc(p)} at {p.mean_tokens():.0f} tokens, above every majority point "
+                         f"(best: @{top.n}, {_acc(top)} at {top.mean_tokens():.0f} tokens).")
+            continue
+        m = min(reached, key=lambda x: x.n)
+        ratio = p.mean_tokens() / m.mean_tokens() if m.mean_tokens() else float("inf")
+        cost = f"saves {100 * (1 - ratio):.0f}% of its tokens" if ratio <= 1 else f"uses {ratio:.1f}x its tokens"
+        lines.append(f"- {c.method}@{p.n}: {_acc(p)} at {p.mean_tokens():.0f} tokens matches majority@{m.n} "
+                     f"({_acc(m)} at {m.mean_tokens():.0f} tokens) and {cost}.")
+    return "\n".join(lines)
+
+
 def _overlap_section(curves: Sequence[Curve]) -> str:
     """At each N, the most accurate selectable method and those whose interval overlaps its own."""
     lines = []
@@ -165,6 +188,7 @@ def render_report(ev: Evaluation) -> str:
               _curves_section(curves), "", "![accuracy vs N](accuracy_vs_n.png)", "",
               "## Which differences are real", "", _overlap_section(curves), "",
               "## Accuracy vs compute", "", _compute_section(curves), "",
+              "Against majority voting at equal accuracy:", "", _matched_section(curves), "",
               "![accuracy vs compute](accuracy_vs_compute.png)", "",
               "## Accuracy by level", "", _grouped_section(ev.by_level, "level"), "",
               "## Accuracy by subject", "", _grouped_section(ev.by_subject, "subject"), ""]
