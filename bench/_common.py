@@ -5,12 +5,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ttscale.config import PromptConfig
 from ttscale.data.prompts import build_prompt_format
 from ttscale.data.synthetic import arithmetic_problem, arithmetic_problems
-from ttscale.types import Problem
+from ttscale.grading.select import select
+from ttscale.learn.common import correct_flags
+from ttscale.search.steps import clean_step
+from ttscale.types import Problem, ProblemResult
+from ttscale.verifiers.base import Verifier
 
 
 def problems_and_prompts(n: int, n_shot: int = 2, levels: list[int] | None = None, delimiter: str = "\n",
@@ -50,3 +55,21 @@ def bootstrap_interval(values: list[float], n_boot: int = 2000, seed: int = 0, l
     means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
     tail = (1.0 - level) / 2
     return means[int(tail * (n_boot - 1))], means[int((1.0 - tail) * (n_boot - 1))]
+
+
+def rescore(results: list[ProblemResult], verifier: Verifier, delimiter: str) -> list[ProblemResult]:
+    """Each candidate with `verifier`'s step scores (best-of-N: no verifier steered the sampling)."""
+    scored = []
+    for r in results:
+        steps = [[clean_step(s, delimiter) for s in c.steps] for c in r.completions]
+        scores = verifier.score([r.problem] * len(steps), steps)
+        completions = tuple(replace(c, step_scores=tuple(s) or (0.0,)) for c, s in zip(r.completions, scores))
+        scored.append(replace(r, completions=completions))
+    return scored
+
+
+def accuracy(results: list[ProblemResult], selection: str, reduction: str = "last") -> float:
+    """Percent of problems whose `selection` pick is right by the gold answer."""
+    right = sum(bool(correct_flags(r)[pick]) for r in results
+                if (pick := select(r.completions, selection, reduction)) is not None)
+    return 100.0 * right / max(len(results), 1)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
+
+from _common import accuracy, rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
-from ttscale.grading.select import select
 from ttscale.learn.common import correct_flags, read_rows
 from ttscale.learn.labels import label_steps
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.runner import run
-from ttscale.search.steps import clean_step
-from ttscale.types import ProblemResult
 from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.verifiers.trained_prm import TrainedPRM
 
@@ -38,25 +36,6 @@ def search(out: Path, seed: int, limit: int, n: int, levels: str, max_new_tokens
         f"output.dir={out}",
     ])
     return run(cfg, progress=True).run_dir
-
-
-def rescore(results: list[ProblemResult], verifier: TrainedPRM, delimiter: str) -> list[ProblemResult]:
-    """Each candidate with the trained PRM's step scores (best-of-N: the PRM never steered sampling)."""
-    scored = []
-    for r in results:
-        steps = [[clean_step(s, delimiter) for s in c.steps] for c in r.completions]
-        scores = verifier.score([r.problem] * len(steps), steps)
-        completions = tuple(replace(c, step_scores=tuple(s) or (0.0,)) for c, s in zip(r.completions, scores))
-        scored.append(replace(r, completions=completions))
-    return scored
-
-
-def accuracy(results: list[ProblemResult], selection: str, reduction: str = "last") -> float:
-    right = 0
-    for r in results:
-        pick = select(r.completions, selection, reduction)
-        right += pick is not None and correct_flags(r)[pick]
-    return 100.0 * right / max(len(results), 1)
 
 
 def main() -> None:

@@ -22,23 +22,21 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from _common import accuracy, rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
-from ttscale.grading.select import select
 from ttscale.learn.agreement import step_agreement
 from ttscale.learn.common import correct_flags, read_rows
 from ttscale.learn.labels import label_steps
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.runner import run
-from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult
 from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier
-from ttscale.verifiers.base import Verifier
 from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.verifiers.trained_prm import TrainedPRM
 
@@ -53,23 +51,6 @@ def sample(out: Path, seed: int, args: argparse.Namespace, limit: int) -> Path:
         f"output.dir={out}",
     ])
     return run(cfg, progress=True).run_dir
-
-
-def rescore(results: list[ProblemResult], verifier: Verifier) -> list[ProblemResult]:
-    """Each candidate with `verifier`'s step scores (best-of-N: no verifier steered the sampling)."""
-    scored = []
-    for r in results:
-        steps = [[clean_step(s, DELIMITER) for s in c.steps] for c in r.completions]
-        scores = verifier.score([r.problem] * len(steps), steps)
-        completions = tuple(replace(c, step_scores=tuple(s) or (0.0,)) for c, s in zip(r.completions, scores))
-        scored.append(replace(r, completions=completions))
-    return scored
-
-
-def accuracy(results: list[ProblemResult], selection: str, reduction: str = "last") -> float:
-    right = sum(bool(correct_flags(r)[pick]) for r in results
-                if (pick := select(r.completions, selection, reduction)) is not None)
-    return 100.0 * right / max(len(results), 1)
 
 
 def step_scores(results: list[ProblemResult]) -> list[list[float]]:
@@ -124,8 +105,8 @@ def main() -> None:
     seen = {r.problem.question for r in read_results(train_run)}
     held_out = [r for r in read_results(test_run) if r.error is None and r.problem.question not in seen]
     learned = TrainedPRM(VerifierConfig(name="trained_prm", model=str(prm), device="cpu", dtype="float32"))
-    by_prm = stage("score held-out", lambda: rescore(held_out, learned))
-    by_rules = rescore(held_out, ArithmeticRulesVerifier())
+    by_prm = stage("score held-out", lambda: rescore(held_out, learned, DELIMITER))
+    by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
     report(args, held_out, by_prm, by_rules)
     print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
 
