@@ -46,17 +46,6 @@ def header() -> None:
     print(f"{'name':<36} {'ours':>12} {'baseline':>12} {'ratio':>9}", flush=True)
 
 
-def bootstrap_interval(values: list[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean, resampling the items (problems) with replacement."""
-    if not values:
-        return float("nan"), float("nan")
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    tail = (1.0 - level) / 2
-    return means[int(tail * (n_boot - 1))], means[int((1.0 - tail) * (n_boot - 1))]
-
-
 def rescore(results: list[ProblemResult], verifier: Verifier, delimiter: str) -> list[ProblemResult]:
     """Each candidate with `verifier`'s step scores (best-of-N: no verifier steered the sampling)."""
     scored = []

@@ -15,7 +15,6 @@ Accuracy with a 95% bootstrap interval over problems, the paired difference to m
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from collections.abc import Sequence
 
@@ -23,20 +22,10 @@ from ttscale.cli import resolve_recipe
 from ttscale.confidence import trace_confidence
 from ttscale.config import load_config
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import correctness
+from ttscale.eval.metrics import bootstrap_interval, correctness
 from ttscale.runner import run
 from ttscale.search.deepconf import keep_top, weighted_pick
 from ttscale.types import ProblemResult
-
-RESAMPLES = 2000
-
-
-def bootstrap(hits: Sequence[float], seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean over problems."""
-    rng = random.Random(seed)
-    n = len(hits)
-    means = sorted(sum(hits[rng.randrange(n)] for _ in range(n)) / n for _ in range(RESAMPLES))
-    return means[int(0.025 * RESAMPLES)], means[int(0.975 * RESAMPLES) - 1]
 
 
 def selected_hits(results: Sequence[ProblemResult]) -> dict[str, float]:
@@ -100,9 +89,9 @@ def main() -> None:
           f"{'tokens/problem':>15} {'ratio':>7} {'wall s':>8}")
     for name in hits:
         h = [hits[name][i] for i in ids]
-        lo, hi = bootstrap(h)
+        lo, hi = bootstrap_interval(h)
         diff = [hits[name][i] - base[i] for i in ids]
-        dlo, dhi = bootstrap(diff)
+        dlo, dhi = bootstrap_interval(diff)
         ratio = tokens[name] / tokens[f"majority@{args.n}"]
         wall = f"{secs[name]:8.0f}" if name in secs else f"{'(same)':>8}"
         print(f"{name:<28}{100 * sum(h) / len(h):>8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] "

@@ -18,12 +18,10 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from _common import bootstrap_interval
-
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig, load_config
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import correctness, subsampled_points
+from ttscale.eval.metrics import bootstrap_interval, correctness, subsampled_points
 from ttscale.grading.select import select
 from ttscale.runner import run
 from ttscale.search.steps import clean_step
