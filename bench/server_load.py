@@ -89,7 +89,7 @@ def bench_real(n: int, max_tokens: int) -> None:
     overrides = [
         "model.backend=hf", "model.name_or_path=embedded:smollm2", "model.max_batch_size=32", "verifier.name=none",
         "search.strategy=best_of_n", "search.n=4", "search.selection=majority", "prompt.mode=completion",
-        "prompt.n_shot=2", "search.step_delimiter='\n'", f"sampling.max_new_tokens={max_tokens}",
+        "prompt.n_shot=2", "search.step_delimiter=\\n", f"sampling.max_new_tokens={max_tokens}",
     ]
     with running_server("serve_fake", overrides, args=["--served-model-name", "smollm2"]) as srv:
         wait_healthy(srv.root, timeout_s=120)

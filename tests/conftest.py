@@ -46,7 +46,7 @@ def fake_cfg(tmp_path):
         base = [
             "model.backend=fake",
             "prompt.mode=completion",
-            "search.step_delimiter='\n'",
+            "search.step_delimiter=\\n",
             "dataset.limit=6",
             "search.n=4",
             "search.problems_per_batch=2",

@@ -188,7 +188,7 @@ def test_math500_with_chat_prompt_runs(tmp_path):
     math500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math500.jsonl"
     r = ttscale("run", "cpu_arithmetic", "--set", f"dataset.source={math500}", "--set", "prompt.mode=chat",
                 "--set", "dataset.levels=null", "--set", "dataset.limit=2", "--set", "search.n=2",
-                "--set", "search.step_delimiter='\n\n'", "--set", "sampling.max_new_tokens=32",
+                "--set", "search.step_delimiter=\\n\\n", "--set", "sampling.max_new_tokens=32",
                 "--output-dir", str(tmp_path / "m"), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "2 problems (0 failed)" in r.stdout

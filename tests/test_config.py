@@ -58,3 +58,10 @@ def test_unknown_strategy_is_reported(fake_cfg):
 
     with pytest.raises(ConfigError, match="unknown strategy 'beam_serch' \\(did you mean 'beam_search'\\?\\)"):
         run(fake_cfg("search.strategy=beam_serch"), progress=False)
+
+
+@pytest.mark.parametrize("typed, meant", [("\\n", "\n"), ("\\n\\n", "\n\n"), ('"\\n"', "\n"), ("'\n'", " ")])
+def test_a_step_delimiter_typed_on_the_command_line_is_the_newline_meant(typed, meant):
+    """A shell passes `--set search.step_delimiter=\\n` as backslash + n: decoded, not a literal backslash.
+    (A real newline inside YAML single quotes folds to a space: YAML's rule, kept.)"""
+    assert load_config(None, [f"search.step_delimiter={typed}"]).search.step_delimiter == meant

@@ -63,7 +63,7 @@ def test_ray_runs_two_local_shard_workers_with_smollm2(tmp_path):
 
     cfg = load_config(
         None,
-        ["prompt.mode=completion", "search.step_delimiter='\n'", "dataset.limit=4", "dataset.levels=[1]",
+        ["prompt.mode=completion", "search.step_delimiter=\\n", "dataset.limit=4", "dataset.levels=[1]",
          "search.n=2", "search.problems_per_batch=1", "sampling.max_new_tokens=24", f"output.dir={tmp_path / 'ray'}",
          "model.max_batch_size=4"],
     )

@@ -6,6 +6,7 @@ past this point the code trusts its inputs.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import typing
@@ -212,7 +213,8 @@ class SearchConfig:
     beam_width: int = field(default=4, metadata={"help": "M: expansions per kept beam"})
     max_iterations: int = field(default=40, metadata={"help": "rounds of step-wise search"})
     lookahead: int = field(default=0, metadata={"help": "greedy steps rolled out before scoring (0 = off)"})
-    step_delimiter: str = field(default="\n\n", metadata={"help": "text that ends a reasoning step"})
+    step_delimiter: str = field(default="\n\n", metadata={
+        "help": "text that ends a reasoning step (escapes like \\n are decoded, as a shell passes them)"})
     selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
     filter_duplicates: bool = field(default=False, metadata={"help": "drop identical candidate steps"})
     particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
@@ -252,6 +254,9 @@ class SearchConfig:
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
+        if "\\" in self.step_delimiter:
+            # `--set search.step_delimiter=\n` reaches us as backslash + n; no one means a literal backslash here
+            self.step_delimiter = codecs.decode(self.step_delimiter, "unicode_escape")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
         _one_of("search", "selection", self.selection, SELECTIONS)
         _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",

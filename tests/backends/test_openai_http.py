@@ -149,7 +149,7 @@ def test_generations_match_the_policy_behind_the_server(report_stop):
 
 def test_requests_run_concurrently_up_to_max_concurrency_and_send_the_key(monkeypatch):
     monkeypatch.setenv("TTSCALE_TEST_OPENAI_KEY", "sk-secret")
-    with stub(delay_s=0.05) as srv:
+    with stub(delay_s=0.2) as srv:  # long enough that requests overlap even on a loaded machine
         out = _gen(_url(srv), conc=4, key_env="TTSCALE_TEST_OPENAI_KEY").generate(
             [f"Question: {i}?" for i in range(16)], [SamplingParams(max_new_tokens=8)] * 16)
         assert len(out) == 16 and 1 < srv.max_in_flight <= 4

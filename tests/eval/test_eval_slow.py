@@ -14,7 +14,7 @@ from ttscale.verifiers.base import VERIFIERS
 @pytest.mark.slow
 def test_evaluate_real_runs_writes_report_and_plots(smollm2, tmp_path):
     verifier = "arithmetic_rules" if "arithmetic_rules" in VERIFIERS else "fake"
-    base = ["model.name_or_path=embedded:smollm2", "prompt.mode=completion", "search.step_delimiter='\n'",
+    base = ["model.name_or_path=embedded:smollm2", "prompt.mode=completion", "search.step_delimiter=\\n",
             "dataset.limit=4", "dataset.levels=[1]", "sampling.max_new_tokens=48", "search.n=4",
             f"verifier.name={verifier}", "sampling.max_step_tokens=24", "search.max_iterations=8"]
     dirs = []

@@ -51,7 +51,7 @@ def make_run(tmp_path):
 
     def make(rows: list[ProblemResult] | None = None, name: str = "run", *overrides: str):
         cfg = load_config(None, [
-            "model.backend=fake", "prompt.mode=completion", "search.step_delimiter='\n'",
+            "model.backend=fake", "prompt.mode=completion", "search.step_delimiter=\\n",
             "sampling.max_new_tokens=64", f"output.dir={tmp_path / name}", *overrides,
         ])
         run_dir = RunDir(cfg.output.dir)

@@ -39,7 +39,7 @@ def test_strategies_run_on_math500_with_the_chat_prompt(tmp_path, smollm2, strat
 @pytest.mark.slow
 def test_beam_search_with_rules_on_arithmetic_selects_a_checked_solution(tmp_path, smollm2):
     cfg = load_config(None, [
-        "prompt.mode=completion", "search.step_delimiter='\n'", "dataset.levels=[1]", "dataset.limit=2",
+        "prompt.mode=completion", "search.step_delimiter=\\n", "dataset.levels=[1]", "dataset.limit=2",
         "search.strategy=beam_search", "search.n=4", "search.beam_width=2", "search.max_iterations=4",
         "sampling.max_step_tokens=32", "sampling.max_new_tokens=80", "verifier.name=arithmetic_rules",
         f"output.dir={tmp_path / 'beam'}",
