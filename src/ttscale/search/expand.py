@@ -314,6 +314,33 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
     return out
 
 
+def expand_round(
+    expander: Expander, states: Sequence[ProblemState], pending: list[list[Expansion]], round_: int
+) -> list[tuple[ProblemState, Beam]] | None:
+    """One round of every problem in flight, in one generator call: (problem, child) pairs in request order.
+
+    A problem whose next round could pass its cap asks for nothing more (its `pending` is
+    emptied); None when no problem asks for anything.
+    """
+    for i, st in enumerate(states):
+        if pending[i] and expander.over_budget(st, pending[i]):
+            pending[i] = []
+    requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
+    if not requests:
+        return None
+    children = expander.expand(requests, round_)
+    return [(st, c) for (st, _), cs in zip(requests, children) for c in cs]
+
+
+def per_problem(states: Sequence[ProblemState], pairs: Sequence[tuple[ProblemState, Beam]]) -> list[list[Beam]]:
+    """The beams of `pairs` grouped by problem, in the order of `states`."""
+    index = {id(st): i for i, st in enumerate(states)}
+    out: list[list[Beam]] = [[] for _ in states]
+    for st, beam in pairs:
+        out[index[id(st)]].append(beam)
+    return out
+
+
 def run_rounds(
     strategy: str,
     problems: Sequence[Problem],
@@ -322,26 +349,15 @@ def run_rounds(
     policies: Sequence[Policy],
 ) -> list[ProblemResult]:
     """The round loop: expand every pending request of every problem, score, let policies choose."""
-    s = expander.settings
     states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
     pending = [pol.initial() for pol in policies]
-    for round_ in range(s.max_iterations):
-        for i, st in enumerate(states):
-            if pending[i] and expander.over_budget(st, pending[i]):
-                pending[i] = []
-        requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
-        if not requests:
+    for round_ in range(expander.settings.max_iterations):
+        flat = expand_round(expander, states, pending, round_)
+        if flat is None:
             break
-        children = expander.expand(requests, round_)
-        flat = [(st, c) for (st, _), cs in zip(requests, children) for c in cs]
-        scored = iter(expander.score(flat))
-        per_problem: list[list[Beam]] = [[] for _ in states]
-        index = {id(st): i for i, st in enumerate(states)}
-        for st, _ in flat:
-            per_problem[index[id(st)]].append(next(scored))
-        pending = [
-            pol.step(per_problem[i]) if pending[i] else [] for i, pol in enumerate(policies)
-        ]
+        scored = expander.score(flat)
+        grouped = per_problem(states, [(st, b) for (st, _), b in zip(flat, scored)])
+        pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
     return [expander.result(st, strategy, pol.finish()) for st, pol in zip(states, policies)]
 
 

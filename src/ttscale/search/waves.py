@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+from ttscale.search.expand import Beam, Expander, Expansion, ProblemState, expand_round, per_problem
 from ttscale.search.steps import split_steps
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -55,19 +55,9 @@ def run_waves(
     pending = [pol.initial() for pol in policies]
     round_ = 0
     # Terminates: every request makes at least one token of progress and a trace ends at max_new_tokens.
-    while True:
-        for i, st in enumerate(states):
-            if pending[i] and sampler.over_budget(st, pending[i]):
-                pending[i] = []
-        requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
-        if not requests:
-            break
-        children = sampler.expand(requests, round_)
-        per_problem: list[list[Beam]] = [[] for _ in states]
-        index = {id(st): i for i, st in enumerate(states)}
-        for (st, _), cs in zip(requests, children):
-            per_problem[index[id(st)]].extend(cs)
-        pending = [pol.step(per_problem[i]) if pending[i] else [] for i, pol in enumerate(policies)]
+    while (flat := expand_round(sampler, states, pending, round_)) is not None:
+        grouped = per_problem(states, flat)
+        pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
         round_ += 1
     return _results(strategy, states, [pol.verdict() for pol in policies], Expander(generator, verifier, settings))
 
