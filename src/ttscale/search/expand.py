@@ -2,7 +2,7 @@
 
 It owns batching (all requests of all problems in flight in one generator call and
 one verifier call per round), step detection, completion handling, budget
-accounting, trees and the round loop. A strategy is only the `Policy` that decides
+accounting and trees; search/rounds.py runs the round loop on it. A strategy is only the `Policy` that decides
 which beams survive and how many children each gets.
 """
 
@@ -312,68 +312,6 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
                 kept.append(c)
         out.append(kept)
     return out
-
-
-def expand_round(
-    expander: Expander, states: Sequence[ProblemState], pending: list[list[Expansion]], round_: int
-) -> list[tuple[ProblemState, Beam]] | None:
-    """One round of every problem in flight, in one generator call: (problem, child) pairs in request order.
-
-    A problem whose next round could pass its cap asks for nothing more (its `pending` is
-    emptied); None when no problem asks for anything.
-    """
-    for i, st in enumerate(states):
-        if pending[i] and expander.over_budget(st, pending[i]):
-            pending[i] = []
-    requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
-    if not requests:
-        return None
-    children = expander.expand(requests, round_)
-    return [(st, c) for (st, _), cs in zip(requests, children) for c in cs]
-
-
-def per_problem(states: Sequence[ProblemState], pairs: Sequence[tuple[ProblemState, Beam]]) -> list[list[Beam]]:
-    """The beams of `pairs` grouped by problem, in the order of `states`."""
-    index = {id(st): i for i, st in enumerate(states)}
-    out: list[list[Beam]] = [[] for _ in states]
-    for st, beam in pairs:
-        out[index[id(st)]].append(beam)
-    return out
-
-
-def run_rounds(
-    strategy: str,
-    problems: Sequence[Problem],
-    prompts: Sequence[str],
-    expander: Expander,
-    policies: Sequence[Policy],
-) -> list[ProblemResult]:
-    """The round loop: expand every pending request of every problem, score, let policies choose."""
-    states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
-    pending = [pol.initial() for pol in policies]
-    for round_ in range(expander.settings.max_iterations):
-        flat = expand_round(expander, states, pending, round_)
-        if flat is None:
-            break
-        scored = expander.score(flat)
-        grouped = per_problem(states, [(st, b) for (st, _), b in zip(flat, scored)])
-        pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
-    return [expander.result(st, strategy, pol.finish()) for st, pol in zip(states, policies)]
-
-
-class RoundStrategy:
-    """A strategy defined by its per-problem Policy; batching and the round loop are shared."""
-
-    name = "round_strategy"
-    needs_verifier = True
-
-    def policy(self, problem: Problem, settings: SearchSettings) -> Policy:
-        raise NotImplementedError
-
-    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
-               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
-        policies = [self.policy(p, settings) for p in problems]
-        return run_rounds(self.name, problems, prompts, Expander(generator, verifier, settings), policies)
 
 
 class CompletionPool:

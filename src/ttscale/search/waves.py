@@ -17,7 +17,8 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, ProblemState, expand_round, per_problem
+from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+from ttscale.search.rounds import expand_round, per_problem
 from ttscale.search.steps import split_steps
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
