@@ -18,8 +18,9 @@ from _common import header, problems_and_prompts, row, timed
 
 from ttscale.backends.hf import HFGenerator
 from ttscale.cli import resolve_recipe
-from ttscale.config import ModelConfig, load_config
+from ttscale.config import ModelConfig
 from ttscale.models.loading import cpu_dtype_class, resolve_dtype
+from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.types import SamplingParams
 

@@ -28,12 +28,13 @@ from typing import Any
 from _common import accuracy, rescore
 
 from ttscale.cli import resolve_recipe
-from ttscale.config import VerifierConfig, load_config
+from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.learn.agreement import step_agreement
 from ttscale.learn.common import correct_flags, read_rows
 from ttscale.learn.labels import label_steps
 from ttscale.learn.train import TrainSettings, train_prm
+from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.types import ProblemResult
 from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier

@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ttscale.cli import resolve_recipe
-from ttscale.config import VerifierConfig, load_config
+from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.eval.metrics import bootstrap_interval, correctness, subsampled_points
 from ttscale.grading.select import select
+from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult

@@ -16,8 +16,8 @@ import argparse
 from pathlib import Path
 
 from ttscale.cli import resolve_recipe
-from ttscale.config import load_config
 from ttscale.data.results import read_results
+from ttscale.recipe import load_config
 from ttscale.runner import run
 
 NS = (4, 8, 16)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttscale.config import ModelConfig, load_config
+from ttscale.config import ModelConfig
+from ttscale.recipe import load_config
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -69,8 +69,8 @@ def _plain_file(tmp) -> list[str]:
 
 
 def _locked(tmp) -> list[str]:
-    from ttscale.config import load_config
     from ttscale.data.results import RunDir
+    from ttscale.recipe import load_config
 
     held = RunDir(tmp / "o")
     held.prepare(load_config(None, ["model.backend=fake"]).to_dict())
@@ -170,7 +170,7 @@ def test_grade_command():
 
 def test_tree_command(tmp_path):
     from ttscale.backends.fake import FakeGenerator
-    from ttscale.config import load_config
+    from ttscale.recipe import load_config
     from ttscale.runner import run
     from ttscale.verifiers.fake import FakeVerifier
 

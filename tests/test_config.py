@@ -1,8 +1,9 @@
 import pytest
 
 from ttscale.cli import RECIPES_DIR
-from ttscale.config import RunConfig, load_config
+from ttscale.config import RunConfig
 from ttscale.errors import ConfigError
+from ttscale.recipe import load_config
 
 
 def test_overrides_are_typed():

@@ -58,8 +58,8 @@ def test_bad_shard_spec(text):
 def test_ray_runs_two_local_shard_workers_with_smollm2(tmp_path):
     """Two Ray tasks on local CPUs, SmolLM2, results merged into one run dir."""
     pytest.importorskip("ray")
-    from ttscale.config import load_config
     from ttscale.distributed import run_on_ray
+    from ttscale.recipe import load_config
 
     cfg = load_config(
         None,

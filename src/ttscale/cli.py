@@ -51,7 +51,7 @@ def run(
     ray_gpus: Annotated[float, typer.Option(help="GPUs per Ray shard task")] = 0.0,
 ) -> None:
     """Run a recipe: search every problem, write completions.jsonl and metrics.json (resumable)."""
-    from ttscale.config import load_config
+    from ttscale.recipe import load_config
     from ttscale.eval.metrics import format_table
     from ttscale.runner import run as run_recipe
 
@@ -87,7 +87,8 @@ def run(
 def recipes(fields: Annotated[bool, typer.Option(help="also list every config field with its default and help")] = False) -> None:
     """List bundled recipes, strategies, backends and verifiers."""
     from ttscale.backends.base import GENERATORS
-    from ttscale.config import SECTIONS, field_help
+    from ttscale.config import SECTIONS
+    from ttscale.recipe import field_help
     from ttscale.search.base import STRATEGIES
     from ttscale.verifiers.base import VERIFIERS
 
@@ -190,7 +191,7 @@ def serve(
 
     Every limit below is a field of ServeConfig (server/config.py), with its default and meaning there.
     """
-    from ttscale.config import load_config
+    from ttscale.recipe import load_config
     from ttscale.server.app import serve as serve_app
 
     try:

@@ -6,19 +6,15 @@ past this point the code trusts its inputs.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ttscale.errors import ConfigError, closest
 from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
-from ttscale.yaml_values import UniqueKeyLoader, coerce
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
 
@@ -177,10 +173,46 @@ class PromptConfig:
     mode: str = field(default="chat", metadata={"help": "chat (system prompt + chat template) | completion"})
     system_prompt: str = field(default=REFERENCE_SYSTEM_PROMPT, metadata={"help": "chat mode system prompt"})
     n_shot: int = field(default=2, metadata={"help": "completion mode: worked exemplars before the question"})
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "chat mode: extra chat-template variables, e.g. {enable_thinking: true} for Qwen3"})
 
     def __post_init__(self) -> None:
         _one_of("prompt", "mode", self.mode, ("chat", "completion"))
         _check(0 <= self.n_shot <= 8, "prompt", "n_shot", self.n_shot, "0..8")
+
+
+def _unescape(text: str) -> str:
+    """A shell passes `--set x=\\n` as backslash + n: decode \\n and \\t only, so LaTeX such as \\boxed survives."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+@dataclass(frozen=True)
+class ThinkingConfig:
+    """A reasoning model's thinking block and its budget, forced as in s1 (Muennighoff et al. 2025; issue 21)."""
+
+    start: str = field(default="auto", metadata={
+        "help": "marker that opens thinking: auto (<think> when the chat template has it, else no thinking) | text"})
+    end: str = field(default="auto", metadata={"help": "marker that closes thinking: auto (</think>) | text"})
+    min_tokens: int = field(default=0, metadata={
+        "help": "thinking tokens before the end marker is let through; an earlier close becomes continue_text"})
+    max_tokens: int | None = field(default=None, metadata={
+        "help": "thinking tokens at most; then the end marker and answer_cue are forced (null = no cap)"})
+    continue_text: str = field(default="Wait", metadata={"help": "appended where an early close was suppressed"})
+    answer_cue: str = field(default="\n\nThe final answer is $\\boxed{", metadata={
+        "help": "appended after the forced end marker, so the answer comes in a gradable form"})
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end", "continue_text", "answer_cue"):
+            object.__setattr__(self, name, _unescape(getattr(self, name)))
+        _check(self.min_tokens >= 0, "sampling.thinking", "min_tokens", self.min_tokens, "an integer >= 0")
+        _check(self.max_tokens is None or self.max_tokens >= max(1, self.min_tokens), "sampling.thinking",
+               "max_tokens", self.max_tokens, f"null or an integer >= min_tokens ({self.min_tokens}) and >= 1")
+        _check((self.start == "auto") == (self.end == "auto"), "sampling.thinking", "end", self.end,
+               f"'auto' with start='auto', or a marker with start={self.start!r} (both or neither)")
+
+    @property
+    def forced(self) -> bool:
+        return self.min_tokens > 0 or self.max_tokens is not None
 
 
 @dataclass
@@ -194,6 +226,9 @@ class SamplingConfig:
     seed: int = field(default=0, metadata={"help": "base seed; each problem derives its own"})
     logprobs: int = field(default=0, metadata={
         "help": "top-k log-probabilities recorded per generated token (0 = off; deepconf uses 20 when off)"})
+    thinking: ThinkingConfig = field(default_factory=ThinkingConfig, metadata={
+        "help": "reasoning models: thinking markers and budget (start, end, min_tokens, max_tokens, continue_text, "
+                "answer_cue)"})
 
     def __post_init__(self) -> None:
         _check(0 <= self.logprobs <= 20, "sampling", "logprobs", self.logprobs, "an integer in 0..20")
@@ -215,6 +250,13 @@ class SearchConfig:
     lookahead: int = field(default=0, metadata={"help": "greedy steps rolled out before scoring (0 = off)"})
     step_delimiter: str = field(default="\n\n", metadata={
         "help": "text that ends a reasoning step (escapes like \\n are decoded, as a shell passes them)"})
+    step_split: str = field(default="delimiter", metadata={
+        "help": "what a step is: delimiter (ends at step_delimiter) | paragraph (step_delimiter-separated, short "
+                "ones merged, long ones cut at a sentence end) | markers (a new step at step_markers)"})
+    min_step_tokens: int = field(default=0, metadata={
+        "help": "paragraph / markers: a shorter step merges with the next (sampling.max_step_tokens is the cap)"})
+    step_markers: list[str] = field(default_factory=lambda: ["Wait", "Alternatively", "But", "Let me"], metadata={
+        "help": "markers: words that open a new step (reflection in a long chain of thought)"})
     selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
     filter_duplicates: bool = field(default=False, metadata={"help": "drop identical candidate steps"})
     particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
@@ -254,9 +296,11 @@ class SearchConfig:
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
-        if "\\" in self.step_delimiter:
-            # `--set search.step_delimiter=\n` reaches us as backslash + n; no one means a literal backslash here
-            self.step_delimiter = codecs.decode(self.step_delimiter, "unicode_escape")
+        self.step_delimiter = _unescape(self.step_delimiter)
+        _one_of("search", "step_split", self.step_split, ("delimiter", "paragraph", "markers"))
+        _check(self.min_step_tokens >= 0, "search", "min_step_tokens", self.min_step_tokens, "an integer >= 0")
+        _check(all(m.strip() for m in self.step_markers) and (self.step_markers or self.step_split != "markers"),
+               "search", "step_markers", self.step_markers, "non-empty words (at least one for step_split=markers)")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
         _one_of("search", "selection", self.selection, SELECTIONS)
         _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
@@ -313,88 +357,3 @@ SECTIONS: dict[str, type] = {
     "search": SearchConfig,
     "output": OutputConfig,
 }
-
-
-def _build_section(name: str, raw: Any) -> Any:
-    cls = SECTIONS[name]
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"section '{name}' must be a mapping of keys to values, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(
-                f"unknown key '{name}.{key}'{closest(key, known)}; accepted: {', '.join(sorted(known))}"
-            )
-        kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
-    return cls(**kwargs)
-
-
-def config_from_dict(raw: dict[str, Any]) -> RunConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a recipe must be a mapping of sections, got {type(raw).__name__}")
-    for name in raw:
-        if name not in SECTIONS:
-            raise ConfigError(
-                f"unknown section '{name}'{closest(name, SECTIONS)}; accepted: {', '.join(SECTIONS)}"
-            )
-    return RunConfig(**{name: _build_section(name, raw.get(name)) for name in SECTIONS})
-
-
-def _check_shape(raw: Any, where: str) -> dict[str, Any]:
-    """A recipe is a mapping of section names to mappings; anything else is named before it is used."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: a recipe must be a mapping of sections (model:, search:, ...), got {type(raw).__name__}")
-    for name, section in raw.items():
-        if section is not None and not isinstance(section, dict):
-            raise ConfigError(f"{where}: section '{name}' must be a mapping of keys to values, got {section!r}")
-    return raw
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `section.key=value` strings; values are parsed as YAML scalars ('3' -> 3, 'null' -> None)."""
-    raw = {k: dict(v or {}) for k, v in _check_shape(raw, "recipe").items()}
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"--set {item!r} is invalid; accepted: section.key=value, e.g. search.n=8")
-        path, text = item.split("=", 1)
-        section, key = path.split(".", 1)
-        try:
-            value = yaml.safe_load(text) if text != "" else ""
-        except yaml.YAMLError:
-            value = text
-        raw.setdefault(section, {})[key] = value
-    return raw
-
-
-def read_recipe(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe file not found: {path}")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"recipe {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {path} is not valid YAML: {e}") from None
-    except ConfigError as e:
-        raise ConfigError(f"recipe {path}: {e}") from None
-    return _check_shape({} if raw is None else raw, f"recipe {path}")
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    raw = read_recipe(path) if path is not None else {}
-    return config_from_dict(apply_overrides(raw, overrides or []))
-
-
-def field_help(cls: type) -> list[tuple[str, Any, str]]:
-    """(name, default, help) of each field, for `ttscale recipes --fields` and the docs."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        rows.append((f.name, default, f.metadata.get("help", "")))
-    return rows
-

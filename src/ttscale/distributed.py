@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ttscale.config import RunConfig, config_from_dict
+from ttscale.config import RunConfig
 from ttscale.data.datasets import load_problems
 from ttscale.errors import MissingDependencyError
+from ttscale.recipe import config_from_dict
 from ttscale.shards import merge, shard_dir
 
 

@@ -135,8 +135,8 @@ def _search_all(
 ) -> None:
     from tqdm.auto import tqdm
 
-    fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer)
-    settings = SearchSettings.from_config(cfg, fmt.end_markers)
+    fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer, cfg.sampling.thinking)
+    settings = SearchSettings.from_config(cfg, fmt.end_markers, fmt.thinking)
     bar = tqdm(total=len(todo), desc=f"{strategy.name} N={cfg.search.n}", unit="problem", disable=not progress)
     tokens, started = 0, time.perf_counter()
     step = cfg.search.problems_per_batch

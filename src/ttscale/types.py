@@ -75,6 +75,7 @@ class Budget:
     """Compute spent on one problem (issue 6): counted where the work is done, summed per problem."""
 
     generated_tokens: int = 0
+    thinking_tokens: int = 0  # of generated_tokens: those inside a thinking block (issue 21)
     prompt_tokens: int = 0
     prompt_tokens_reused: int = 0
     verifier_tokens: int = 0
@@ -131,11 +132,12 @@ class Completion:
     dropped: str | None = None
     logprobs: tuple[float, ...] = ()  # only with output.save_logprobs
     top_logprobs: tuple[tuple[float, ...], ...] = ()
+    thinking_tokens: int = 0  # of n_tokens: inside the thinking block (issue 21)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        # Optional fields stay out of the line when unused, so files written without issue 20 look the same.
-        for key in ("confidence", "dropped", "logprobs", "top_logprobs"):
+        # Optional fields stay out of the line when unused, so files written without issues 20-21 look the same.
+        for key in ("confidence", "dropped", "logprobs", "top_logprobs", "thinking_tokens"):
             if not d[key]:
                 del d[key]
         return d
@@ -155,6 +157,7 @@ class Completion:
             dropped=d.get("dropped"),
             logprobs=tuple(d.get("logprobs", ())),
             top_logprobs=tuple(tuple(t) for t in d.get("top_logprobs", ())),
+            thinking_tokens=int(d.get("thinking_tokens", 0)),
         )
 
 

@@ -3,6 +3,7 @@ converted to its field's annotated type (or refused, naming the key and what is 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ttscale.errors import ConfigError
+from ttscale.errors import ConfigError, closest
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -29,10 +30,31 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def build_dataclass(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """`cls(**raw)` with each value converted to its field's type; an unknown key is named with its section."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"unknown key '{where}.{key}'{closest(str(key), known)}; accepted: {', '.join(sorted(known))}")
+        kwargs[key] = coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
 
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the annotated type, or raise naming the key."""
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}={value!r} is invalid; accepted: a mapping of {tp.__name__} keys")
+        return build_dataclass(tp, value, where)
     origin = typing.get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}={value!r} is invalid; accepted: a mapping")
+        return dict(value)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:

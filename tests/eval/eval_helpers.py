@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ttscale.config import load_config
 from ttscale.data.results import RunDir
+from ttscale.recipe import load_config
 from ttscale.types import Budget, Completion, Problem, ProblemResult
 
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ttscale.cli import app
-from ttscale.config import load_config
+from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.verifiers.base import VERIFIERS
 

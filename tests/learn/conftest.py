@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttscale.config import load_config
 from ttscale.data.results import RunDir
+from ttscale.recipe import load_config
 from ttscale.search.steps import split_steps
 from ttscale.types import Completion, Problem, ProblemResult
 

@@ -209,7 +209,8 @@ def test_filter_duplicates_drops_identical_steps():
 
 
 def test_filter_duplicates_works_across_parents_and_ignores_trailing_whitespace():
-    from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+    from ttscale.search.beams import Beam, Expansion, ProblemState
+    from ttscale.search.expand import Expander
 
     def script(prompt, rng):
         return "Step 2: same.\n" if "Step 1" in prompt else f"Step 1: {'a' if rng.random() < 0.5 else 'a '}\n"

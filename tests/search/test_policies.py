@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ttscale.search.beam import BeamPolicy
-from ttscale.search.expand import Beam
+from ttscale.search.beams import Beam
 from ttscale.search.particle import ParticlePolicy, effective_sample_size, particle_weights
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.config import load_config
 from ttscale.data.results import read_results, read_trees
 from ttscale.eval.trees import format_tree
+from ttscale.recipe import load_config
 from ttscale.runner import run
 
 MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ttscale.backends.fake import FakeGenerator
-from ttscale.config import load_config
+from ttscale.recipe import load_config
 from ttscale.server.app import bind, create_app
 from ttscale.server.config import ServeConfig
 from ttscale.server.engine import Engine

@@ -8,10 +8,10 @@ would eat the trailing step delimiter "\\n\\n" and derail the next step (REFEREN
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ttscale.config import PromptConfig
+from ttscale.config import PromptConfig, ThinkingConfig
 from ttscale.data.synthetic import arithmetic_problem
 from ttscale.errors import ConfigError
 from ttscale.types import Problem
@@ -36,6 +36,9 @@ class PromptFormat:
     step_delimiter: str
     exemplars: tuple[tuple[str, str], ...] = ()
     tokenizer: Any = None
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Resolved markers: start == end == "" when the model does not think (issue 21).
+    thinking: ThinkingConfig = field(default_factory=lambda: ThinkingConfig(start="", end=""))
 
     @property
     def end_markers(self) -> tuple[str, ...]:
@@ -53,7 +56,9 @@ class PromptFormat:
         if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
             # Backends without a local tokenizer (fake, some HTTP servers) get a plain transcript.
             return f"System: {self.system_prompt}\n\nUser: {problem.question}\n\nAssistant: "
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+        )
 
 
 def exemplars(n_shot: int, step_delimiter: str) -> tuple[tuple[str, str], ...]:
@@ -65,7 +70,27 @@ def exemplars(n_shot: int, step_delimiter: str) -> tuple[tuple[str, str], ...]:
     return tuple(shots)
 
 
-def build_prompt_format(cfg: PromptConfig, step_delimiter: str, tokenizer: Any = None) -> PromptFormat:
+# s1, DeepSeek-R1 and Qwen3 all write their thinking between these (issue 21).
+THINK_MARKERS = ("<think>", "</think>")
+
+
+def resolve_thinking(thinking: ThinkingConfig, tokenizer: Any) -> ThinkingConfig:
+    """The markers a run uses: given ones, else <think>/</think> when the chat template writes them, else none."""
+    if thinking.end != "auto":
+        return thinking
+    template = getattr(tokenizer, "chat_template", None) or ""
+    start, end = THINK_MARKERS if isinstance(template, str) and THINK_MARKERS[1] in template else ("", "")
+    if not end and thinking.forced:
+        raise ConfigError(
+            "sampling.thinking.min_tokens/max_tokens need thinking markers, and this model's chat template has "
+            "none; set sampling.thinking.start and sampling.thinking.end (e.g. '<think>' and '</think>')"
+        )
+    return replace(thinking, start=start, end=end)
+
+
+def build_prompt_format(
+    cfg: PromptConfig, step_delimiter: str, tokenizer: Any = None, thinking: ThinkingConfig | None = None
+) -> PromptFormat:
     if cfg.mode == "completion" and step_delimiter.strip() != "":
         raise ConfigError(
             f"search.step_delimiter={step_delimiter!r} cannot separate completion-mode steps; "
@@ -77,6 +102,8 @@ def build_prompt_format(cfg: PromptConfig, step_delimiter: str, tokenizer: Any =
         step_delimiter=step_delimiter,
         exemplars=exemplars(cfg.n_shot, step_delimiter) if cfg.mode == "completion" else (),
         tokenizer=tokenizer,
+        chat_template_kwargs=dict(cfg.chat_template_kwargs),
+        thinking=resolve_thinking(thinking or ThinkingConfig(), tokenizer),
     )
 
 

@@ -8,10 +8,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ttscale.config import RunConfig, config_from_dict
+from ttscale.config import RunConfig
 from ttscale.data.results import CONFIG, RunDir, read_results
 from ttscale.errors import MissingDependencyError, RunDirError
 from ttscale.grading import is_equiv_many
+from ttscale.recipe import config_from_dict
 from ttscale.types import Completion, ProblemResult
 
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ttscale.backends.base import Generator
-from ttscale.grading import extract_answer, vote
+from ttscale.grading import vote
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expansion
+from ttscale.search.beams import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -91,7 +91,7 @@ class AdaptivePolicy:
 
     def step(self, children: list[Beam]) -> list[Expansion]:
         self.beams += children
-        self.answers += [extract_answer(c.text) for c in children]
+        self.answers += [c.answer for c in children]
         if self.requested >= self.s.n or should_stop(self.answers, self.s.stop_rule, self.s.stop_confidence,
                                                      self.s.wave):
             return []

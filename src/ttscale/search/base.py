@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ttscale.backends.base import Generator
-from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, VerifierConfig
+from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
 from ttscale.registry import Registry
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -42,9 +42,13 @@ def _same_default(f: dataclasses.Field) -> object:
     return dataclasses.field(default=f.default)
 
 
-def _from_config(cls: type, cfg: RunConfig, end_markers: tuple[str, ...]) -> SearchSettings:
+def _from_config(cls: type, cfg: RunConfig, end_markers: tuple[str, ...],
+                 thinking: ThinkingConfig | None = None) -> SearchSettings:
+    """`thinking`: the recipe's thinking settings with their markers resolved for the model (data/prompts.py)."""
     values = {f.name: getattr(section, f.name) for section in (cfg.search, cfg.sampling)
               for f in dataclasses.fields(section) if f.name not in _RUN_LEVEL}
+    if thinking is not None:
+        values["thinking"] = thinking
     values.update({name: getattr(getattr(cfg, section), key) for name, (section, key) in _EXTRA.items()})
     return cls(**values, end_markers=end_markers)
 

@@ -20,9 +20,9 @@ from dataclasses import replace
 
 from ttscale.backends.base import Generator
 from ttscale.confidence import group_confidence, summarize, token_confidence, trace_confidence
-from ttscale.grading import extract_answer, vote
+from ttscale.grading import vote
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expansion
+from ttscale.search.beams import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -79,7 +79,7 @@ class _Traces:
                                 self.s.confidence_measure)
 
     def answers(self) -> list[str | None]:
-        return [extract_answer(b.text) for b in self.beams]
+        return [b.answer for b in self.beams]
 
 
 class OfflinePolicy(_Traces):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expansion, top
+from ttscale.search.beams import Beam, Expansion, top
 from ttscale.search.rounds import RoundStrategy
 from ttscale.types import Problem
 

@@ -8,86 +8,48 @@ which beams survive and how many children each gets.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator
 from ttscale.confidence import summarize
-from ttscale.grading import extract_answer, stated_answer
+from ttscale.grading import stated_answer
 from ttscale.grading.select import reduce_scores, select
 from ttscale.search.base import SearchSettings
+from ttscale.search.beams import Beam, Expansion, ProblemState
 from ttscale.search.seeds import request_seed
-from ttscale.search.steps import clean_step, split_steps, strip_end_marker
-from ttscale.types import Budget, Completion, FinishReason, Generation, Problem, ProblemResult, SamplingParams, TreeNode
+from ttscale.search.steps import StepRule, clean_step, strip_end_marker
+from ttscale.search.thinking import ThinkState, answer_part, force, initial_state, token_cap
+from ttscale.types import Completion, FinishReason, Generation, ProblemResult, SamplingParams
 from ttscale.verifiers.base import Verifier
 
 
-@dataclass(frozen=True)
-class Beam:
-    """A partial or complete solution: its steps keep their delimiters, so text is their concatenation."""
-
-    steps: tuple[str, ...] = ()
-    scores: tuple[float, ...] = ()
-    n_tokens: int = 0
-    finished: bool = False
-    finish_reason: FinishReason = "stop"
-    node: int = -1
-    group: int = 0
-    value: float = 0.0  # what the policy ranks by: the scored (lookahead) sequence's reduction
-    top_logprobs: tuple[tuple[float, ...], ...] = ()  # per generated token, when sampling.logprobs > 0
-    logprobs: tuple[float, ...] = ()
-
-    @property
-    def text(self) -> str:
-        return "".join(self.steps)
-
-
-@dataclass(frozen=True)
-class Expansion:
-    """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`.
-
-    `whole`: each child runs to the end of the solution instead of stopping at the next step.
-    `max_tokens`: a whole child stops after this many new tokens (DeepConf online's chunks, issue 20).
-    """
-
-    parent: Beam | None
-    k: int
-    group: int = 0
-    whole: bool = False
-    max_tokens: int | None = None
-
-
 @dataclass
-class ProblemState:
-    """Per-problem bookkeeping while its search runs."""
+class Draft:
+    """A child while it is generated: one generator call, or several when budget forcing writes text for
+    the model or a short step merges with the next (issue 21)."""
 
-    problem: Problem
-    prompt: str
-    budget: Budget = field(default_factory=Budget)
-    tree: list[TreeNode] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    step_tokens: list[int] = field(default_factory=list)
+    st: ProblemState
+    e: Expansion
+    parent: Beam
+    path: tuple[object, ...]
+    think: ThinkState | None
+    text: str = ""
+    n_tokens: int = 0
+    finish_reason: FinishReason = "stop"
+    ended: bool = False  # EOS or a format end marker that forcing let stand
+    event: bool = False  # the last call closed the thinking block or had text written for the model
+    injected: str = ""
+    calls: int = 0
+    logprobs: tuple[float, ...] = ()
+    top_logprobs: tuple[tuple[float, ...], ...] = ()
 
-    def add_node(self, parent: int | None, step: str, n_tokens: int, completed: bool) -> int:
-        self.tree.append(TreeNode(len(self.tree), parent, step, None, n_tokens, completed))
-        return len(self.tree) - 1
-
-    def set_score(self, node: int, score: float) -> None:
-        if 0 <= node < len(self.tree):
-            self.tree[node] = replace(self.tree[node], score=score)
-
-
-class Policy(Protocol):
-    """The part of a strategy that differs: which beams to expand next, and what to return."""
-
-    def initial(self) -> list[Expansion]: ...
-
-    def step(self, children: list[Beam]) -> list[Expansion]: ...
-
-    def finish(self) -> list[Beam]: ...
+    def prefix(self) -> Beam:
+        """The parent grown by what this child generated so far: what its next call continues."""
+        p = self.parent
+        return replace(p, steps=(*p.steps, p.carry + self.text), carry="", n_tokens=p.n_tokens + self.n_tokens,
+                       think=self.think)
 
 
 class Expander:
@@ -95,6 +57,11 @@ class Expander:
 
     def __init__(self, generator: Generator, verifier: Verifier | None, settings: SearchSettings) -> None:
         self.generator, self.verifier, self.settings = generator, verifier, settings
+        self.rule = StepRule(settings.step_split, settings.step_delimiter, settings.min_step_tokens,
+                             settings.max_step_tokens, tuple(settings.step_markers), generator.count_tokens)
+
+    def root(self, st: ProblemState, group: int = 0) -> Beam:
+        return Beam(group=group, think=initial_state(self.settings.thinking, st.prompt))
 
     # -- generation ----------------------------------------------------------------
     def _params(self, st: ProblemState, n: int, max_new_tokens: int, stop: tuple[str, ...], greedy: bool,
@@ -121,15 +88,19 @@ class Expander:
         seed_paths[i]): a request's samples never depend on where it sits in the call.
         """
         s = self.settings
-        stop = s.end_markers if whole else (s.step_delimiter, *s.end_markers)
+        stop = s.end_markers if whole else (*self.rule.stops, *s.end_markers)
 
-        def cap(prefix: Beam | None) -> int:
-            return max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
+        def params(st: ProblemState, prefix: Beam | None, n: int, path: tuple[object, ...], c: int | None) -> SamplingParams:
+            think = prefix.think if prefix else self.root(st).think
+            cap = max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
+            caps_ = [x for x in (cap, c, token_cap(s.thinking, think)) if x is not None]
+            # While a solution thinks, its end marker stops generation so the budget can be applied.
+            stops = (*stop, s.thinking.end) if think is not None and not think.closed else stop
+            return self._params(st, n, max(1, min(caps_)), stops, greedy, path)
 
         caps = caps or [None] * len(states)
-        params = [self._params(st, n, min(cap(b), c) if c else cap(b), stop, greedy, path)
-                  for st, b, n, path, c in zip(states, prefixes, ns, seed_paths, caps, strict=True)]
-        outputs = self.generator.generate([st.prompt + (b.text if b else "") for st, b in zip(states, prefixes)], params)
+        params_ = [params(st, b, n, path, c) for st, b, n, path, c in zip(states, prefixes, ns, seed_paths, caps, strict=True)]
+        outputs = self.generator.generate([st.prompt + (b.text if b else "") for st, b in zip(states, prefixes)], params_)
         seen: set[int] = set()
         for st, prefix, gens in zip(states, prefixes, outputs):
             if id(st) not in seen:
@@ -145,26 +116,85 @@ class Expander:
             st.step_tokens.extend(g.n_tokens for g in gens)
         return outputs
 
-    def child(self, st: ProblemState, parent: Beam | None, gen: Generation, e: Expansion) -> Beam:
+    def _absorb(self, d: Draft, gen: Generation) -> None:
+        """Add one generation to a child, with the thinking budget applied to it."""
         s = self.settings
         text, ended = strip_end_marker(gen.text, s.end_markers)
-        parent = parent or Beam(group=e.group)
-        n_tokens = parent.n_tokens + gen.n_tokens
-        answered = _answered(gen, text, ended)
+        ended = ended or gen.finish_reason == "eos"
+        offset = len(d.parent.text) + len(d.text)
+        forced = force(s.thinking, d.think, offset, text, gen.n_tokens, ended)
+        closed_now = d.think is not None and not d.think.closed and forced.state is not None and forced.state.closed
+        d.event, d.injected = bool(forced.injected) or closed_now, forced.injected
+        d.ended = ended and not forced.injected  # an EOS inside thinking before min_tokens became "Wait"
+        d.text, d.think, d.finish_reason = d.text + forced.text, forced.state, gen.finish_reason
+        d.n_tokens += gen.n_tokens
+        d.calls += 1
+        d.logprobs, d.top_logprobs = d.logprobs + gen.logprobs, d.top_logprobs + gen.top_logprobs
+
+    def _more(self, d: Draft, whole: bool) -> bool:
+        """Does this child go on within the same request? A call that made nothing ends it (termination)."""
+        s = self.settings
+        if d.ended or d.parent.n_tokens + d.n_tokens >= s.max_new_tokens or (d.calls and not d.n_tokens and not d.injected):
+            return False
+        if whole:
+            return d.event and not (d.e.max_tokens and d.n_tokens >= d.e.max_tokens)
+        step = d.parent.carry + d.text
+        return (not d.event and d.finish_reason == "stop" and d.n_tokens < s.max_step_tokens
+                and self.rule.too_short(step) and not self._answered(d, step))
+
+    def _left(self, d: Draft, whole: bool) -> int | None:
+        if whole:
+            return d.e.max_tokens - d.n_tokens if d.e.max_tokens else None
+        return self.settings.max_step_tokens - d.n_tokens
+
+    def _settle(self, drafts: list[Draft], whole: bool) -> None:
+        """Continue every child that is not done yet, all of them in one generator call per pass."""
+        todo = [d for d in drafts if self._more(d, whole)]
+        while todo:
+            gens = self.generate([d.st for d in todo], [d.prefix() for d in todo], [1] * len(todo),
+                                 [(*d.path, "more", d.calls) for d in todo], whole=whole,
+                                 caps=[self._left(d, whole) for d in todo])
+            for d, g in zip(todo, gens):
+                self._absorb(d, g[0])
+            todo = [d for d in todo if self._more(d, whole)]
+
+    def _answered(self, d: Draft, step: str) -> bool:
+        """A solution is complete at EOS or an end marker, on an empty step, or once its answer part states an
+        answer; while it thinks, only EOS ends it ("so the answer is 5... wait" is thinking, issue 21)."""
+        if d.ended:
+            return True
+        if d.injected:  # text was just written for the model (a cue, "Wait"): it has not answered yet
+            return False
+        part = answer_part(d.parent.text + d.text, d.think)
+        return part is not None and (not step.strip() or stated_answer(part) is not None)
+
+    def child(self, d: Draft) -> Beam:
+        s, parent, whole = self.settings, d.parent, d.e.whole
+        n_tokens = parent.n_tokens + d.n_tokens
+        if whole:
+            text = parent.carry + d.text
+            # A whole-solution child holds many steps: split them so the verifier scores each, as it would have.
+            new_steps, carry = self.rule.steps(text) or (text,), ""
+        else:
+            body = parent.carry + d.text.removesuffix(d.injected)
+            step, carry = self.rule.close(body, d.finish_reason == "stop" and not d.event, d.finish_reason == "length")
+            new_steps, carry = (step,), carry + d.injected
+        answered = self._answered(d, new_steps[-1] if not whole else d.text)
         capped = n_tokens >= s.max_new_tokens
-        finished = answered or capped or (e.whole and gen.finish_reason != "length")
+        finished = answered or capped or (whole and not d.event and d.finish_reason != "length")
         reason: FinishReason = "eos" if answered or finished and not capped else ("length" if capped else "stop")
-        node = st.add_node(parent.node if parent.node >= 0 else None, text, gen.n_tokens, finished)
-        # A whole-solution child holds many steps: split them so the verifier scores each, as it would have.
-        new_steps = (split_steps(text, s.step_delimiter) or (text,)) if e.whole else (text,)
+        if d.think is not None:
+            d.st.budget.thinking_tokens += d.think.tokens - (parent.think.tokens if parent.think else 0)
+        node = d.st.add_node(parent.node if parent.node >= 0 else None, parent.carry + d.text, d.n_tokens, finished)
         return Beam(
             steps=(*parent.steps, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
-            finish_reason=reason, node=node, group=e.group,
-            top_logprobs=parent.top_logprobs + gen.top_logprobs, logprobs=parent.logprobs + gen.logprobs,
+            finish_reason=reason, node=node, group=d.e.group, top_logprobs=parent.top_logprobs + d.top_logprobs,
+            logprobs=parent.logprobs + d.logprobs, carry=carry, think=d.think,
         )
 
     def expand(self, requests: Sequence[tuple[ProblemState, Expansion]], round_: int) -> list[list[Beam]]:
-        """Children of every request, grouped by request: one generator call per kind (step or whole).
+        """Children of every request, grouped by request: one generator call per kind (step or whole),
+        and one more per pass for children that go on (budget forcing, short steps).
 
         A request's seed comes from its index among its problem's requests this round, so
         identical prompts (DVTS roots, duplicate beams, a particle drawn twice) get distinct
@@ -183,9 +213,17 @@ class Expander:
             gens = self.generate([requests[i][0] for i in idx], [requests[i][1].parent for i in idx],
                                  [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole,
                                  caps=[requests[i][1].max_tokens for i in idx])
+            drafts: list[tuple[int, Draft]] = []
             for i, g in zip(idx, gens):
                 st, e = requests[i]
-                out[i] = [self.child(st, e.parent, one, e) for one in g]
+                parent = e.parent or self.root(st, e.group)
+                for k, one in enumerate(g):
+                    d = Draft(st, e, parent, (*paths[i], k), parent.think)
+                    self._absorb(d, one)
+                    drafts.append((i, d))
+            self._settle([d for _, d in drafts], whole)
+            for i, d in drafts:
+                out[i].append(self.child(d))
         return _dedup(requests, out) if self.settings.filter_duplicates else out
 
     # -- scoring -----------------------------------------------------------------
@@ -231,7 +269,9 @@ class Expander:
     def _extend_silently(self, beam: Beam, gen: Generation) -> Beam:
         """A lookahead child: not a tree node, never returned, only scored."""
         text, ended = strip_end_marker(gen.text, self.settings.end_markers)
-        return replace(beam, steps=(*beam.steps, text), finished=_answered(gen, text, ended))
+        part = answer_part(beam.text + text, beam.think)
+        done = ended or gen.finish_reason == "eos" or (part is not None and (not text.strip() or stated_answer(part) is not None))
+        return replace(beam, steps=(*beam.steps, beam.carry + text), carry="", finished=done)
 
     # -- results -----------------------------------------------------------------
     def over_budget(self, st: ProblemState, expansions: Sequence[Expansion]) -> bool:
@@ -262,15 +302,17 @@ class Expander:
         return 2.0 * self.generator.n_params * policy_tokens + 2.0 * verifier_params * b.verifier_tokens
 
     def completion(self, beam: Beam) -> Completion:
-        text = beam.text
+        # A solution that never closed its thinking has no answer: graded as unanswered (issue 21).
+        unclosed = beam.think is not None and not beam.think.closed
         return Completion(
-            text=text,
+            text=beam.text,
             steps=beam.steps,
-            answer=extract_answer(text),
+            answer=beam.answer,
             step_scores=beam.scores if self.verifier is not None else None,
             n_tokens=beam.n_tokens,
             finished=beam.finished,
-            finish_reason=beam.finish_reason if beam.finished else "length",
+            finish_reason="length" if unclosed or not beam.finished else beam.finish_reason,
+            thinking_tokens=beam.think.tokens if beam.think else 0,
             confidence=summarize(beam.top_logprobs, self.settings.confidence_window) if beam.top_logprobs else None,
             logprobs=beam.logprobs if self.settings.save_logprobs else (),
             top_logprobs=beam.top_logprobs if self.settings.save_logprobs else (),
@@ -290,11 +332,6 @@ class Expander:
         )
 
 
-def _answered(gen: Generation, text: str, ended: bool) -> bool:
-    """A solution is complete at EOS, at an end marker, on an empty step, or once it states an answer."""
-    return ended or gen.finish_reason == "eos" or not text.strip() or stated_answer(text) is not None
-
-
 def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[list[Beam]]) -> list[list[Beam]]:
     """Drop a child whose whole text repeats another active beam of its problem and subtree.
 
@@ -312,36 +349,3 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
                 kept.append(c)
         out.append(kept)
     return out
-
-
-class CompletionPool:
-    """Finished candidates are set aside, the rest stay active.
-
-    Whatever the policy keeps, `finish` returns exactly N, finished first (never more: a
-    bug users hit in the reference).
-    """
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.completed: list[Beam] = []
-        self.active: list[Beam] = []
-
-    def absorb(self, children: list[Beam]) -> None:
-        self.completed += [c for c in children if c.finished]
-        self.active = [c for c in children if not c.finished]
-
-    def finish(self) -> list[Beam]:
-        done = top(self.completed, self.n)
-        return done + top(self.active, self.n - len(done))
-
-
-def top(beams: Sequence[Beam], k: int) -> list[Beam]:
-    """The k best beams by value; ties keep generation order (deterministic)."""
-    return sorted(beams, key=lambda b: -b.value)[:k]
-
-
-def softmax(values: Sequence[float], temperature: float) -> list[float]:
-    m = max(values)
-    w = [math.exp((v - m) / temperature) for v in values]
-    z = sum(w)
-    return [x / z for x in w]

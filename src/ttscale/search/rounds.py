@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, Policy, ProblemState
+from ttscale.search.beams import Beam, Expansion, Policy, ProblemState
+from ttscale.search.expand import Expander
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 

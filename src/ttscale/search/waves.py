@@ -17,9 +17,9 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.expand import Beam, Expander, Expansion, ProblemState
+from ttscale.search.beams import Beam, Expansion, ProblemState
+from ttscale.search.expand import Expander
 from ttscale.search.rounds import expand_round, per_problem
-from ttscale.search.steps import split_steps
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
@@ -64,9 +64,8 @@ def run_waves(
 
 
 def _results(strategy: str, states: list[ProblemState], verdicts: list[Verdict], core: Expander) -> list[ProblemResult]:
-    d = core.settings.step_delimiter
-    # Chunks end anywhere, so a trace's steps are re-cut at its delimiters before the verifier sees them.
-    pairs = [(st, replace(b, steps=split_steps(b.text, d) or (b.text,))) for st, v in zip(states, verdicts)
+    # Chunks end anywhere, so a trace's steps are re-cut by the step rule before the verifier sees them.
+    pairs = [(st, replace(b, steps=core.rule.steps(b.text) or (b.text,), carry="")) for st, v in zip(states, verdicts)
              for b in v.beams]
     scored = iter(core.score(pairs) if core.verifier is not None else [b for _, b in pairs])
     out = []

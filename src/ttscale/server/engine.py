@@ -76,8 +76,9 @@ class Engine:
         window = serve.batch_window_ms / 1000
         self.generator = BatchingGenerator(backend, window, serve.max_batch_prompts)
         self.verifier = BatchingVerifier(inner_verifier, window) if inner_verifier is not None else None  # type: ignore[arg-type]
-        self.format = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, backend.tokenizer)
-        self.base = SearchSettings.from_config(cfg, self.format.end_markers)
+        self.format = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, backend.tokenizer,
+                                          cfg.sampling.thinking)
+        self.base = SearchSettings.from_config(cfg, self.format.end_markers, self.format.thinking)
         self.base = replace(self.base, save_trees=False)
         self.bounds = Bounds(serve, strategies, self.verifier is not None)
         self.model_name = serve.served_model_name or cfg.model.name_or_path
