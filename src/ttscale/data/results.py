@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ttscale.config import RunConfig
 from ttscale.errors import RunDirError
 from ttscale.types import Problem, ProblemResult, TreeNode
 
@@ -42,10 +43,22 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {s: {k: v for k, v in (sec or {}).items() if (s, k) not in _RESUME_FREE} for s, sec in cfg.items()}
 
 
+def _with_defaults(cfg: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config written before a setting existed reads as that setting's default (it ran with that behaviour)."""
+    defaults = RunConfig().to_dict() if defaults is None else defaults
+    out = dict(cfg)
+    for key, default in defaults.items():
+        if key not in out or (out[key] is None and isinstance(default, dict)):
+            out[key] = default
+        elif isinstance(default, dict) and isinstance(out[key], dict):
+            out[key] = _with_defaults(out[key], default)
+    return out
+
+
 def config_difference(there: dict[str, Any], here: dict[str, Any]) -> str | None:
     """The first setting in which two run configs differ ('section.key: a there, b now'), or None when
     they can share a run folder (settings that resume, like dataset.limit, do not count)."""
-    a, b = _comparable(there), _comparable(here)
+    a, b = _comparable(_with_defaults(there)), _comparable(here)
     if a == b:
         return None
     for section in sorted(set(a) | set(b)):
