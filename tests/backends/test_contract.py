@@ -116,3 +116,22 @@ def test_seeds_follow_vllm_same_prompt_and_seed_same_sample_child_k_is_seed_plus
 def test_greedy_children_are_the_same(backend):
     (gens,) = backend.generate([PROMPT], [replace(sampled(n=3), temperature=0.0)])
     assert len({g.text for g in gens}) == 1
+
+
+def test_thinking_budget_is_forced_through_every_backend(backend):
+    """Budget forcing needs only stop strings and appended text (issue 21), so it holds on every backend:
+    thinking stops at max_tokens, where the end marker and the answer cue are written."""
+    from ttscale.config import ThinkingConfig
+    from ttscale.search import SearchSettings, build_strategy
+    from ttscale.types import Problem
+
+    thinking = ThinkingConfig(start="<think>", end="</think>", max_tokens=6)
+    s = SearchSettings(n=4, max_new_tokens=16, step_delimiter="\n", thinking=thinking, selection="majority")
+    (r,) = build_strategy("best_of_n").search([Problem("p", "Tom has 3 apples.", "7")], [PROMPT + "<think>\n"],
+                                              backend, None, s)
+    assert all(c.thinking_tokens <= 6 for c in r.completions)
+    # (the OpenAI backend estimates a choice's tokens without logprobs, so 6 may also be an EOS there)
+    forced = [c for c in r.completions if "</think>" in c.text]
+    assert forced and all(c.thinking_tokens == 6 and c.text.count("</think>" + thinking.answer_cue) == 1
+                          for c in forced)
+    assert r.budget.thinking_tokens == sum(c.thinking_tokens for c in r.completions)

@@ -122,6 +122,9 @@ class OpenAIGenerator:
         out = []
         for choice, text, n_tokens in zip(choices, texts, counts):
             text, reason = restore_stop(text, choice, params.stop)
+            # An estimated count (no per-choice tokens) is bounded by what the server was allowed: a choice
+            # that ran out of tokens took exactly max_tokens (a thinking budget reads this, issue 21).
+            n_tokens = params.max_new_tokens if reason == "length" else min(n_tokens, params.max_new_tokens)
             sampled, top = choice_logprobs(choice, params.logprobs) if params.logprobs else ((), ())
             out.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_tokens,
                                   logprobs=sampled, top_logprobs=top))

@@ -124,7 +124,7 @@ def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[str] | No
             for p in ps:
                 if p.n not in curve.settings:
                     sel, red = methods.get(name, ("majority", default))
-                    curve.points.append(Point(curve.method, p.n, p.correct, p.tokens, p.flops, p.seed_accuracy))
+                    curve.points.append(dataclasses.replace(p, method=curve.method))
                     curve.settings[p.n] = {"n": p.n, "selection": sel, "reduction": red}
     for c in curves.values():
         c.points.sort(key=lambda p: p.n)
@@ -139,7 +139,7 @@ def _search_curves(label: str, runs: list[Run]) -> list[Curve]:
                                **{k: run.search[k] for k in _SETTINGS_KEYS if k in run.search}}
         upper.points.append(Point(upper.method, run.n, {
             r.id: float(any(run.correct[r.id])) for r in run.results
-        }, own.points[-1].tokens, own.points[-1].flops))
+        }, own.points[-1].tokens, own.points[-1].flops, thinking=own.points[-1].thinking))
     return [own, upper]
 
 

@@ -10,7 +10,7 @@ import random
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import comb
 from typing import Any
 
@@ -74,6 +74,7 @@ class Point:
     tokens: dict[str, float]
     flops: dict[str, float]
     seed_accuracy: tuple[float, ...] = ()
+    thinking: dict[str, float] = field(default_factory=dict)  # of `tokens`: inside thinking blocks (issue 21)
 
     def accuracy(self, ids: Iterable[str] | None = None) -> float:
         return _mean(self.correct, ids)
@@ -83,6 +84,9 @@ class Point:
 
     def mean_flops(self, ids: Iterable[str] | None = None) -> float:
         return _mean(self.flops, ids)
+
+    def mean_thinking(self, ids: Iterable[str] | None = None) -> float:
+        return _mean(self.thinking, ids) if self.thinking else 0.0
 
     @property
     def std(self) -> float:
@@ -149,7 +153,7 @@ def subsampled_points(
                 for m, (selection, reduction) in methods.items():
                     pick = select(subset, selection, reduction)
                     hits[m][seed][j] = float(pick is not None and correct[r.id][idx[pick]])
-        tokens, flops = _scaled_budget(results, k)
+        tokens, flops, thinking = _scaled_budget(results, k)
         for m in methods:
             per_problem = {r.id: sum(h[j] for h in hits[m]) / n_draws for j, r in enumerate(results)}
             if k == 1:
@@ -158,21 +162,24 @@ def subsampled_points(
                 per_problem = {r.id: sum(correct[r.id]) / len(r.completions) if r.error is None and r.completions
                                else 0.0 for r in results}
             per_seed = tuple(sum(h) / len(results) for h in hits[m])
-            out[m].append(Point(m, k, per_problem, tokens, flops, per_seed))
+            out[m].append(Point(m, k, per_problem, tokens, flops, per_seed, thinking))
         passed = {
             r.id: pass_at_k(len(r.completions), sum(correct[r.id]), min(k, len(r.completions)))
             if r.error is None and r.completions else 0.0
             for r in results
         }
-        out["pass"].append(Point("pass", k, passed, tokens, flops))
+        out["pass"].append(Point("pass", k, passed, tokens, flops, thinking=thinking))
     return out
 
 
-def _scaled_budget(results: Sequence[ProblemResult], k: int) -> tuple[dict[str, float], dict[str, float]]:
+def _scaled_budget(
+    results: Sequence[ProblemResult], k: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     scale = {r.id: k / len(r.completions) if r.completions else 1.0 for r in results}
     tokens = {r.id: r.budget.generated_tokens * scale[r.id] for r in results}
     flops = {r.id: r.budget.flops * scale[r.id] for r in results}
-    return tokens, flops
+    thinking = {r.id: r.budget.thinking_tokens * scale[r.id] for r in results}
+    return tokens, flops, thinking
 
 
 def search_point(method: str, n: int, results: Sequence[ProblemResult], correct: dict[str, list[bool]]) -> Point:
@@ -181,7 +188,8 @@ def search_point(method: str, n: int, results: Sequence[ProblemResult], correct:
         r.id: float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results
     }
     return Point(
-        method, n, hit, {r.id: float(r.budget.generated_tokens) for r in results}, {r.id: r.budget.flops for r in results}
+        method, n, hit, {r.id: float(r.budget.generated_tokens) for r in results}, {r.id: r.budget.flops for r in results},
+        thinking={r.id: float(r.budget.thinking_tokens) for r in results},
     )
 
 

@@ -113,6 +113,30 @@ def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], p
     return axis
 
 
+def thinks(curves: Sequence[Curve]) -> bool:
+    return any(p.mean_thinking() > 0 for c in curves for p in c.points)
+
+
+def accuracy_vs_thinking(curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
+    """Accuracy against mean thinking tokens per problem (issue 21): the budget a reasoning model spends."""
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    colors = _colors(curves)
+    for c in curves:
+        if c.kind == "pass" or not any(p.mean_thinking() > 0 for p in c.points):
+            continue
+        xs = [p.mean_thinking() for p in c.points]
+        ax.plot(xs, [100 * p.accuracy() for p in c.points], color=colors[c.method], label=c.method, **_style(c))
+        _with_intervals(ax, c, xs, colors[c.method])
+    _references(ax, references)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("mean thinking tokens per problem (log)")
+    ax.set_ylabel("accuracy (%)")
+    _finish(fig, ax, path, "Accuracy vs thinking tokens")
+
+
 def difficulty_bars(table: BinTable, curves: Sequence[Curve], kind: str, path: Path) -> None:
     """One panel per N: accuracy per difficulty bin, one bar per method that has a point at that N."""
     colors = _colors(curves)

@@ -23,7 +23,8 @@ class Curve:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "strategy": self.strategy, "points": [
             {"n": p.n, "accuracy": p.accuracy(), "ci": list(p.interval()), "std": p.std,
-             "seeds": len(p.seed_accuracy) or 1, "tokens": p.mean_tokens(), "flops": p.mean_flops()}
+             "seeds": len(p.seed_accuracy) or 1, "tokens": p.mean_tokens(), "flops": p.mean_flops(),
+             **({"thinking_tokens": p.mean_thinking()} if p.mean_thinking() > 0 else {})}
             for p in self.points
         ]}
 

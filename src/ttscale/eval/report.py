@@ -30,6 +30,8 @@ def write_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     plots.accuracy_vs_n(ev.curves, ev.references, out / "accuracy_vs_n.png")
     axis = plots.accuracy_vs_compute(ev.curves, ev.references, out / "accuracy_vs_compute.png")
+    if plots.thinks(ev.curves):
+        plots.accuracy_vs_thinking(ev.curves, ev.references, out / "accuracy_vs_thinking.png")
     for kind, table in ev.difficulty.items():
         plots.difficulty_bars(table, ev.curves, kind, out / f"difficulty_{kind}.png")
     if ev.compute_optimal:
@@ -177,6 +179,12 @@ _POLICY_NOTE = (
 )
 
 
+def _thinking_section(curves: Sequence[Curve]) -> list[str]:
+    rows = [f"- {c.method}@{p.n}: {_acc(p)} at {p.mean_thinking():.0f} thinking of {p.mean_tokens():.0f} tokens"
+            for c in curves if c.kind != "pass" for p in c.points if p.mean_thinking() > 0]
+    return ["## Accuracy vs thinking tokens", "", *rows, "", "![accuracy vs thinking](accuracy_vs_thinking.png)", ""]
+
+
 def render_report(ev: Evaluation) -> str:
     curves = ev.curves
     parts = ["# ttscale evaluation", "", _runs_section(ev.runs), ""]
@@ -190,6 +198,7 @@ def render_report(ev: Evaluation) -> str:
               "## Accuracy vs compute", "", _compute_section(curves), "",
               "Against majority voting at equal accuracy:", "", _matched_section(curves), "",
               "![accuracy vs compute](accuracy_vs_compute.png)", "",
+              *(_thinking_section(curves) if plots.thinks(curves) else []),
               "## Accuracy by level", "", _grouped_section(ev.by_level, "level"), "",
               "## Accuracy by subject", "", _grouped_section(ev.by_subject, "subject"), ""]
     if ev.difficulty:
