@@ -83,7 +83,10 @@ def main() -> None:
     secs = {name: s for name, (_, s) in runs.items()}
     base = hits[f"majority@{args.n}"]
     ids = sorted(base)
-    print(f"\nSmolLM2-135M (float32, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
+    from ttscale.models.loading import resolve_dtype
+
+    dtype = str(resolve_dtype("auto", "cpu")).removeprefix("torch.")  # the recipe leaves model.dtype at auto
+    print(f"\nSmolLM2-135M ({dtype}, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
           f"wave {args.wave}, warm-up {args.warmup}, eta {args.eta:g}, window {args.window}, chunk {args.chunk}")
     print(f"{'method':<28}{'accuracy':>9} {'95% CI':>15} {'vs majority (paired 95% CI)':>30} "
           f"{'tokens/problem':>15} {'ratio':>7} {'wall s':>8}")

@@ -1,6 +1,6 @@
 """The paper's effect on CPU (issue 16): search guided by a process verifier vs sampling at equal N.
 
-On problems of the alt wording (the exemplars never use it), SmolLM2-135M, float32:
+On problems of the alt wording (the exemplars never use it), SmolLM2-135M, float32 (or --set model.dtype=...):
 majority, naive and weighted best-of-N (subsampled from one N=max run, verifier scores
 alongside) and the oracle pass@N, beside beam search, DVTS and particle filtering at
 each N, each search with its own pick and with majority / naive / weighted over its
@@ -87,7 +87,8 @@ def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult
 
 
 def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problems: int) -> None:
-    print(f"\nSmolLM2-135M, float32, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
+    dtype = next((x.split("=", 1)[1] for x in args.set if x.startswith("model.dtype=")), "float32")
+    print(f"\nSmolLM2-135M, {dtype}, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
           f"{n_problems} problems (seed {args.seed}); accuracy [95% bootstrap CI over problems], tokens/problem")
     print(f"{'method':<42}" + "".join(f"{'N=' + str(n):>30}" for n in ns))
     for name, by_n in table.items():
