@@ -198,3 +198,22 @@ def test_thinking_config_is_validated_and_unescaped():
         load_config(None, ["sampling.thinking.budget=4"])
     with pytest.raises(ConfigError, match="sampling.thinking.end"):
         load_config(None, ["sampling.thinking.start=<think>"])
+
+
+def test_a_policy_that_generates_nothing_does_not_loop():
+    """A server answering empty text to every "Wait" ends the child instead of asking forever."""
+
+    def silent(prompt, rng):
+        return END
+
+    class Counting(FakeGenerator):
+        def count_tokens(self, text):
+            return 0 if text == END else super().count_tokens(text)
+
+        def _one(self, prompt, seed, params):
+            g = super()._one(prompt, seed, params)
+            return dataclasses.replace(g, n_tokens=0)
+
+    gen = Counting(script=silent)
+    (r,) = build_strategy("best_of_n").search(PROBLEMS[:1], ["Assistant: "], gen, None, settings(min_tokens=10))
+    assert gen.calls <= 2 and len(r.completions) == 4

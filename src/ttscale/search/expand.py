@@ -42,6 +42,7 @@ class Draft:
     event: bool = False  # the last call closed the thinking block or had text written for the model
     injected: str = ""
     calls: int = 0
+    last_tokens: int = 0
     logprobs: tuple[float, ...] = ()
     top_logprobs: tuple[tuple[float, ...], ...] = ()
 
@@ -128,13 +129,15 @@ class Expander:
         d.ended = ended and not forced.injected  # an EOS inside thinking before min_tokens became "Wait"
         d.text, d.think, d.finish_reason = d.text + forced.text, forced.state, gen.finish_reason
         d.n_tokens += gen.n_tokens
+        d.last_tokens = gen.n_tokens
         d.calls += 1
         d.logprobs, d.top_logprobs = d.logprobs + gen.logprobs, d.top_logprobs + gen.top_logprobs
 
     def _more(self, d: Draft, whole: bool) -> bool:
-        """Does this child go on within the same request? A call that made nothing ends it (termination)."""
+        """Does this child go on within the same request? A call that made no token ends it, so this terminates
+        (a server answering empty text to every "Wait" would loop otherwise)."""
         s = self.settings
-        if d.ended or d.parent.n_tokens + d.n_tokens >= s.max_new_tokens or (d.calls and not d.n_tokens and not d.injected):
+        if d.ended or d.parent.n_tokens + d.n_tokens >= s.max_new_tokens or not d.last_tokens:
             return False
         if whole:
             return d.event and not (d.e.max_tokens and d.n_tokens >= d.e.max_tokens)
