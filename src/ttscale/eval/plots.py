@@ -7,7 +7,7 @@ backend switch), so they render headless and leave the caller's matplotlib state
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
+from ttscale.eval.metrics import Point
 from ttscale.eval.records import BinTable, CrossValidation, Curve
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
@@ -90,16 +91,16 @@ def accuracy_vs_n(curves: Sequence[Curve], references: dict[str, float], path: P
     _finish(fig, ax, path, "Accuracy vs N (bands and bars: 95% bootstrap interval over problems)")
 
 
-def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], path: Path) -> str:
-    """Accuracy against mean FLOPs per problem (generated tokens when no run recorded FLOPs); returns the axis."""
-    axis = "flops" if any(p.mean_flops() > 0 for c in curves for p in c.points) else "tokens"
+def _accuracy_vs_log_x(curves: Sequence[Curve], references: dict[str, float], path: Path,
+                       x: Callable[[Point], float], xlabel: str, title: str) -> None:
+    """Accuracy against a per-problem cost on a log axis; curves with no cost on it are left out."""
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     colors = _colors(curves)
     for c in curves:
-        if c.kind == "pass":
+        xs = [x(p) for p in c.points]
+        if c.kind == "pass" or not any(v > 0 for v in xs):
             continue
-        xs = [p.mean_flops() if axis == "flops" else p.mean_tokens() for p in c.points]
         ax.plot(xs, [100 * p.accuracy() for p in c.points], color=colors[c.method], label=c.method, **_style(c))
         _with_intervals(ax, c, xs, colors[c.method])
     _references(ax, references)
@@ -107,10 +108,20 @@ def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], p
     # Labels on the decades only: minor labels ("3x10^10 4x10^10") overlap (issue 16)
     ax.xaxis.set_major_locator(LogLocator(base=10))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("mean FLOPs per problem (log)" if axis == "flops" else "mean generated tokens per problem (log)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
-    _finish(fig, ax, path, f"Accuracy vs compute ({'FLOPs' if axis == 'flops' else 'tokens'})")
-    return axis
+    _finish(fig, ax, path, title)
+
+
+def accuracy_vs_compute(curves: Sequence[Curve], references: dict[str, float], path: Path) -> str:
+    """Accuracy against mean FLOPs per problem (generated tokens when no run recorded FLOPs); returns the axis."""
+    if any(p.mean_flops() > 0 for c in curves for p in c.points):
+        _accuracy_vs_log_x(curves, references, path, Point.mean_flops, "mean FLOPs per problem (log)",
+                           "Accuracy vs compute (FLOPs)")
+        return "flops"
+    _accuracy_vs_log_x(curves, references, path, Point.mean_tokens, "mean generated tokens per problem (log)",
+                       "Accuracy vs compute (tokens)")
+    return "tokens"
 
 
 def thinks(curves: Sequence[Curve]) -> bool:
@@ -119,22 +130,8 @@ def thinks(curves: Sequence[Curve]) -> bool:
 
 def accuracy_vs_thinking(curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
     """Accuracy against mean thinking tokens per problem (issue 21): the budget a reasoning model spends."""
-    fig = Figure(figsize=(7.5, 4.5))
-    ax = fig.subplots()
-    colors = _colors(curves)
-    for c in curves:
-        if c.kind == "pass" or not any(p.mean_thinking() > 0 for p in c.points):
-            continue
-        xs = [p.mean_thinking() for p in c.points]
-        ax.plot(xs, [100 * p.accuracy() for p in c.points], color=colors[c.method], label=c.method, **_style(c))
-        _with_intervals(ax, c, xs, colors[c.method])
-    _references(ax, references)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("mean thinking tokens per problem (log)")
-    ax.set_ylabel("accuracy (%)")
-    _finish(fig, ax, path, "Accuracy vs thinking tokens")
+    _accuracy_vs_log_x(curves, references, path, Point.mean_thinking, "mean thinking tokens per problem (log)",
+                       "Accuracy vs thinking tokens")
 
 
 def difficulty_bars(table: BinTable, curves: Sequence[Curve], kind: str, path: Path) -> None:
