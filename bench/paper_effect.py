@@ -81,8 +81,9 @@ def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult
     own = [float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results]
     table.setdefault(f"{strategy}{tag} (own pick)", {})[n] = (own, tokens)
     for pick in PICKS:
-        hits = [float(r.error is None and (i := select(r.completions, pick)) is not None and correct[r.id][i])
-                for r in results]
+        # one tree's candidates: a repeated text votes once, as the strategy's own pick counts it (issue 16)
+        hits = [float(r.error is None and (i := select(r.completions, pick, distinct=True)) is not None
+                      and correct[r.id][i]) for r in results]
         table.setdefault(f"{strategy}{tag} ({pick} pick)", {})[n] = (hits, tokens)
 
 

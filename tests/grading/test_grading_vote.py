@@ -157,3 +157,19 @@ def test_vote_with_texts_equals_a_vote_over_the_distinct_solutions(rows) -> None
     keep = distinct_texts(texts)
     assert len(keep) == len({t.rstrip() for t in texts})
     assert vote(answers, texts=texts).counts == vote([answers[i] for i in keep]).counts
+
+
+def test_a_tree_search_pick_counts_a_repeated_beam_once() -> None:
+    """select(distinct=True): the same beam with and without its final newline votes once (issue 16);
+    independent samples (distinct=False) keep every vote."""
+    from ttscale.grading.select import select
+    from ttscale.types import Completion
+
+    def c(text: str, answer: str) -> Completion:
+        return Completion(text=text, steps=(text,), answer=answer, step_scores=(0.5,))
+
+    cands = [c("so 12 * 2 = 24.", "24"), c("so 12 * 2 = 24.\n", "24"), c("so 9 + 2 = 11.", "11"),
+             c("so 3 + 8 = 11.", "11")]
+    assert cands[select(cands, "majority")].answer == "24"  # tie 2:2, first seen wins
+    assert cands[select(cands, "majority", distinct=True)].answer == "11"  # 1:2 once the repeat is one
+    assert cands[select(cands, "weighted", distinct=True)].answer == "11"

@@ -36,8 +36,14 @@ def mean_solution_score(completions: Sequence[Completion], reduction: Reduction)
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def select(completions: Sequence[Completion], selection: Selection, reduction: Reduction = "last") -> int | None:
+def select(
+    completions: Sequence[Completion], selection: Selection, reduction: Reduction = "last", distinct: bool = False
+) -> int | None:
     """Index of the chosen completion, or None when there is none.
+
+    distinct: a completion repeating an earlier one (trailing whitespace aside) casts no vote.
+    For a tree search's candidates, where one beam grown twice is one solution (issue 16); never
+    for independent samples, where a repeat is evidence.
 
     weighted: a* = argmax_a sum_i 1(answer_i = a) * score_i (REFERENCE.md), then the
     best-scored member of that answer's group; naive: the best-scored completion.
@@ -47,13 +53,14 @@ def select(completions: Sequence[Completion], selection: Selection, reduction: R
     if not completions:
         return None
     scored = all(c.step_scores for c in completions)
+    texts = [c.text for c in completions] if distinct else None
     if selection == "majority" or not scored:
-        result = vote([c.answer for c in completions])
+        result = vote([c.answer for c in completions], texts=texts)
         return result.members[0] if result.members else 0
     scores = [solution_score(c, reduction) for c in completions]
     if selection == "naive":
         return max(range(len(completions)), key=lambda i: (scores[i], -i))
-    result = vote([c.answer for c in completions], weights=scores)
+    result = vote([c.answer for c in completions], weights=scores, texts=texts)
     if not result.members:
         return max(range(len(completions)), key=lambda i: (scores[i], -i))
     return max(result.members, key=lambda i: (scores[i], -i))

@@ -321,7 +321,8 @@ class Expander:
             top_logprobs=beam.top_logprobs if self.settings.save_logprobs else (),
         )
 
-    def result(self, st: ProblemState, strategy: str, beams: Sequence[Beam]) -> ProblemResult:
+    def result(self, st: ProblemState, strategy: str, beams: Sequence[Beam], distinct: bool = False) -> ProblemResult:
+        """`distinct`: the candidates come from one tree, so a repeated text votes once (grading.select)."""
         completions = tuple(self.completion(b) for b in beams)
         st.budget.wall_time_s = time.perf_counter() - st.started
         st.budget.flops = self.flops(st)
@@ -329,7 +330,7 @@ class Expander:
             problem=st.problem,
             strategy=strategy,
             completions=completions,
-            selected=select(completions, self.settings.selection, self.settings.reduction),
+            selected=select(completions, self.settings.selection, self.settings.reduction, distinct),
             budget=st.budget,
             tree=tuple(st.tree) if self.settings.save_trees else (),
         )

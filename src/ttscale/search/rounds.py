@@ -57,7 +57,7 @@ def run_rounds(
         scored = expander.score(flat)
         grouped = per_problem(states, [(st, b) for (st, _), b in zip(flat, scored)])
         pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
-    return [expander.result(st, strategy, pol.finish()) for st, pol in zip(states, policies)]
+    return [expander.result(st, strategy, pol.finish(), distinct=True) for st, pol in zip(states, policies)]
 
 
 class RoundStrategy:
