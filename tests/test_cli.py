@@ -160,6 +160,7 @@ def test_recipes_lists_registries():
     r = ttscale("recipes", "--fields")
     assert r.returncode == 0
     assert "cpu_arithmetic" in r.stdout and "beam_search" in r.stdout and "step_delimiter" in r.stdout
+    assert "thinking.min_tokens" in r.stdout  # a nested section lists its keys as they are set
 
 
 def test_grade_command():

@@ -91,6 +91,10 @@ def field_help(cls: type) -> list[tuple[str, Any, str]]:
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        rows.append((f.name, default, f.metadata.get("help", "")))
+        if dataclasses.is_dataclass(default):
+            # a nested section is set key by key (`--set sampling.thinking.min_tokens=512`): list its keys
+            rows += [(f"{f.name}.{name}", value, text) for name, value, text in field_help(type(default))]
+        else:
+            rows.append((f.name, default, f.metadata.get("help", "")))
     return rows
 
