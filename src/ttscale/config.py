@@ -181,9 +181,11 @@ class PromptConfig:
         _check(0 <= self.n_shot <= 8, "prompt", "n_shot", self.n_shot, "0..8")
 
 
-def _unescape(text: str) -> str:
-    """A shell passes `--set x=\\n` as backslash + n: decode \\n and \\t only, so LaTeX such as \\boxed survives."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
+def _unescape(text: str, tabs: bool = True) -> str:
+    """A shell passes `--set x=\\n` as backslash + n: decode \\n (and \\t where asked) only, so LaTeX such as
+    \\boxed survives (and \\text or \\times, where tabs=False: the thinking texts)."""
+    text = text.replace("\\n", "\n")
+    return text.replace("\\t", "\t") if tabs else text
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class ThinkingConfig:
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "continue_text", "answer_cue"):
-            object.__setattr__(self, name, _unescape(getattr(self, name)))
+            object.__setattr__(self, name, _unescape(getattr(self, name), tabs=False))
         _check(self.min_tokens >= 0, "sampling.thinking", "min_tokens", self.min_tokens, "an integer >= 0")
         _check(self.max_tokens is None or self.max_tokens >= max(1, self.min_tokens), "sampling.thinking",
                "max_tokens", self.max_tokens, f"null or an integer >= min_tokens ({self.min_tokens}) and >= 1")

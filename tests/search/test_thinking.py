@@ -192,6 +192,8 @@ def test_thinking_config_is_validated_and_unescaped():
                              "sampling.thinking.max_tokens=64"])
     assert cfg.sampling.thinking.continue_text == "\nWait" and cfg.sampling.thinking.max_tokens == 64
     assert "\\boxed{" in cfg.sampling.thinking.answer_cue
+    cue = load_config(None, ["sampling.thinking.answer_cue=\\n$\\text{so}\\ \\boxed{"]).sampling.thinking.answer_cue
+    assert cue == "\n$\\text{so}\\ \\boxed{"  # LaTeX survives; only the shell's \\n is decoded
     with pytest.raises(ConfigError, match="sampling.thinking.max_tokens"):
         load_config(None, ["sampling.thinking.min_tokens=8", "sampling.thinking.max_tokens=4"])
     with pytest.raises(ConfigError, match=re.escape("sampling.thinking.budget")):
