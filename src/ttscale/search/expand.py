@@ -92,7 +92,7 @@ class Expander:
         stop = s.end_markers if whole else (*self.rule.stops, *s.end_markers)
 
         def params(st: ProblemState, prefix: Beam | None, n: int, path: tuple[object, ...], c: int | None) -> SamplingParams:
-            think = prefix.think if prefix else self.root(st).think
+            think = prefix.think if prefix else initial_state(s.thinking, st.prompt)
             cap = max(1, s.max_new_tokens - (prefix.n_tokens if prefix else 0)) if whole else s.max_step_tokens
             caps_ = [x for x in (cap, c, token_cap(s.thinking, think)) if x is not None]
             # While a solution thinks, its end marker stops generation so the budget can be applied.
@@ -124,7 +124,7 @@ class Expander:
         ended = ended or gen.finish_reason == "eos"
         offset = len(d.parent.text) + len(d.text)
         forced = force(s.thinking, d.think, offset, text, gen.n_tokens, ended)
-        closed_now = d.think is not None and not d.think.closed and forced.state is not None and forced.state.closed
+        closed_now = d.think is not None and not d.think.closed and forced.state.closed
         d.event, d.injected = bool(forced.injected) or closed_now, forced.injected
         d.ended = ended and not forced.injected  # an EOS inside thinking before min_tokens became "Wait"
         d.text, d.think, d.finish_reason = d.text + forced.text, forced.state, gen.finish_reason
@@ -168,8 +168,7 @@ class Expander:
             return True
         if d.injected:  # text was just written for the model (a cue, "Wait"): it has not answered yet
             return False
-        part = answer_part(d.parent.text + d.text, d.think)
-        return part is not None and (not step.strip() or stated_answer(part) is not None)
+        return _states_answer(d.parent.text + d.text, d.think, step)
 
     def child(self, d: Draft) -> Beam:
         s, parent, whole = self.settings, d.parent, d.e.whole
@@ -272,8 +271,7 @@ class Expander:
     def _extend_silently(self, beam: Beam, gen: Generation) -> Beam:
         """A lookahead child: not a tree node, never returned, only scored."""
         text, ended = strip_end_marker(gen.text, self.settings.end_markers)
-        part = answer_part(beam.text + text, beam.think)
-        done = ended or gen.finish_reason == "eos" or (part is not None and (not text.strip() or stated_answer(part) is not None))
+        done = ended or gen.finish_reason == "eos" or _states_answer(beam.text + text, beam.think, text)
         return replace(beam, steps=(*beam.steps, beam.carry + text), carry="", finished=done)
 
     # -- results -----------------------------------------------------------------
@@ -334,6 +332,12 @@ class Expander:
             budget=st.budget,
             tree=tuple(st.tree) if self.settings.save_trees else (),
         )
+
+
+def _states_answer(text: str, think: ThinkState | None, step: str) -> bool:
+    """Past its thinking block, a solution is complete on an empty step or once its answer part states an answer."""
+    part = answer_part(text, think)
+    return part is not None and (not step.strip() or stated_answer(part) is not None)
 
 
 def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[list[Beam]]) -> list[list[Beam]]:
