@@ -68,18 +68,30 @@ def crossed(beam: Beam, threshold: float, window: int) -> bool:
 
 
 class _Traces:
-    """A problem's traces in generation order, with their answers and confidences."""
+    """A problem's traces in generation order, with their answers and confidences.
+
+    Both are read for every trace after every wave; a trace's are computed once per version
+    of it (a continued trace is a new Beam), else N = 256 re-reads every token each wave.
+    """
 
     def __init__(self, settings: SearchSettings) -> None:
         self.s = settings
         self.beams: list[Beam] = []
+        self._read: dict[int, tuple[Beam, float, str | None]] = {}
+
+    def _trace(self, i: int) -> tuple[Beam, float, str | None]:
+        beam = self.beams[i]
+        hit = self._read.get(i)
+        if hit is None or hit[0] is not beam:
+            summary = summarize(beam.top_logprobs, self.s.confidence_window)
+            hit = self._read[i] = (beam, trace_confidence(summary, self.s.confidence_measure), beam.answer)
+        return hit
 
     def confidence(self, i: int) -> float:
-        return trace_confidence(summarize(self.beams[i].top_logprobs, self.s.confidence_window),
-                                self.s.confidence_measure)
+        return self._trace(i)[1]
 
     def answers(self) -> list[str | None]:
-        return [b.answer for b in self.beams]
+        return [self._trace(i)[2] for i in range(len(self.beams))]
 
 
 class OfflinePolicy(_Traces):
