@@ -162,22 +162,24 @@ def test_the_constants_are_configurable():
     assert v.score_solution("1 and 1", ["hello", "1 + 1 = 3", "1 + 1 = 2", "5 + 5 = 10"]) == [0.3, 0.1, 0.9, 0.6]
 
 
-def test_scores_are_in_the_unit_interval():
-    rng = random.Random(3)
-    v = ArithmeticRulesVerifier()
-    for i in range(30):
+def gold_solutions(seed: int, count: int):
+    """(problem, gold steps) of generated problems over the five levels."""
+    rng = random.Random(seed)
+    for i in range(count):
         problem, solution = arithmetic_problem(rng, 1 + i % 5, i)
-        steps = solution.split("\n")
+        yield problem, solution.split("\n")
+
+
+def test_scores_are_in_the_unit_interval():
+    v = ArithmeticRulesVerifier()
+    for problem, steps in gold_solutions(3, 30):
         noisy = [s.replace("1", "2") if j % 2 else s for j, s in enumerate(steps)]
         assert all(0.0 <= x <= 1.0 for x in v.score([problem], [noisy])[0])
 
 
 def test_synthetic_gold_solutions_score_1_and_corrupted_ones_lose():
-    rng = random.Random(0)
     v = ArithmeticRulesVerifier()
-    for i in range(50):
-        problem, solution = arithmetic_problem(rng, 1 + i % 5, i)
-        steps = solution.split("\n")
+    for problem, steps in gold_solutions(0, 50):
         assert v.score([problem], [steps]) == [[1.0] * len(steps)], steps
         last = steps[-2]
         result = last.rsplit("= ", 1)[1].rstrip(".")
