@@ -12,7 +12,9 @@ from ttscale.errors import ConfigError, RunDirError
 from ttscale.learn.labels import DATASET, STEPS_JSONL, label_steps
 from ttscale.verifiers.prm_format import IGNORE, PRMLayout, encode_steps, tokenize_row
 
-from .conftest import PROBLEMS, RIGHT_0, WRONG_0
+from ttscale.types import ProblemResult
+
+from .conftest import PROBLEMS, RIGHT_0, WRONG_0, completion
 
 
 def gold_unless_wrong(prompt, rng):
@@ -67,15 +69,50 @@ def test_hard_labels_follow_the_rollouts_and_the_candidates_own_answer(make_run,
     assert (out.n_rows, out.n_new, out.n_skipped, out.n_failed) == (5, 2, 0, 0)
 
 
+def never(prompt, rng):
+    return "Answer: \\boxed{no}\nQuestion: next"
+
+
+def test_a_candidate_counts_as_one_more_rollout_of_the_prefixes_it_continues(make_run, tmp_path):
+    shared = "Step 1: Tom buys 4 more apples, so 5 + 4 = 9.\n"
+    rows = [ProblemResult(problem=PROBLEMS[0], strategy="best_of_n", selected=0, completions=(
+        completion(shared + "Step 2: so 9.\nAnswer: \\boxed{9}", "9"),
+        completion(shared + "Step 2: so 10.\nAnswer: \\boxed{10}", "10"),
+    ))]
+    out = label_steps(make_run(rows), tmp_path / "own", rollouts=3, mode="soft", generator=FakeGenerator(script=never),
+                      progress=False)
+    right, wrong = rows_of(out)
+    # every fresh rollout fails: step 1 is continued by both candidates (1 right of 3 + 2), step 2 by its own only
+    assert right["mc_values"] == [pytest.approx(1 / 5), pytest.approx(1 / 4), 1.0]
+    assert wrong["mc_values"] == [pytest.approx(1 / 5), 0.0, 0.0]
+    off = label_steps(make_run(rows, "r2"), tmp_path / "off", rollouts=3, generator=FakeGenerator(script=never),
+                      progress=False, own_continuation=False)
+    assert [r["labels"] for r in rows_of(off)] == [[False, False, True], [False, False, False]]
+
+
+def test_labels_written_before_own_continuation_resume_only_without_it(make_run, tmp_path):
+    run, dest = make_run(), tmp_path / "old"
+    first = label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False,
+                        own_continuation=False)
+    settings = json.loads((dest / "label_settings.json").read_text())
+    del settings["own_continuation"]
+    (dest / "label_settings.json").write_text(json.dumps(settings))
+    with pytest.raises(RunDirError, match="own_continuation=False, not True"):
+        label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False)
+    again = label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False,
+                        own_continuation=False)
+    assert (again.n_rows, again.n_skipped) == (first.n_rows, 2)
+
+
 def test_soft_labels_are_the_fraction_of_rollouts_that_reach_gold(make_run, tmp_path):
     out = label_steps(make_run(), tmp_path / "soft", rollouts=4, mode="soft", generator=FakeGenerator(script=coin),
-                      progress=False)
+                      progress=False, own_continuation=False)
     rows = rows_of(out)
     fractions = {v for r in rows for v in r["labels"]}
     assert fractions <= {0.0, 0.25, 0.5, 0.75, 1.0} and len(fractions) > 2
     assert all(r["labels"] == r["mc_values"] for r in rows)
     hard = label_steps(make_run(name="r2"), tmp_path / "hard", rollouts=4, generator=FakeGenerator(script=coin),
-                       progress=False)
+                       progress=False, own_continuation=False)
     assert [r["labels"] for r in rows_of(hard)] == [[v > 0 for v in r["mc_values"]] for r in rows]
 
 

@@ -48,13 +48,16 @@ def label_steps_cmd(
     max_per_problem: Annotated[int | None, typer.Option(help="label at most K distinct candidates per problem")] = None,
     seed: Annotated[int, typer.Option(help="offset of the rollout seeds")] = 0,
     max_new_tokens: Annotated[int | None, typer.Option(help="token cap of one rollout (default: the run's)")] = None,
+    own_continuation: Annotated[bool, typer.Option(
+        help="each labelled candidate counts as one more rollout of the prefixes it continues")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Math-Shepherd Monte Carlo step labels in TRL's stepwise-supervision format, using the run's policy."""
     from ttscale.learn.labels import label_steps
 
     try:
-        out = label_steps(run_dir, output, rollouts, mode, max_per_problem, seed, max_new_tokens, progress=not quiet)  # type: ignore[arg-type]
+        out = label_steps(run_dir, output, rollouts, mode, max_per_problem, seed, max_new_tokens,  # type: ignore[arg-type]
+                          progress=not quiet, own_continuation=own_continuation)
     except TTScaleError as e:
         _fail(e)
     failed = f", {out.n_failed} failed (rerun to retry)" if out.n_failed else ""

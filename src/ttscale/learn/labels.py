@@ -5,6 +5,12 @@ whole solutions; the step is good when any (hard estimation) / the fraction of r
 (soft estimation) that reach the gold answer. A finished candidate's last step is
 labelled by its own answer: it has nothing left to roll out.
 
+The candidates themselves are samples of the same policy from each of their prefixes, so
+with `own_continuation` (the default) every candidate that continues a prefix counts as
+one more rollout of it: with a weak policy and few rollouts, a right solution's early
+steps would otherwise often be labelled bad because k fresh rollouts all failed, which
+is the noise a small PRM then learns.
+
 Rows use TRL's stepwise-supervision format (prompt, completions = the steps without
 their delimiter, labels), plus `id` and `mc_values`, the fraction per step. The output
 directory resumes like a run: rows are appended problem by problem, done ids skipped.
@@ -48,6 +54,7 @@ class LabelSettings:
     max_per_problem: int | None = None
     seed: int = 0
     max_new_tokens: int | None = None
+    own_continuation: bool = True
 
     def __post_init__(self) -> None:
         if self.rollouts < 1:
@@ -93,11 +100,11 @@ def _rollout_prefixes(candidates: Sequence[tuple[Completion, bool]]) -> list[str
     return list(prefixes)
 
 
-def monte_carlo_values(
+def monte_carlo_hits(
     result: ProblemResult, prefixes: list[str], prompt: str, generator: Generator, params: SamplingParams,
     end_markers: tuple[str, ...],
-) -> dict[str, float]:
-    """prefix -> fraction of its rollouts whose final answer equals the gold answer (one generate call)."""
+) -> dict[str, int]:
+    """prefix -> how many of its `params.n` rollouts reach the gold answer (one generate call)."""
     if not prefixes:
         return {}
     # each prefix its own seed, derived from the prefix, so its rollouts do not depend on the other prefixes
@@ -112,7 +119,16 @@ def monte_carlo_values(
     for i, verdict in zip(graded, is_equiv_many([(result.problem.answer, answers[i]) for i in graded])):
         ok[i] = verdict
     k = params.n
-    return {p: sum(ok[j * k : (j + 1) * k]) / k for j, p in enumerate(prefixes)}
+    return {p: sum(ok[j * k : (j + 1) * k]) for j, p in enumerate(prefixes)}
+
+
+def own_continuations(candidates: Sequence[tuple[Completion, bool]]) -> dict[str, list[bool]]:
+    """prefix -> the verdicts of the candidates that continue past it (each one a policy sample from there)."""
+    found: dict[str, list[bool]] = {}
+    for c, ok in candidates:
+        for i in range(1, len(c.steps)):
+            found.setdefault("".join(c.steps[:i]), []).append(ok)
+    return found
 
 
 def label_rows(
@@ -120,12 +136,18 @@ def label_rows(
     delimiter: str,
 ) -> list[dict[str, Any]]:
     candidates = pick_candidates(result, settings.max_per_problem)
-    values = monte_carlo_values(
+    hits = monte_carlo_hits(
         result, _rollout_prefixes(candidates), fmt.render(result.problem), generator, params, fmt.end_markers
     )
+    own = own_continuations(candidates) if settings.own_continuation else {}
+
+    def value(prefix: str) -> float:
+        mine = own.get(prefix, [])
+        return (hits[prefix] + sum(mine)) / (params.n + len(mine))
+
     rows = []
     for c, ok in candidates:
-        mc = [values["".join(c.steps[: i + 1])] if i + 1 < len(c.steps) or not c.finished else float(ok)
+        mc = [value("".join(c.steps[: i + 1])) if i + 1 < len(c.steps) or not c.finished else float(ok)
               for i in range(len(c.steps))]
         rows.append({
             "id": result.id,
@@ -141,7 +163,8 @@ def _check_settings(out: Path, settings: LabelSettings) -> None:
     path = out / SETTINGS
     mine = asdict(settings)
     if path.is_file():
-        theirs = json.loads(path.read_text(encoding="utf-8"))
+        # labels written before own_continuation existed were made without it
+        theirs = {"own_continuation": False, **json.loads(path.read_text(encoding="utf-8"))}
         if theirs != mine:
             diff = next(k for k in mine if theirs.get(k) != mine[k])
             raise RunDirError(
@@ -171,9 +194,11 @@ def label_steps(
     max_new_tokens: int | None = None,
     generator: Generator | None = None,
     progress: bool = True,
+    own_continuation: bool = True,
 ) -> LabelOutcome:
     """Label every problem of RUN_DIR not yet in OUTPUT/steps.jsonl; rewrite OUTPUT/dataset at the end."""
-    settings = LabelSettings(str(Path(run_dir).resolve()), rollouts, mode, max_per_problem, seed, max_new_tokens)
+    settings = LabelSettings(str(Path(run_dir).resolve()), rollouts, mode, max_per_problem, seed, max_new_tokens,
+                             own_continuation)
     cfg, results = read_run(run_dir)
     out = Path(output)
     _check_settings(out, settings)
