@@ -14,7 +14,7 @@ other jobs (measured at 8 training problems: sampling 2 min, label-steps 13 min,
 into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--train-problems 12]
-        [--test-problems 12] [--n 4] [--rollouts 2] [--max-per-problem 3] [--max-steps 40]
+        [--test-problems 12] [--n 4] [--rollouts 2] [--max-per-problem 3] [--max-steps 40] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def sample(out: Path, seed: int, args: argparse.Namespace, limit: int) -> Path:
     cfg = load_config(resolve_recipe("cpu_arithmetic"), [
         f"dataset.seed={seed}", f"dataset.limit={limit}", f"dataset.levels={args.levels}",
         f"dataset.wording={args.wording}", f"search.n={args.n}", "search.selection=majority",
-        "search.problems_per_batch=4", f"sampling.max_new_tokens={args.max_new_tokens}", "model.dtype=float32",
+        "search.problems_per_batch=4", f"sampling.max_new_tokens={args.max_new_tokens}", f"model.dtype={args.dtype}",
         f"output.dir={out}",
     ])
     return run(cfg, progress=True).run_dir
@@ -69,6 +69,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--test-problems", type=int, default=12)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="the policy's (sampling and rollouts); bfloat16 is about 2.5x faster where the CPU has AVX512-BF16")
     ap.add_argument("--rollouts", type=int, default=2)
     ap.add_argument("--rollout-tokens", type=int, default=48, help="token cap of one rollout")
     ap.add_argument("--max-per-problem", type=int, default=3)
