@@ -8,7 +8,8 @@ from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.adaptive import beta_leader_probability, dirichlet_leader_probability, should_stop, window_agrees
-from ttscale.search.deepconf import keep_top, percentile
+from ttscale.search.beams import Beam
+from ttscale.search.deepconf import crossed, keep_top, percentile
 
 PROBLEMS = arithmetic_problems(3, seed=2)
 PROMPTS = [f"Question: {p.question}\nSolution:\n" for p in PROBLEMS]
@@ -103,6 +104,25 @@ def deepconf(mode, **kw):
     s = settings(**{"deepconf_mode": mode, "warmup": 4, "eta": 90, "confidence_window": 4, "chunk_tokens": 8, **kw})
     gen = Spy(script=mixed, logprob_script=rows)
     return build_strategy("deepconf").search(PROBLEMS, PROMPTS, gen, None, s), gen
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_crossed_read_chunk_by_chunk_judges_as_the_whole_trace(seed):
+    import random
+
+    rng = random.Random(seed)
+    window, threshold = rng.choice([1, 3, 5]), 1.0
+    rows = tuple((-rng.uniform(0.5, 1.6), -rng.uniform(0.5, 1.6)) for _ in range(rng.randint(1, 40)))
+    judged, verdict = 0, False
+    for end in range(rng.randint(1, 7), len(rows) + 7, rng.randint(1, 7)):  # chunks, some adding nothing
+        part = Beam(top_logprobs=rows[:end])
+        if crossed(part, threshold, window, judged):
+            verdict = True
+            break
+        judged = len(part.top_logprobs)
+    whole = Beam(top_logprobs=rows)
+    assert verdict == any(crossed(Beam(top_logprobs=rows[:e]), threshold, window) for e in range(1, len(rows) + 1))
+    assert verdict == (len(rows) >= window and crossed(whole, threshold, window))
 
 
 def test_offline_keeps_the_most_confident_and_marks_the_rest():

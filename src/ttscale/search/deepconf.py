@@ -58,13 +58,19 @@ def weighted_pick(answers: Sequence[str | None], confidences: Sequence[float], k
     return best, share
 
 
-def crossed(beam: Beam, threshold: float, window: int) -> bool:
+def crossed(beam: Beam, threshold: float, window: int, judged: int = 0) -> bool:
     """Has any full window of the trace fallen below the threshold? A finished trace shorter than a window
-    is judged by its mean, as its warm-up peers were."""
-    conf = token_confidence(beam.top_logprobs)
-    if len(conf) < window:
+    is judged by its mean, as its warm-up peers were.
+
+    `judged`: the trace's length when it was last found above; only windows ending after it are read,
+    so a trace continued chunk by chunk costs its length once, not once per chunk.
+    """
+    logprobs = beam.top_logprobs
+    if len(logprobs) < window:
+        conf = token_confidence(logprobs)
         return beam.finished and bool(conf) and sum(conf) / len(conf) < threshold
-    return min(group_confidence(conf, window)) < threshold
+    conf = token_confidence(logprobs[max(0, judged - window + 1):])
+    return len(conf) >= window and min(group_confidence(conf, window)) < threshold
 
 
 class _Traces:
@@ -116,6 +122,7 @@ class OnlinePolicy(_Traces):
         self.threshold: float | None = None
         self.active: list[int] = []
         self.stopped: set[int] = set()
+        self.judged: dict[int, int] = {}  # trace -> its length when crossed() last found it above
         self.requested = 0
 
     def initial(self) -> list[Expansion]:
@@ -135,8 +142,9 @@ class OnlinePolicy(_Traces):
             self.active += range(len(self.beams), len(self.beams) + len(new))
             self.beams += new
         for i in self.active:
-            if crossed(self.beams[i], self.threshold, self.s.confidence_window):
+            if crossed(self.beams[i], self.threshold, self.s.confidence_window, self.judged.get(i, 0)):
                 self.stopped.add(i)
+            self.judged[i] = len(self.beams[i].top_logprobs)
         self.active = [i for i in self.active if i not in self.stopped and not self.beams[i].finished]
         chunk = self.s.chunk_tokens
         more = [Expansion(self.beams[i], 1, whole=True, max_tokens=chunk) for i in self.active]
