@@ -15,8 +15,11 @@ reweights the best-of-N candidates and guides the searches too. Runs resume from
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
+
+from _common import rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
@@ -25,7 +28,6 @@ from ttscale.eval.metrics import bootstrap_interval, correctness, subsampled_poi
 from ttscale.grading.select import select
 from ttscale.recipe import load_config
 from ttscale.runner import run
-from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult
 
 RECIPES = {"best_of_n": "cpu_arithmetic_weighted_bon", "beam_search": "cpu_arithmetic_beam",
@@ -47,17 +49,22 @@ def run_results(recipe: str, sets: list[str]) -> list[ProblemResult]:
     return read_results(run(cfg, progress=True).run_dir)
 
 
-def rescored(results: list[ProblemResult], prm_dir: str) -> list[ProblemResult]:
-    """The same candidates with the trained PRM's step scores."""
+def rescored(results: list[ProblemResult], prm_dir: str, cache: Path) -> list[ProblemResult]:
+    """The same candidates with the trained PRM's step scores, kept in `cache` for that PRM's weights
+    (scoring N=16 x 100 problems on CPU takes a while, and a rerun only adds search rows)."""
     from ttscale.verifiers.trained_prm import TrainedPRM
 
+    weights = Path(prm_dir) / "model.safetensors"
+    key = {"prm": str(Path(prm_dir).resolve()), "mtime": weights.stat().st_mtime if weights.exists() else None}
+    saved = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+    if saved.get("key") == key and set(saved["scores"]) == {r.id for r in results}:
+        return [replace(r, completions=tuple(replace(c, step_scores=tuple(s))
+                                             for c, s in zip(r.completions, saved["scores"][r.id])))
+                for r in results]
     prm = TrainedPRM(VerifierConfig(name="trained_prm", model=prm_dir, device="cpu", dtype="float32"))
-    out = []
-    for r in results:
-        steps = [[clean_step(s, "\n") for s in c.steps] for c in r.completions]
-        scores = prm.score([r.problem] * len(steps), steps) if steps else []
-        out.append(replace(r, completions=tuple(replace(c, step_scores=tuple(s) or (0.0,))
-                                                for c, s in zip(r.completions, scores))))
+    out = rescore(results, prm, "\n")
+    cache.write_text(json.dumps({"key": key, "scores": {r.id: [c.step_scores for c in r.completions] for r in out}}),
+                     encoding="utf-8")
     return out
 
 
@@ -128,7 +135,7 @@ def main() -> None:
     bon = run_results(RECIPES["best_of_n"], overrides(args, rules, ns[-1], out / f"best_of_n_n{ns[-1]}"))
     best_of_n_rows(table, bon, ns, "", with_pass=True)
     if args.prm:
-        best_of_n_rows(table, rescored(bon, args.prm), ns, ", trained PRM", with_pass=False)
+        best_of_n_rows(table, rescored(bon, args.prm, out / f"best_of_n_n{ns[-1]}" / "trained_prm_scores.json"), ns, ", trained PRM", with_pass=False)
     verifiers = [("", rules)]
     if args.prm:
         verifiers.append((", trained PRM", ["verifier.name=trained_prm", f"verifier.model={args.prm}",
