@@ -90,6 +90,26 @@ def test_a_candidate_counts_as_one_more_rollout_of_the_prefixes_it_continues(mak
     assert [r["labels"] for r in rows_of(off)] == [[False, False, True], [False, False, False]]
 
 
+def test_a_thinking_runs_rollouts_count_only_the_answer_after_thinking(make_run, tmp_path):
+    def thinker(prompt, rng):
+        # says the gold answer while thinking, then closes it (or not) with another one
+        gold = next(p for p in PROBLEMS if p.question in prompt).answer
+        close = "</think> Answer: \\boxed{1}" if "close" in prompt else ""
+        return f"so it is \\boxed{{{gold}}}. {close}\nQuestion: next"
+
+    rows = [ProblemResult(problem=PROBLEMS[0], strategy="best_of_n", selected=0, completions=(
+        completion("<think>Step 1: 5 + 4 = 9, close.\nStep 2: hmm\n", None, finished=False),
+        completion("<think>Step 1: 5 + 4 = 9.\nStep 2: hmm\n", None, finished=False),
+    ))]
+    thinking = ["sampling.thinking.start=<think>", "sampling.thinking.end=</think>"]
+    out = label_steps(make_run(rows, "think", *thinking), tmp_path / "t", rollouts=2, mode="soft",
+                      generator=FakeGenerator(script=thinker), progress=False, own_continuation=False)
+    assert [r["mc_values"] for r in rows_of(out)] == [[0.0, 0.0], [0.0, 0.0]]
+    plain = label_steps(make_run(rows, "plain"), tmp_path / "p", rollouts=2, mode="soft",
+                        generator=FakeGenerator(script=thinker), progress=False, own_continuation=False)
+    assert [r["mc_values"] for r in rows_of(plain)] == [[0.0, 0.0], [1.0, 1.0]]  # no markers: the first boxed counts
+
+
 def test_labels_written_before_own_continuation_resume_only_without_it(make_run, tmp_path):
     run, dest = make_run(), tmp_path / "old"
     first = label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False,

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.config import RunConfig
+from ttscale.config import RunConfig, ThinkingConfig
 from ttscale.data.prompts import PromptFormat, build_prompt_format
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.grading import extract_answer, is_equiv_many
 from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
 from ttscale.search.seeds import problem_seed, request_seed
 from ttscale.search.steps import clean_step, strip_end_marker
+from ttscale.search.thinking import answer_part_of
 from ttscale.types import Completion, ProblemResult, SamplingParams
 
 log = logging.getLogger("ttscale")
@@ -102,18 +103,23 @@ def _rollout_prefixes(candidates: Sequence[tuple[Completion, bool]]) -> list[str
 
 def monte_carlo_hits(
     result: ProblemResult, prefixes: list[str], prompt: str, generator: Generator, params: SamplingParams,
-    end_markers: tuple[str, ...],
+    end_markers: tuple[str, ...], thinking: ThinkingConfig | None = None,
 ) -> dict[str, int]:
-    """prefix -> how many of its `params.n` rollouts reach the gold answer (one generate call)."""
+    """prefix -> how many of its `params.n` rollouts reach the gold answer (one generate call).
+
+    With a thinking run's markers, only the answer after the thinking block counts, as in the run's
+    own grading: "so it is 5" while still thinking is not an answer. Rollouts are not budget-forced.
+    """
     if not prefixes:
         return {}
     # each prefix its own seed, derived from the prefix, so its rollouts do not depend on the other prefixes
     per_prefix = [replace(params, seed=request_seed(params.seed or 0, result.problem.id, "rollout", p))
                   for p in prefixes]
     outputs = generator.generate([prompt + p for p in prefixes], per_prefix)
-    answers = [
-        extract_answer(p + strip_end_marker(g.text, end_markers)[0]) for p, gens in zip(prefixes, outputs) for g in gens
-    ]
+    t = thinking or ThinkingConfig(start="", end="")
+    graded_parts = [answer_part_of(t, prompt, p + strip_end_marker(g.text, end_markers)[0])
+                    for p, gens in zip(prefixes, outputs) for g in gens]
+    answers = [None if part is None else extract_answer(part) for part in graded_parts]
     graded = [i for i, a in enumerate(answers) if a is not None]
     ok = [False] * len(answers)
     for i, verdict in zip(graded, is_equiv_many([(result.problem.answer, answers[i]) for i in graded])):
@@ -137,7 +143,8 @@ def label_rows(
 ) -> list[dict[str, Any]]:
     candidates = pick_candidates(result, settings.max_per_problem)
     hits = monte_carlo_hits(
-        result, _rollout_prefixes(candidates), fmt.render(result.problem), generator, params, fmt.end_markers
+        result, _rollout_prefixes(candidates), fmt.render(result.problem), generator, params, fmt.end_markers,
+        fmt.thinking,
     )
     own = own_continuations(candidates) if settings.own_continuation else {}
 
@@ -207,7 +214,7 @@ def label_steps(
     failed = 0
     if todo:
         generator = generator or build_generator(cfg.model)
-        fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer)
+        fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer, cfg.sampling.thinking)
         from tqdm.auto import tqdm
 
         for result in tqdm(todo, desc=f"label-steps k={rollouts}", unit="problem", disable=not progress):

@@ -89,3 +89,13 @@ def answer_part(text: str, state: ThinkState | None) -> str | None:
     if state is None:
         return text
     return None if state.answer_at is None else text[state.answer_at :]
+
+
+def answer_part_of(t: ThinkingConfig, prompt: str, text: str) -> str | None:
+    """answer_part for a text generated whole from `prompt`, with no state tracked along the way
+    (a Monte Carlo rollout): what follows the first end marker, or the text when nothing thinks."""
+    state = initial_state(t, prompt)
+    if state is None or state.closed:
+        return text
+    at = text.find(t.end)
+    return None if at < 0 else text[at + len(t.end) :]
