@@ -143,6 +143,29 @@ def test_thinking_steps_split_at_paragraphs_and_the_verifier_sees_them():
         assert any(len(step.split()) >= 5 and "\n\nw" in step for step in c.steps)  # merges happened
 
 
+def test_lookahead_rolls_are_budget_forced_and_their_thinking_tokens_counted():
+    from ttscale.verifiers.fake import FakeVerifier
+
+    seen = []
+
+    class Recording(FakeVerifier):
+        def score(self, problems, steps):
+            seen.extend("".join(x) for x in steps)
+            return super().score(problems, steps)
+
+    def thinks_on(prompt, rng):  # never closes on its own, in 10-word paragraphs
+        return " ".join(f"w{rng.randint(0, 9)}" for _ in range(10)) + ".\n\n"
+
+    capped = dataclasses.replace(settings(max_tokens=20), lookahead=2, max_iterations=4)
+    run("beam_search", thinks_on, capped, Recording())
+    # the rolls went past the budget's end: the forced close ended their thinking there, as in a real step
+    assert any(END in x for x in seen)
+    assert all(len(thinking_of(x).split()) <= 20 for x in seen)
+    free = dataclasses.replace(settings(), lookahead=2, max_iterations=4)
+    for r in run("beam_search", thinks_on, free):
+        assert r.budget.thinking_tokens == r.budget.generated_tokens > 0  # every token, the rolls' too, thought
+
+
 def test_the_same_thinking_run_whatever_the_batch():
     s = settings(min_tokens=6, max_tokens=14)
     together = run("beam_search", paragraphs, s)

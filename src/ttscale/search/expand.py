@@ -265,14 +265,23 @@ class Expander:
             gens = self.generate([states[i] for i in todo], [rolled[i] for i in todo], [1] * len(todo),
                                  [("lookahead", depth, i) for i in todo], greedy=True)
             for i, g in zip(todo, gens):
-                rolled[i] = self._extend_silently(rolled[i], g[0])
+                rolled[i] = self._extend_silently(states[i], rolled[i], g[0])
         return rolled
 
-    def _extend_silently(self, beam: Beam, gen: Generation) -> Beam:
-        """A lookahead child: not a tree node, never returned, only scored."""
+    def _extend_silently(self, st: ProblemState, beam: Beam, gen: Generation) -> Beam:
+        """A lookahead child: not a tree node, never returned, only scored.
+
+        The roll is what the beam would write next, so the thinking budget applies to it as to a
+        real step (and its thinking tokens count, as its tokens do in generated_tokens).
+        """
         text, ended = strip_end_marker(gen.text, self.settings.end_markers)
-        done = ended or gen.finish_reason == "eos" or _states_answer(beam.text + text, beam.think, text)
-        return replace(beam, steps=(*beam.steps, beam.carry + text), carry="", finished=done)
+        ended = ended or gen.finish_reason == "eos"
+        forced = force(self.settings.thinking, beam.think, len(beam.text), text, gen.n_tokens, ended)
+        if beam.think is not None and forced.state is not None:
+            st.budget.thinking_tokens += forced.state.tokens - beam.think.tokens
+        done = not forced.injected and (ended or _states_answer(beam.text + forced.text, forced.state, forced.text))
+        return replace(beam, steps=(*beam.steps, beam.carry + forced.text), carry="", finished=done,
+                       think=forced.state)
 
     # -- results -----------------------------------------------------------------
     def over_budget(self, st: ProblemState, expansions: Sequence[Expansion]) -> bool:
