@@ -182,6 +182,29 @@ def test_second_process_on_a_locked_folder_is_refused(fake_cfg):
     assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 6  # the lock is gone with its holder
 
 
+def test_a_child_forked_during_a_run_does_not_keep_its_folder_locked(fake_cfg):
+    """A grading worker forked mid-run inherited the lock's file: the next run on the folder was refused."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    from ttscale.data.results import RunDir
+
+    cfg = fake_cfg()
+    ctx = mp.get_context("fork")
+    holder = RunDir(cfg.output.dir)
+    holder.prepare(cfg.to_dict())
+    go = ctx.Event()
+    child = ctx.Process(target=go.wait, args=(30,), daemon=True)
+    child.start()
+    try:
+        holder.release()
+        assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 6
+    finally:
+        go.set()
+        child.join(30)
+
+
 def test_two_runs_at_once_search_each_problem_once(fake_cfg):
     """Issue 18: two runs started together on one folder both searched everything (512 rows for 300)."""
     import threading

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,24 @@ METRICS = "metrics.json"
 LOG = "run.log"
 
 LOCK = "run.lock"
+
+# A forked child (a grading worker started mid-run) inherits the lock's open file, and an flock is
+# held until every copy of it is closed: the folder stayed locked after its run ended, for as long
+# as the worker lived. Process-wide by nature, as fork is: each child closes its copies at birth
+# (closing a copy never unlocks the parent's).
+_HELD_LOCKS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_inherited_locks() -> None:
+    for handle in list(_HELD_LOCKS):
+        try:
+            os.close(handle.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 # Keys that may change between a run and its resumption without changing any finished row: the
 # folder's name, and how many problems are taken (more problems resume, only the new ones run; every
@@ -127,6 +146,7 @@ class RunDir:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._lock = handle
+        _HELD_LOCKS.add(handle)
 
     def release(self) -> None:
         """Give up the folder's lock (closing the file releases the flock)."""
