@@ -112,6 +112,26 @@ def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problem
         print(f"{name:<42}" + "".join(f"{c:>30}" for c in cells))
 
 
+def print_paired(table: Table, ns: list[int]) -> None:
+    """The paper's question, problem by problem: each search's own pick against majority at the largest N.
+
+    Paired over the same problems, so the interval is the difference's, narrower than two rows' overlap.
+    """
+    top = ns[-1]
+    base_hits, base_tokens = table["majority best-of-N"][top]
+    print(f"\npaired with majority best-of-N @{top} (same problems): accuracy difference [95% bootstrap CI], token ratio")
+    for name, by_n in table.items():
+        if not name.endswith("(own pick)"):
+            continue
+        for n, (hits, tokens) in sorted(by_n.items()):
+            diff = [a - b for a, b in zip(hits, base_hits)]
+            lo, hi = bootstrap_interval(diff)
+            ratio = sum(tokens) / max(sum(base_tokens), 1.0)
+            label = f"{name.removesuffix(' (own pick)')} @{n}"
+            print(f"{label:<42} {100 * sum(diff) / len(diff):>+6.1f} pts [{100 * lo:>+5.1f},{100 * hi:>+5.1f}] "
+                  f"{ratio:>6.2f}x tokens")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=100)
@@ -149,6 +169,7 @@ def main() -> None:
                 sets = overrides(args, verifier, n, out / f"{strategy}_{name}_n{n}") + width
                 search_rows(table, strategy, n, run_results(RECIPES[strategy], sets), tag)
     print_table(table, ns, args, len(bon))
+    print_paired(table, ns)
 
 
 if __name__ == "__main__":
