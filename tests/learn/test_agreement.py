@@ -31,3 +31,23 @@ def test_nothing_labelled_is_nan_and_lengths_must_match():
     assert math.isnan(step_agreement([[0.5]], [[NO_ARITHMETIC]]).accuracy)
     with pytest.raises(ValueError):
         step_agreement([[0.5, 0.5]], [[CORRECT]])
+
+
+def test_auc_interval_holds_the_auc_and_narrows_with_more_solutions():
+    import random
+
+    rng = random.Random(0)
+
+    def sample(n):  # a PRM with some signal: good steps score higher on average
+        rules = [[rng.choice([CORRECT, WRONG, INVENTED]) for _ in range(4)] for _ in range(n)]
+        prm = [[rng.gauss(0.6 if r == CORRECT else 0.4, 0.2) for r in rs] for rs in rules]
+        return prm, rules
+
+    small, large = step_agreement(*sample(20)), step_agreement(*sample(400))
+    for a in (small, large):
+        low, high = a.auc_interval
+        assert low <= a.auc <= high and low > 0.5 - 0.3
+    assert large.auc_interval[1] - large.auc_interval[0] < 0.5 * (small.auc_interval[1] - small.auc_interval[0])
+    assert large.auc_interval[0] > 0.5  # the signal is shown at 400 solutions
+    prm, rules = sample(30)
+    assert step_agreement(prm, rules).auc_interval == step_agreement(prm, rules).auc_interval  # seeded

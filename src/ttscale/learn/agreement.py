@@ -16,13 +16,16 @@ from ttscale.verifiers.arithmetic import CORRECT, NO_ARITHMETIC
 @dataclass(frozen=True)
 class Agreement:
     """accuracy: share of labelled steps the PRM gets right; baseline: always guessing the commoner
-    label; auc: the chance that a good step outscores a bad one (0.5 = no signal, ties count half)."""
+    label; auc: the chance that a good step outscores a bad one (0.5 = no signal, ties count half);
+    auc_interval: its 95% bootstrap interval, resampling whole solutions (a solution's steps are not
+    independent draws)."""
 
     n_steps: int
     n_good: int
     accuracy: float
     baseline: float
     auc: float
+    auc_interval: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def rule_label(score: float) -> bool | None:
@@ -33,13 +36,37 @@ def rule_label(score: float) -> bool | None:
 
 def step_agreement(prm: Sequence[Sequence[float]], rules: Sequence[Sequence[float]], threshold: float = 0.5) -> Agreement:
     """Agreement over every step of every solution; `prm[i][j]` and `rules[i][j]` score the same step."""
-    pairs = [(p, label) for ps, rs in zip(prm, rules, strict=True) for p, r in zip(ps, rs, strict=True)
-             if (label := rule_label(r)) is not None]
+    solutions = [[(p, label) for p, r in zip(ps, rs, strict=True) if (label := rule_label(r)) is not None]
+                 for ps, rs in zip(prm, rules, strict=True)]
+    pairs = [x for sol in solutions for x in sol]
     if not pairs:
         return Agreement(0, 0, float("nan"), float("nan"), float("nan"))
     good = [p for p, label in pairs if label]
-    bad = [p for p, label in pairs if not label]
     right = sum((p >= threshold) == label for p, label in pairs)
-    wins = sum(1.0 if g > b else 0.5 if g == b else 0.0 for g in good for b in bad)
-    auc = wins / (len(good) * len(bad)) if good and bad else float("nan")
-    return Agreement(len(pairs), len(good), right / len(pairs), max(len(good), len(bad)) / len(pairs), auc)
+    return Agreement(len(pairs), len(good), right / len(pairs), max(len(good), len(pairs) - len(good)) / len(pairs),
+                     _auc(pairs), _auc_interval([sol for sol in solutions if sol]))
+
+
+def _auc(pairs: Sequence[tuple[float, bool]]) -> float:
+    import numpy as np
+
+    good = np.array([p for p, label in pairs if label], dtype=float)
+    bad = np.array([p for p, label in pairs if not label], dtype=float)
+    if not good.size or not bad.size:
+        return float("nan")
+    return float((good[:, None] > bad[None, :]).mean() + 0.5 * (good[:, None] == bad[None, :]).mean())
+
+
+def _auc_interval(solutions: Sequence[Sequence[tuple[float, bool]]], n_boot: int = 1000,
+                  seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap over solutions, seeded so a report is the same every time."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    draws = [_auc([x for i in rng.integers(0, len(solutions), len(solutions)) for x in solutions[i]])
+             for _ in range(n_boot)]
+    kept = [d for d in draws if not np.isnan(d)]
+    if not kept:
+        return float("nan"), float("nan")
+    low, high = np.percentile(kept, [2.5, 97.5])
+    return float(low), float(high)
