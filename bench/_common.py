@@ -48,8 +48,10 @@ def header() -> None:
 
 def rescore(results: list[ProblemResult], verifier: Verifier, delimiter: str) -> list[ProblemResult]:
     """Each candidate with `verifier`'s step scores (best-of-N: no verifier steered the sampling)."""
+    from tqdm.auto import tqdm
+
     scored = []
-    for r in results:
+    for r in tqdm(results, desc=f"rescore with {type(verifier).__name__}", unit="problem", leave=False):
         steps = [[clean_step(s, delimiter) for s in c.steps] for c in r.completions]
         scores = verifier.score([r.problem] * len(steps), steps)
         completions = tuple(replace(c, step_scores=tuple(s) or (0.0,)) for c, s in zip(r.completions, scores))
