@@ -33,15 +33,19 @@ LOCK = "run.lock"
 
 # A forked child (a grading worker started mid-run) inherits the lock's open file, and an flock is
 # held until every copy of it is closed: the folder stayed locked after its run ended, for as long
-# as the worker lived. Process-wide by nature, as fork is: each child closes its copies at birth
-# (closing a copy never unlocks the parent's).
+# as the worker lived. Process-wide by nature, as fork is: each child drops its copies at birth
+# (dropping a copy never unlocks the parent's).
 _HELD_LOCKS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _close_inherited_locks() -> None:
     for handle in list(_HELD_LOCKS):
         try:
-            os.close(handle.fileno())
+            # /dev/null over the descriptor rather than a close: the child's file object still owns the
+            # number, and a plain close would let it close whatever reuses that number later
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, handle.fileno())
+            os.close(null)
         except (OSError, ValueError):
             pass
 
