@@ -98,7 +98,8 @@ def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problem
     dtype = next((x.split("=", 1)[1] for x in args.set if x.startswith("model.dtype=")), "float32")
     print(f"\nSmolLM2-135M, {dtype}, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
           f"{n_problems} problems (seed {args.seed}); accuracy [95% bootstrap CI over problems], tokens/problem")
-    print(f"{'method':<42}" + "".join(f"{'N=' + str(n):>30}" for n in ns))
+    width = max(len(name) for name in table) + 1
+    print(f"{'method':<{width}}" + "".join(f"{'N=' + str(n):>30}" for n in ns))
     for name, by_n in table.items():
         cells = []
         for n in ns:
@@ -109,7 +110,7 @@ def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problem
             lo, hi = bootstrap_interval(hits)
             mean = sum(hits) / len(hits)
             cells.append(f"{100 * mean:>6.1f}% [{100 * lo:>4.1f},{100 * hi:>5.1f}] {sum(tokens) / len(tokens):>6.0f}tok")
-        print(f"{name:<42}" + "".join(f"{c:>30}" for c in cells))
+        print(f"{name:<{width}}" + "".join(f"{c:>30}" for c in cells))
 
 
 def print_paired(table: Table, ns: list[int]) -> None:
