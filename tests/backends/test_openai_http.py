@@ -55,12 +55,16 @@ class Handler(BaseHTTPRequestHandler):
             code = srv.fail[k % len(srv.fail)] if srv.fail else "."
             if code != ".":
                 status = {"5": 503, "4": 429, "b": 400}[code]
-                return self._send(status, {"error": {"message": f"scripted failure {status}"}})
-            time.sleep(srv.delay_s)
-            self._send(200, self._complete(srv, body))
+                reply = status, {"error": {"message": f"scripted failure {status}"}}
+            else:
+                time.sleep(srv.delay_s)
+                reply = 200, self._complete(srv, body)
         finally:
+            # before the reply goes out: once it is read, the client's next request may arrive before
+            # this thread runs again, and would count as one too many in flight
             with srv.lock:
                 srv.in_flight -= 1
+        self._send(*reply)
 
     def _complete(self, srv: Stub, body: dict) -> dict:
         stop = tuple(body.get("stop") or ())
