@@ -20,7 +20,7 @@ from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion, ProblemState
 from ttscale.search.seeds import request_seed
 from ttscale.search.steps import StepRule, clean_step, strip_end_marker
-from ttscale.search.thinking import ThinkState, answer_part, force, initial_state, token_cap
+from ttscale.search.thinking import Forced, ThinkState, answer_part, force, initial_state, token_cap
 from ttscale.types import Completion, FinishReason, Generation, ProblemResult, SamplingParams
 from ttscale.verifiers.base import Verifier
 
@@ -117,13 +117,16 @@ class Expander:
             st.step_tokens.extend(g.n_tokens for g in gens)
         return outputs
 
+    def _forced(self, think: ThinkState | None, offset: int, gen: Generation) -> tuple[Forced, bool]:
+        """One generation at solution offset `offset` with the thinking budget applied, and whether the
+        model itself ended there (EOS or a format end marker)."""
+        text, ended = strip_end_marker(gen.text, self.settings.end_markers)
+        ended = ended or gen.finish_reason == "eos"
+        return force(self.settings.thinking, think, offset, text, gen.n_tokens, ended), ended
+
     def _absorb(self, d: Draft, gen: Generation) -> None:
         """Add one generation to a child, with the thinking budget applied to it."""
-        s = self.settings
-        text, ended = strip_end_marker(gen.text, s.end_markers)
-        ended = ended or gen.finish_reason == "eos"
-        offset = len(d.parent.text) + len(d.text)
-        forced = force(s.thinking, d.think, offset, text, gen.n_tokens, ended)
+        forced, ended = self._forced(d.think, len(d.parent.text) + len(d.text), gen)
         closed_now = d.think is not None and not d.think.closed and forced.state.closed
         d.event, d.injected = bool(forced.injected) or closed_now, forced.injected
         d.ended = ended and not forced.injected  # an EOS inside thinking before min_tokens became "Wait"
@@ -274,10 +277,8 @@ class Expander:
         The roll is what the beam would write next, so the thinking budget applies to it as to a
         real step (and its thinking tokens count, as its tokens do in generated_tokens).
         """
-        text, ended = strip_end_marker(gen.text, self.settings.end_markers)
-        ended = ended or gen.finish_reason == "eos"
-        forced = force(self.settings.thinking, beam.think, len(beam.text), text, gen.n_tokens, ended)
-        if beam.think is not None and forced.state is not None:
+        forced, ended = self._forced(beam.think, len(beam.text), gen)
+        if beam.think is not None and forced.state is not None:  # always, when beam.think is (for the type checker)
             st.budget.thinking_tokens += forced.state.tokens - beam.think.tokens
         done = not forced.injected and (ended or _states_answer(beam.text + forced.text, forced.state, forced.text))
         return replace(beam, steps=(*beam.steps, beam.carry + forced.text), carry="", finished=done,
