@@ -6,6 +6,7 @@ import pytest
 
 from ttscale.search.beam import BeamPolicy
 from ttscale.search.beams import Beam
+from ttscale.search.dvts import DVTSPolicy
 from ttscale.search.particle import ParticlePolicy, effective_sample_size, particle_weights
 
 
@@ -28,16 +29,33 @@ def test_effective_sample_size():
 
 
 def test_finished_particles_stay_in_the_population_and_are_not_extended():
+    # Equal values keep the ESS at N > N/2: no resampling, so the population is exactly what was carried.
+    pol = ParticlePolicy(n=4, temperature=1.0, resample_ess=0.5, seed=0)
+    pol.initial()
+    done, opens = beam(0.5, finished=True, text="done"), [beam(0.5, text=f"o{i}") for i in range(3)]
+    expansions = pol.step([done, *opens])
+    assert [(e.parent, e.k) for e in expansions] == [(b, 1) for b in opens]  # the finished one is kept, not grown
+    children = [beam(0.5, text=f"c{i}") for i in range(3)]
+    expansions = pol.step(children)
+    assert pol.population == [done, *children]  # next round: the finished particle is still one of the N
+    assert [e.parent for e in expansions] == children
+
+
+def test_finished_particles_are_resampled_with_the_rest():
     pol = ParticlePolicy(n=4, temperature=1.0, resample_ess=1.0, seed=0)
     pol.initial()
-    done, open_ = beam(0.999, finished=True, text="done"), beam(0.001, text="open")
-    expansions = pol.step([done, open_, beam(0.001, text="o2"), beam(0.001, text="o3")])
-    assert len(pol.population) == 4
-    assert sum(b is done for b in pol.population) >= 3  # 0.999 vs 0.001 is ~10^6:1 through the logit
-    assert all(e.parent is not None and not e.parent.finished for e in expansions)  # finished ones are kept, not grown
-    assert sum(e.k for e in expansions) == sum(not b.finished for b in pol.population)
-    # next round: the drawn finished particles are still there, with the new children
-    pol.step([beam(0.5, text="child")] * sum(e.k for e in expansions))
+    sure = beam(0.999, finished=True, text="sure")
+    pol.step([sure] + [beam(0.001, text=f"o{i}") for i in range(3)])
+    assert sum(b is sure for b in pol.population) >= 3  # 0.999 vs 0.001 is ~10^6:1 through the logit
+    pol = ParticlePolicy(n=4, temperature=1.0, resample_ess=1.0, seed=0)
+    pol.initial()
+    done = beam(0.9, finished=True, text="done")
+    expansions = pol.step([done] + [beam(0.5, text=f"o{i}") for i in range(3)])
+    kept = sum(b is done for b in pol.population)
+    # this seed draws both kinds, so the next round has children to join the kept finished ones
+    assert kept and expansions and all(not e.parent.finished for e in expansions)
+    assert sum(e.k for e in expansions) == 4 - kept
+    pol.step([beam(0.5, text=f"c{i}") for i in range(4 - kept)])
     assert len(pol.population) == 4 and any(b is done for b in pol.population)
 
 
@@ -61,3 +79,16 @@ def test_beam_search_tops_the_active_set_back_up_to_n():
     assert [(e.parent.steps, e.k) for e in expansions] == [(("a",), 8)]  # one beam left: it gets all N
     expansions = pol.step([beam(0.1 * i, text=str(i)) for i in range(8)])
     assert [e.k for e in expansions] == [4, 4] and [e.parent.value for e in expansions] == pytest.approx([0.7, 0.6])
+
+
+def test_dvts_returns_every_candidate_of_each_subtree_not_its_best_m_times():
+    pol = DVTSPolicy(n=4, beam_width=2, max_iterations=10)
+    assert [(e.group, e.k) for e in pol.initial()] == [(0, 2), (1, 2)]  # N/M = 2 subtrees of M = 2
+    first = [Beam(steps=(f"{g}{i}",), value=0.1 * (i + 1), group=g) for g in (0, 1) for i in range(2)]
+    expansions = pol.step(first)
+    assert [(e.parent.steps, e.k) for e in expansions] == [(("01",), 2), (("11",), 2)]  # each tree grows its best
+    last = [Beam(steps=(f"{g}{i}", "end"), value=0.5 + 0.1 * i, group=g, finished=True) for g in (0, 1)
+            for i in range(2)]
+    assert pol.step(last) == []
+    # search-and-learn's DVTS votes over all N: each subtree's M distinct candidates, best first
+    assert [b.steps[0] for b in pol.finish()] == ["01", "00", "11", "10"]
