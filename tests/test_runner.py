@@ -146,6 +146,20 @@ def test_changed_gold_answer_under_the_same_id_is_searched_again(fake_cfg, tmp_p
     assert outcome.metrics["n_problems"] == 4
 
 
+def test_changed_question_under_the_same_id_is_searched_again(fake_cfg, tmp_path):
+    data = tmp_path / "d.jsonl"
+    rows = [{**q, "id": f"p{i}"} for i, q in enumerate(QUESTIONS)]
+    _jsonl(data, rows)
+    cfg = fake_cfg(f"dataset.source={data}", "dataset.limit=null")
+    run(cfg, generator=FakeGenerator(), progress=False)
+    rows[2] = {**rows[2], "problem": "What is 2 * 3?"}  # the same gold answer, another question
+    _jsonl(data, rows)
+    gen = FakeGenerator()
+    outcome = run(cfg, generator=gen, progress=False)
+    assert (outcome.n_new, outcome.n_skipped, outcome.n_changed, gen.prompts_seen) == (1, 3, 1, 1)
+    assert {r.id: r.problem.question for r in read_results(cfg.output.dir)}["p2"] == "What is 2 * 3?"
+
+
 def test_identical_rows_without_ids_get_distinct_content_ids(tmp_path):
     from ttscale.config import DatasetConfig
     from ttscale.data.datasets import load_problems
