@@ -76,6 +76,13 @@ def test_an_early_close_becomes_wait_until_min_tokens():
         assert c.answer == "3" and c.finish_reason == "eos"
 
 
+def test_a_close_exactly_at_min_tokens_stands():
+    # Tries close at 4 and 8 tokens: min_tokens is a floor, so with min_tokens=8 only the first is undone.
+    (r, *_) = run("best_of_n", closes_early, settings(min_tokens=8))
+    for c in r.completions:
+        assert c.thinking_tokens == 8 and c.text.count("Wait") == 1 and c.answer == "3"
+
+
 def test_max_tokens_forces_the_end_marker_and_the_answer_cue():
     (r, *_) = run("best_of_n", never_closes, settings(max_tokens=20))
     for c in r.completions:
@@ -187,6 +194,13 @@ def test_force_undoes_a_close_before_min_and_counts_it():
 def test_force_lets_a_close_after_min_stand_and_marks_where_the_answer_starts():
     f = force(T, ThinkState(tokens=4), 10, "c d </think>", 3, ended=False)
     assert f.text == "c d </think>" and f.state.answer_at == 10 + len("c d </think>") and f.state.tokens == 7
+
+
+def test_force_lets_a_close_or_an_eos_exactly_at_min_stand():
+    f = force(T, ThinkState(tokens=2), 0, "c d </think>", 3, ended=False)
+    assert f.state.tokens == T.min_tokens and f.state.closed and f.injected == "" and f.state.continues == 0
+    eos = force(T, ThinkState(tokens=4), 0, "e", 1, ended=True)
+    assert eos.text == "e" and eos.injected == "" and eos.state.continues == 0
 
 
 def test_force_closes_at_max_tokens():
