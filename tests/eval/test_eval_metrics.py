@@ -8,7 +8,7 @@ from eval_helpers import completion, problem, result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttscale.eval.metrics import correctness, pass_at_k, search_point, subsampled_points
+from ttscale.eval.metrics import Point, correctness, pass_at_k, search_point, subsampled_points
 
 
 @given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
@@ -74,3 +74,10 @@ def test_failed_problem_counts_wrong_and_search_point_uses_selected():
     assert p.correct == {"x": 1.0, "y": 0.0} and p.accuracy() == 0.5 and p.mean_tokens() == pytest.approx(28.5)
     points = subsampled_points([ok, failed], correctness([ok, failed]), {"majority": ("majority", "last")}, 2)
     assert points["pass"][-1].correct == {"x": 1.0, "y": 0.0}
+
+
+def test_the_interval_is_95_percent():
+    # 50 of 100 problems right: a resampled accuracy is Binomial(100, 0.5) / 100, whose 2.5% and 97.5%
+    # quantiles are 0.40 and 0.60 exactly (a 90% interval would be 0.42 to 0.58).
+    point = Point("m", 4, {str(i): float(i < 50) for i in range(100)}, {}, {})
+    assert point.interval() == pytest.approx((0.40, 0.60), abs=0.011)

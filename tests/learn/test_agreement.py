@@ -51,3 +51,12 @@ def test_auc_interval_holds_the_auc_and_narrows_with_more_solutions():
     assert large.auc_interval[0] > 0.5  # the signal is shown at 400 solutions
     prm, rules = sample(30)
     assert step_agreement(prm, rules).auc_interval == step_agreement(prm, rules).auc_interval  # seeded
+
+
+def test_auc_interval_is_95_percent():
+    # Every solution has one good and one bad step; in half the good one wins, in half it loses. A
+    # resample's AUC is then the share of winning solutions, Binomial(100, 0.5) / 100, whose 2.5% and 97.5%
+    # quantiles are 0.40 and 0.60 exactly (a 90% interval would be 0.42 to 0.58).
+    prm = [[1.0, 0.5]] * 50 + [[0.0, 0.5]] * 50
+    a = step_agreement(prm, [[CORRECT, WRONG]] * 100)
+    assert a.auc == 0.5 and a.auc_interval == pytest.approx((0.40, 0.60), abs=0.011)
