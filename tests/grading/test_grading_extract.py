@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ttscale.grading import extract_answer, stated_answer
+
+# The datasets sit in a shared folder beside the repository, on the machines that have it.
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+GSM8K, MATH500 = SHARED / "gsm8k_test.jsonl", SHARED / "math500.jsonl"
 
 EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("so the answer is $\\boxed{42}$.", "42"),
@@ -97,21 +103,23 @@ def test_gold_answer_joins_boxes_and_keeps_an_unclosed_one() -> None:
     assert gold_answer("\\boxed{W(n) = 1 \\text{ and } W(n) = -1") == "\\boxed{W(n) = 1 \\text{ and } W(n) = -1"
 
 
+@pytest.mark.skipif(not GSM8K.is_file(), reason=f"no {GSM8K}")
 def test_gsm8k_gold_answers_extract() -> None:
     import json
 
-    with open("/work/shared/data/gsm8k_test.jsonl", encoding="utf-8") as handle:
+    with GSM8K.open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle][:200]
     for row in rows:
         assert extract_answer(row["answer"]) == row["answer"].split("####")[-1].strip()
 
 
+@pytest.mark.skipif(not MATH500.is_file(), reason=f"no {MATH500}")
 def test_math500_solutions_extract_their_answer() -> None:
     import json
 
     from ttscale.grading import is_equiv_many
 
-    with open("/work/shared/data/math500.jsonl", encoding="utf-8") as handle:
+    with MATH500.open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     extracted = [extract_answer(r["solution"]) for r in rows]
     assert all(e is not None for e in extracted)
