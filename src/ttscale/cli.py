@@ -10,7 +10,7 @@ import typer
 
 from ttscale.cli_options import field_options
 from ttscale.errors import TTScaleError
-from ttscale.server.config import ServeConfig
+from ttscale.server.config import ServeConfig, VerifierServeConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling with verifier-guided search.")
 
@@ -197,6 +197,30 @@ def serve(
     try:
         cfg = load_config(resolve_recipe(recipe), list(set_ or []))
         serve_app(cfg, ServeConfig(**(fields or {})), host, port, log_level)
+    except TTScaleError as e:
+        _fail(e)
+
+
+@app.command("serve-verifier")
+@field_options(VerifierServeConfig)
+def serve_verifier(
+    recipe: Annotated[str, typer.Argument(help="recipe YAML path or bundled recipe name (its verifier section)")],
+    host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind (0 = any free port, printed at start)")] = 8001,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override: section.key=value (repeatable)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    fields: dict[str, Any] | None = None,
+) -> None:
+    """Serve the recipe's verifier over HTTP, for searches elsewhere (verifier.name=http there; pip install 'ttscale\\[server]').
+
+    Every limit below is a field of VerifierServeConfig (server/config.py), with its default and meaning there.
+    """
+    from ttscale.recipe import load_config
+    from ttscale.server.verifier_app import serve_verifier as serve_app
+
+    try:
+        cfg = load_config(resolve_recipe(recipe), list(set_ or []))
+        serve_app(cfg, VerifierServeConfig(**(fields or {})), host, port, log_level)
     except TTScaleError as e:
         _fail(e)
 

@@ -126,11 +126,33 @@ class VerifierConfig:
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     trust_remote_code: bool = field(default=False, metadata={
         "help": "run Python code shipped with verifier.model (qwen_prm's released PRMs need it); only for models you trust"})
+    base_url: str | None = field(default=None, metadata={
+        "help": "http verifier: the server's root URL, e.g. http://127.0.0.1:8001 (a trailing /v1 is ignored)"})
+    api: str = field(default="ttscale", metadata={
+        "help": "http verifier: ttscale (`ttscale serve-verifier`) | vllm_pooling (vLLM's POST /pooling serving a "
+                "Qwen2.5-Math-PRM; verifier.model names it, for its tokenizer and chat template)"})
+    api_key_env: str | None = field(default=None, metadata={"help": "http verifier: env var holding the key"})
+    max_concurrency: int = field(default=8, metadata={"help": "http verifier: requests in flight"})
+    items_per_request: int = field(default=64, metadata={"help": "http verifier: (problem, steps) items per POST"})
+    timeout_s: float = field(default=300.0, metadata={"help": "http verifier: seconds to wait for one reply"})
+    max_retries: int = field(default=4, metadata={
+        "help": "http verifier: retries of a request after 429, 5xx, a timeout or a refused connection"})
+    n_params: int | None = field(default=None, metadata={
+        "help": "http verifier: the remote model's parameter count, for FLOPs (null: ttscale asks its server; "
+                "vllm_pooling counts 0)"})
 
     def __post_init__(self) -> None:
         _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
+        _one_of("verifier", "api", self.api, ("ttscale", "vllm_pooling"))
+        _check(self.max_concurrency >= 1, "verifier", "max_concurrency", self.max_concurrency, "an integer >= 1")
+        _check(self.items_per_request >= 1, "verifier", "items_per_request", self.items_per_request, "an integer >= 1")
+        _check(_finite(self.timeout_s) and self.timeout_s > 0, "verifier", "timeout_s", self.timeout_s,
+               "a finite number of seconds > 0")
+        _check(self.max_retries >= 0, "verifier", "max_retries", self.max_retries, "an integer >= 0")
+        _check(self.n_params is None or self.n_params >= 0, "verifier", "n_params", self.n_params,
+               "an integer >= 0 or null")
         _check(
             self.max_tokens_per_batch >= 1, "verifier", "max_tokens_per_batch", self.max_tokens_per_batch, ">= 1"
         )

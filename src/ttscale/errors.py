@@ -39,6 +39,10 @@ class GenerationError(TTScaleError):
     """A backend failed while generating."""
 
 
+class VerifierError(TTScaleError):
+    """A verifier failed while scoring (a remote one: its server refused or did not answer)."""
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or '' when none is close."""
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

@@ -152,3 +152,18 @@ def qwen_value_model(smollm2_dir):
     with torch.no_grad():
         head.summary.weight.normal_(0, 0.5)
     return model, tok, head
+
+
+@pytest.fixture(scope="session")
+def http_rules():
+    """An `http` verifier whose server (serve-verifier's app, in a thread on loopback) runs arithmetic_rules."""
+    pytest.importorskip("fastapi")
+    from ttscale.config import VerifierConfig
+    from ttscale.server.process import verifier_in_thread
+    from ttscale.verifiers import build_verifier
+    from ttscale.verifiers.http import HTTPVerifier
+
+    with verifier_in_thread(build_verifier(VerifierConfig(name="arithmetic_rules"))) as url:
+        remote = HTTPVerifier(VerifierConfig(name="http", base_url=url))
+        yield remote
+        remote.close()

@@ -48,6 +48,7 @@ def _built(name, request):
                                       v_head=m[2]),
         "lm_judge": lambda: LMJudge(model=(m := request.getfixturevalue("smol_judge"))[0], tokenizer=m[1]),
         "trained_prm": lambda: _trained_prm(request),
+        "http": lambda: request.getfixturevalue("http_rules"),
     }
     return tiny[name]() if name in tiny else build_verifier(VerifierConfig(name=name))
 
@@ -81,3 +82,21 @@ def test_a_steps_score_does_not_change_when_later_steps_are_appended(verifier):
     full = v.score(PROBLEMS, STEPS)
     prefixes = v.score(PROBLEMS, [s[:1] for s in STEPS])
     assert [row[:1] for row in full] == [pytest.approx(row, abs=1e-5) for row in prefixes]
+
+
+def test_the_same_step_scores_and_tokens_through_serve_verifier(verifier):
+    """Served by `ttscale serve-verifier`'s app on a loopback socket, a verifier scores as it does in-process."""
+    pytest.importorskip("fastapi")
+    from ttscale.server.process import verifier_in_thread
+    from ttscale.verifiers.http import HTTPVerifier
+
+    _, v = verifier
+    here = v.score(PROBLEMS, STEPS)
+    with verifier_in_thread(v) as url:
+        remote = HTTPVerifier(VerifierConfig(name="http", base_url=url))
+        assert remote.n_params == v.n_params
+        assert remote.score(PROBLEMS, STEPS) == [pytest.approx(row, abs=1e-5) for row in here]
+        # the served verifier's own count for what it just ran (a PRM's cache may have run only part of it)
+        assert [remote.count_tokens(p, s) for p, s in zip(PROBLEMS, STEPS)] == [
+            v.count_tokens(p, s) for p, s in zip(PROBLEMS, STEPS)]
+        remote.close()

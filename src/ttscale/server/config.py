@@ -1,4 +1,5 @@
-"""Server-side settings of `ttscale serve`: the maxima every request is held to, and batching."""
+"""Server-side settings of `ttscale serve` and `ttscale serve-verifier`: the maxima every request is held to,
+and batching."""
 
 from __future__ import annotations
 
@@ -50,6 +51,30 @@ class ServeConfig:
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
         _check(self.max_lookahead >= 0, "max_lookahead", self.max_lookahead, ">= 0")
+        _check(math.isfinite(self.batch_window_ms) and self.batch_window_ms >= 0, "batch_window_ms",
+               self.batch_window_ms, "a finite number >= 0")
+        _check(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",
+               self.request_timeout_s, "a finite number of seconds > 0")
+
+
+@dataclass
+class VerifierServeConfig:
+    """`ttscale serve-verifier`: what one scoring request may hold, and how concurrent ones are batched."""
+
+    api_key_env: str | None = field(default=None, metadata={"help": "env var holding the API key (none = no key)"})
+    served_model_name: str | None = field(default=None, metadata={"help": "model id in replies (verifier.model or name)"})
+    max_items: int = field(default=256, metadata={"help": "most (problem, steps) items in one request"})
+    max_steps: int = field(default=256, metadata={"help": "most steps in one item"})
+    max_body_bytes: int = field(default=8 << 20, metadata={"help": "request bodies over this get HTTP 413"})
+    max_pending: int = field(default=8192, metadata={"help": "items scoring or queued before HTTP 503"})
+    request_timeout_s: float = field(default=600.0, metadata={"help": "a request still scoring after this gets HTTP 504"})
+    batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other requests' items to batch"})
+    max_batch_items: int = field(default=1024, metadata={"help": "items in one merged verifier call"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_items", "max_steps", "max_body_bytes", "max_pending", "max_batch_items"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
         _check(math.isfinite(self.batch_window_ms) and self.batch_window_ms >= 0, "batch_window_ms",
                self.batch_window_ms, "a finite number >= 0")
         _check(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -39,10 +39,11 @@ def _pump(stream, lines: list[str], ready: queue.Queue) -> None:
 @contextmanager
 def running_server(
     recipe: str, overrides: Sequence[str] = (), args: Sequence[str] = (), env: dict[str, str] | None = None,
-    startup_timeout_s: float = 180.0,
+    startup_timeout_s: float = 180.0, command: str = "serve",
 ) -> Iterator[ServerProcess]:
-    """`ttscale serve RECIPE --port 0 ...` until the block ends; raises with its output if it does not start."""
-    cmd = [sys.executable, "-m", "ttscale.cli", "serve", recipe, "--host", "127.0.0.1", "--port", "0", *args]
+    """`ttscale COMMAND RECIPE --port 0 ...` (serve or serve-verifier) until the block ends; raises with its
+    output if it does not start."""
+    cmd = [sys.executable, "-m", "ttscale.cli", command, recipe, "--host", "127.0.0.1", "--port", "0", *args]
     for item in overrides:
         cmd += ["--set", item]
     proc = subprocess.Popen(
@@ -81,3 +82,53 @@ def wait_healthy(root: str, headers: dict[str, str] | None = None, timeout_s: fl
         if time.monotonic() > deadline:
             raise TTScaleError(f"{root}/health did not answer 200 within {timeout_s} s")
         time.sleep(0.1)
+
+
+@contextmanager
+def serving_in_thread(app: object, host: str = "127.0.0.1") -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port in a thread of this process, as http://host:port.
+
+    For servers over objects built in the caller (a tiny model, a scripted failure), where a child
+    process could not hold them; the socket is real, so the client's HTTP stack is the one used in production.
+    """
+    import uvicorn
+
+    from ttscale.server.app import bind
+
+    sock = bind(host, 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="ttscale-uvicorn")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise TTScaleError("the in-thread server did not start")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def verifier_in_thread(
+    verifier: object, serve: object = None, api_key: str | None = None, wrap: Callable[[object], object] | None = None,
+) -> Iterator[str]:
+    """`ttscale serve-verifier`'s app over a verifier object, served in a thread (see serving_in_thread).
+
+    `serve` is a VerifierServeConfig (defaults if None); `wrap` may put an ASGI layer in front (a test's
+    scripted failures).
+    """
+    from ttscale.server.config import VerifierServeConfig
+    from ttscale.server.verifier_app import VerifierService, create_verifier_app
+
+    name = getattr(verifier, "name", "verifier")
+    service = VerifierService(verifier, serve or VerifierServeConfig(), name)  # type: ignore[arg-type]
+    app = create_verifier_app(service, api_key)
+    try:
+        with serving_in_thread(wrap(app) if wrap else app) as url:
+            yield url
+    finally:
+        service.close()

@@ -37,6 +37,7 @@ VERIFIERS.register("lm_judge", "ttscale.verifiers.lm_judge:LMJudge")
 VERIFIERS.register("arithmetic_rules", "ttscale.verifiers.arithmetic:ArithmeticRulesVerifier")
 VERIFIERS.register("oracle", "ttscale.verifiers.oracle:OracleVerifier")
 VERIFIERS.register("trained_prm", "ttscale.verifiers.trained_prm:TrainedPRM")
+VERIFIERS.register("http", "ttscale.verifiers.http:HTTPVerifier")
 
 
 def build_verifier(cfg: VerifierConfig) -> Verifier | None:

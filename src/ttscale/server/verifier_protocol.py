@@ -1,0 +1,74 @@
+"""The wire format of POST /v1/verify (server/verifier_app.py): every check at the edge, one BadRequest.
+
+The problem travels whole (id, question, gold answer, level, subject) because a verifier may
+read any of it: the oracle verifier grades against the gold answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+
+from ttscale.server.protocol import BadRequest, _field_path, _short
+from ttscale.types import Problem
+
+
+class ProblemIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    id: str = ""
+    question: str
+    answer: str = ""
+    level: int | None = None
+    subject: str | None = None
+
+    def to_problem(self) -> Problem:
+        return Problem(id=self.id, question=self.question, answer=self.answer, level=self.level, subject=self.subject)
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    problem: ProblemIn
+    steps: list[str]
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        limit = info.context.max_steps
+        if len(v) > limit:
+            raise ValueError(f"an item may hold at most {limit} steps (the server's max_steps), got {len(v)}")
+        return v
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    model: str | None = None
+    items: list[ItemIn]
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, v: list[ItemIn], info: ValidationInfo) -> list[ItemIn]:
+        limit = info.context.max_items
+        if not 1 <= len(v) <= limit:
+            raise ValueError(f"must hold 1..{limit} items (the server's max_items), got {len(v)}")
+        return v
+
+
+def parse_verify(body: bytes, limits: Any) -> VerifyRequest:
+    """The validated request, or BadRequest naming every bad field; `limits` has max_items and max_steps."""
+    try:
+        return VerifyRequest.model_validate_json(body, context=limits)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise BadRequest(f"the request body is not valid JSON: {errors[0]['msg'].removeprefix('Invalid JSON: ')}")
+        parts = []
+        for err in errors:
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] not in ("value_error", "missing") and "input" in err:
+                msg += f", got {_short(err['input'])}"
+            parts.append(f"{_field_path(err['loc']) or 'body'}: {msg}")
+        raise BadRequest("; ".join(dict.fromkeys(parts)), param=_field_path(errors[0]["loc"]) or None) from None
