@@ -15,7 +15,8 @@ search reaches its verifier over the network. Two server dialects (`verifier.api
   pooler keeps only rows at the step tag when a `step_tag_id` is configured (the default
   151651 for Qwen2ForProcessRewardModel up to v0.10; `--pooler-config` since), and every
   token's row otherwise (vllm/model_executor/layers/pooler, StepPooler.extract_states).
-  Both are read: a step's score is column 1 ("positive") of its separator's row. vLLM
+  Both are read, told apart by one probe at first use (row counts alone can coincide);
+  a step's score is column 1 ("positive") of its separator's row. vLLM
   counts a request's usage over all its items, so each item's tokens are counted locally:
   its ids are exactly what vLLM ran.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -50,6 +51,10 @@ class Dialect(Protocol):
         ...
 
     def read(self, reply: dict[str, Any], sent: Any) -> list[Scored]: ...
+
+    def prepare(self, request: Callable[[str, str, dict[str, Any] | None], dict[str, Any]]) -> None:
+        """Learn what the server does before the first scoring request (once)."""
+        ...
 
     def local_tokens(self, problem: Problem, steps: Sequence[str]) -> int | None: ...
 
@@ -89,6 +94,7 @@ class HTTPVerifier:
         self._pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="ttscale-verifier-http")
         self._tokens: OrderedDict[tuple[str, tuple[str, ...]], int] = OrderedDict()
         self._lock = threading.Lock()
+        self._prepared = False
         self.dialect: Dialect
         if cfg.api == "vllm_pooling":
             self.dialect = VLLMPooling(_qwen_encoder(cfg, tokenizer))
@@ -133,6 +139,10 @@ class HTTPVerifier:
 
     # -- requests ----------------------------------------------------------------------
     def _score_chunk(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[Scored]:
+        with self._lock:
+            if not self._prepared:
+                self.dialect.prepare(self._request)
+                self._prepared = True
         body, sent = self.dialect.request(problems, steps)
         scored = self.dialect.read(self._request("POST", self.dialect.path, body), sent)
         for (scores, _), item in zip(scored, steps):
@@ -178,6 +188,9 @@ class TTScaleVerify:
     def local_tokens(self, problem: Problem, steps: Sequence[str]) -> int | None:
         return None
 
+    def prepare(self, request: Callable[[str, str, dict[str, Any] | None], dict[str, Any]]) -> None:
+        pass
+
 
 class VLLMPooling:
     """vLLM's POST /pooling over a Qwen2.5-Math-PRM (see the module docstring for the reply's two shapes)."""
@@ -187,6 +200,24 @@ class VLLMPooling:
 
     def __init__(self, encoder: Any) -> None:
         self.encoder = encoder
+        self.every_token: bool | None = None  # does the server return every token's row, or the step tags'?
+
+    def prepare(self, request: Callable[[str, str, dict[str, Any] | None], dict[str, Any]]) -> None:
+        """One probe of a token and a step tag: 2 rows = every token's row, 1 = the step tag's only.
+
+        Read from the replies alone the two shapes can coincide: a server pooling at another tag
+        (a Math-Shepherd --pooler-config; ChatML's <|im_end|> three times) answers as many rows
+        as a three-step item has steps, and would score the wrong positions silently.
+        """
+        ids = [*self.encoder.tokenizer.encode("1", add_special_tokens=False), self.encoder.separator_id]
+        rows = _ordered(request("POST", self.path, {"input": [ids]}), 1, self.path)[0].get("data")
+        n = len(rows) if isinstance(rows, list) else -1
+        if n not in (1, len(ids)):
+            raise VerifierError(
+                f"{self.path} pooled {n} rows for a probe of {len(ids)} tokens holding one step tag "
+                f"({self.encoder.step_separator}, id {self.encoder.separator_id}); serve the PRM with its STEP "
+                f"pooler at that tag (--pooler-config '{{\"step_tag_id\": {self.encoder.separator_id}}}') or with none")
+        self.every_token = n == len(ids)
 
     def request(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> tuple[dict[str, Any], list[Encoded]]:
         encoded = [self.encoder.encode(p, s) for p, s in zip(problems, steps)]
@@ -201,14 +232,12 @@ class VLLMPooling:
             if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) > self.positive_label for r in rows):
                 raise VerifierError(f"{self.path} returned {str(rows)[:80]} for an item, not one row of label "
                                     "probabilities per position; serve a process reward model (--runner pooling)")
-            if len(rows) == len(encoded.positions):
-                picked = rows  # the STEP pooler kept the step-tag rows only
-            elif len(rows) == len(encoded.input_ids):
-                picked = [rows[i] for i in encoded.positions]
-            else:
+            expected = len(encoded.input_ids) if self.every_token else len(encoded.positions)
+            if len(rows) != expected:
                 raise VerifierError(
                     f"{self.path} returned {len(rows)} rows for an item of {len(encoded.input_ids)} tokens and "
-                    f"{len(encoded.positions)} steps; is the server's model the one verifier.model names?")
+                    f"{len(encoded.positions)} steps, where its probe promised {expected}")
+            picked = [rows[i] for i in encoded.positions] if self.every_token else rows
             out.append(([float(r[self.positive_label]) for r in picked], len(encoded.input_ids)))
         return out
 
