@@ -17,7 +17,6 @@ from ttscale.server.config import VerifierServeConfig
 from ttscale.server.metrics import parse_metrics
 from ttscale.server.process import running_server, verifier_in_thread, wait_healthy
 from ttscale.verifiers import build_verifier
-from ttscale.verifiers.http import HTTPVerifier
 
 KEY_ENV, KEY = "TTSCALE_TEST_VERIFIER_KEY", "verifier-key-456"
 AUTH = {"Authorization": f"Bearer {KEY}"}
