@@ -95,19 +95,55 @@ def test_identical_prompts_get_distinct_children(name):
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_a_problem_is_searched_the_same_whatever_its_batch(name):
-    s = settings(n=8, beam_width=4)
+@pytest.mark.parametrize("caps", [{}, {"max_tokens_per_problem": 150, "max_flops_per_problem": 5e8}])
+def test_a_problem_is_searched_the_same_whatever_its_batch(name, caps):
+    s = settings(n=8, beam_width=4, **caps)
     together = search(name, s)
     alone = [search(name, s, problems=[p], prompts=[q])[0] for p, q in zip(PROBLEMS, PROMPTS)]
     assert [r.completions for r in together] == [r.completions for r in alone]
     assert [r.selected for r in together] == [r.selected for r in alone]
 
 
-@pytest.mark.parametrize("name", ["beam_search", "dvts", "particle_filtering"])
-@pytest.mark.parametrize("cap", [60, 150, 400])
-def test_token_budget_never_exceeded(name, cap):
-    for r in search(name, settings(max_tokens_per_problem=cap, max_step_tokens=20)):
-        assert r.budget.generated_tokens <= cap
+class PricedVerifier(FakeVerifier):
+    """A verifier with parameters: its reads count toward the FLOP cap, as a real PRM's do (and, like the
+    reference 8B PRM beside a 1B policy, it is the larger model)."""
+
+    n_params = 2_000_000
+
+
+SPENT = {"max_tokens_per_problem": lambda b: b.generated_tokens, "max_flops_per_problem": lambda b: b.flops}
+# From "nothing fits" (20 tokens: not one round of 8 steps) to "most of a search fits"; FakeGenerator has
+# 1M parameters, so 2e8 FLOPs is ~100 tokens through the policy alone.
+CAPS = [("max_tokens_per_problem", c) for c in (20, 60, 100, 150, 400)] + [
+    ("max_flops_per_problem", c) for c in (2e8, 6e8, 1.5e9)]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("cap,limit", CAPS)
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_no_cap_is_ever_passed(name, cap, limit, lookahead):
+    """README: the caps are ones "the search never passes", in every strategy: lookahead rolls, prompts
+    read afresh and the verifier's reads included."""
+    s = settings(**{cap: limit}, max_step_tokens=10, max_new_tokens=60, lookahead=lookahead)
+    for r in search(name, s, ver=PricedVerifier()):
+        assert SPENT[cap](r.budget) <= limit
+        assert len(r.completions) <= s.n and (r.selected is None) == (not r.completions)
+
+
+@pytest.mark.parametrize("cap,limit", [("max_tokens_per_problem", 100), ("max_flops_per_problem", 2e9)])
+def test_best_of_n_under_a_cap_draws_its_n_samples_at_an_equal_share(cap, limit):
+    gen = Spy(script=long_steps)
+    for r in search("best_of_n", settings(**{cap: limit}), gen, PricedVerifier()):
+        assert len(r.completions) == 8 and SPENT[cap](r.budget) <= limit
+        assert all(c.finished and c.finish_reason == "length" for c in r.completions)
+    (_, params, _), = gen.log
+    for problem, prompt, q in zip(PROBLEMS, PROMPTS, params):
+        if cap == "max_tokens_per_problem":
+            assert q.max_new_tokens == 100 // 8
+        else:  # the largest t with 2 x 1M x (8t + prompt) + 2 x 2M x 8 x (question + t) <= the cap
+            def flops(t):
+                return 2e6 * (8 * t + len(prompt.split())) + 4e6 * 8 * (len(problem.question.split()) + t)
+            assert flops(q.max_new_tokens) <= limit < flops(q.max_new_tokens + 1)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -148,11 +184,25 @@ def endless(prompt, rng):
     return f"Step {rng.randint(1, 99)}: thinking.\nStep 2: more.\n"
 
 
+def long_steps(prompt, rng):
+    return "\n".join(f"Step {rng.randint(1, 99)}: " + "so " * 30 for _ in range(10))  # 32 tokens a step
+
+
 def test_dvts_cut_off_by_the_token_cap_returns_its_candidates_unfinished():
-    # rounds 1-2 fit the cap (worst case 8 x 40 tokens each); the round that would run to the end does not
-    for r in search("dvts", settings(max_iterations=3, max_tokens_per_problem=700), FakeGenerator(script=endless)):
+    # rounds 1-2 fit the cap (8 x 32 tokens each, 8 x 40 at worst); round 3's steps might not, so it is not run
+    for r in search("dvts", settings(max_iterations=5, max_tokens_per_problem=700), FakeGenerator(script=long_steps)):
         assert len(r.completions) == 8 and not any(c.finished for c in r.completions)
         assert all(len(c.steps) == 2 and c.finish_reason == "length" for c in r.completions)
+        assert r.budget.generated_tokens == 2 * 8 * 32
+
+
+def test_a_whole_solution_round_shares_what_the_cap_leaves():
+    # round 3 runs to the end of the solution: 8 children share the 700 - 512 tokens left, 23 each, and
+    # end there as at sampling.max_new_tokens (finished at length: nothing rolls or continues them)
+    for r in search("dvts", settings(max_iterations=3, max_tokens_per_problem=700), FakeGenerator(script=long_steps)):
+        assert len(r.completions) == 8 and all(c.finished for c in r.completions)
+        assert all(c.n_tokens == 2 * 32 + 23 and c.finish_reason == "length" for c in r.completions)
+        assert r.budget.generated_tokens == 2 * 8 * 32 + 8 * 23 <= 700
 
 
 @pytest.mark.parametrize("name", ["beam_search", "dvts"])

@@ -49,6 +49,8 @@ class Expansion:
 
     `whole`: each child runs to the end of the solution instead of stopping at the next step.
     `max_tokens`: a whole child stops after this many new tokens (DeepConf online's chunks, issue 20).
+    `cap_share`: a whole child's share of what the per-problem caps leave (search/caps.py); it
+    ends there for good, as at sampling.max_new_tokens, unfinished text and all.
     """
 
     parent: Beam | None
@@ -56,6 +58,13 @@ class Expansion:
     group: int = 0
     whole: bool = False
     max_tokens: int | None = None
+    cap_share: int | None = None
+
+    @property
+    def token_limit(self) -> int | None:
+        """The fewest new tokens a whole child may stop at: its chunk or its share of the caps."""
+        limits = [x for x in (self.max_tokens, self.cap_share) if x is not None]
+        return min(limits) if limits else None
 
 
 @dataclass
@@ -68,6 +77,9 @@ class ProblemState:
     tree: list[TreeNode] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     step_tokens: list[int] = field(default_factory=list)
+    # Verifier tokens the search has committed to and not yet spent: the questions of candidates
+    # that are scored once, after the last round (search/caps.py).
+    verifier_tokens_owed: int = 0
 
     def add_node(self, parent: int | None, step: str, n_tokens: int, completed: bool) -> int:
         self.tree.append(TreeNode(len(self.tree), parent, step, None, n_tokens, completed))

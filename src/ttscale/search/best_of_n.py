@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import replace
 
-from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Expansion, ProblemState
-from ttscale.search.expand import Expander
-from ttscale.types import Problem, ProblemResult
-from ttscale.verifiers.base import Verifier
+from ttscale.search.beams import Beam, Expansion
+from ttscale.search.rounds import RoundStrategy
+from ttscale.types import Problem
 
 
-class BestOfN:
+class BestOfNPolicy:
+    """One round of N whole samples. Under a cap they share it (search/caps.py): each runs to at most
+    its equal share of the tokens or FLOPs left."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.samples: list[Beam] = []
+
+    def initial(self) -> list[Expansion]:
+        return [Expansion(None, self.n, whole=True)]
+
+    def step(self, children: list[Beam]) -> list[Expansion]:
+        self.samples = children
+        return []
+
+    def finish(self) -> list[Beam]:
+        return self.samples
+
+
+class BestOfN(RoundStrategy):
     name = "best_of_n"
     needs_verifier = False
+    # Independent samples: a repeated text is a repeated vote (self-consistency), never a duplicate to drop.
+    distinct = False
 
-    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
-               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
-        core = Expander(generator, verifier, settings)
-        states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
-        children = core.expand([(st, Expansion(None, settings.n, whole=True)) for st in states], 0)
-        pairs = [(st, b) for st, bs in zip(states, children) for b in bs]
-        scored = core.score(pairs) if verifier is not None else [b for _, b in pairs]
-        n = settings.n
-        return [core.result(st, self.name, scored[i * n : (i + 1) * n]) for i, st in enumerate(states)]
+    def policy(self, problem: Problem, settings: SearchSettings) -> BestOfNPolicy:
+        return BestOfNPolicy(settings.n)
+
+    def settings_for(self, settings: SearchSettings) -> SearchSettings:
+        return replace(settings, filter_duplicates=False)

@@ -2,7 +2,9 @@
 
 The bin is model-based (no gold): a few best-of-N probe samples scored by the run's
 verifier, mean score cut at the edges `ttscale evaluate` saved in policy.json. The probe's
-compute is charged to the problem, so the budget stays honest.
+compute is charged to the problem, so the budget stays honest; under a per-problem cap the
+probe and the chosen strategy split it by their sample counts (probe_n : N), so together
+they never pass it and each problem's share depends on nothing else in its batch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ttscale.backends.base import Generator
 from ttscale.data.policy import Policy
@@ -33,8 +36,9 @@ class ComputeOptimal:
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
         policy = Policy.load(self.policy_path or settings.policy)
         # Its own seed: the probe's samples must not reappear as the first samples of the chosen strategy.
+        probe_caps, chosen_caps = split_caps(settings, policy.probe_n / (policy.probe_n + settings.n))
         probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False,
-                        seed=request_seed(settings.seed, "compute_optimal:probe"))
+                        seed=request_seed(settings.seed, "compute_optimal:probe"), **probe_caps)
         probes = BestOfN().search(problems, prompts, generator, verifier, probe)
         by_bin: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(probes):
@@ -44,8 +48,21 @@ class ComputeOptimal:
             entry = policy.choose(settings.n, b)
             chosen = build_strategy(entry.strategy)
             out = chosen.search([problems[i] for i in idx], [prompts[i] for i in idx], generator, verifier,
-                                replace(settings, **entry.settings))
+                                replace(settings, **{**entry.settings, **chosen_caps}))
             for i, r in zip(idx, out):
                 r.budget.add(probes[i].budget)
                 results[i] = replace(r, strategy=self.name)
         return results  # type: ignore[return-value]
+
+
+def split_caps(settings: SearchSettings, share: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The per-problem caps as (the probe's `share` of them, the rest): fields for `replace`, none when uncapped."""
+    probe: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    if settings.max_tokens_per_problem is not None:
+        probe["max_tokens_per_problem"] = int(settings.max_tokens_per_problem * share)
+        rest["max_tokens_per_problem"] = settings.max_tokens_per_problem - probe["max_tokens_per_problem"]
+    if settings.max_flops_per_problem is not None:
+        probe["max_flops_per_problem"] = settings.max_flops_per_problem * share
+        rest["max_flops_per_problem"] = settings.max_flops_per_problem - probe["max_flops_per_problem"]
+    return probe, rest

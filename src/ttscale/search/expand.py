@@ -16,6 +16,7 @@ from ttscale.backends.base import Generator
 from ttscale.confidence import summarize
 from ttscale.grading import stated_answer
 from ttscale.grading.select import reduce_scores, select
+from ttscale.search import caps
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion, ProblemState
 from ttscale.search.seeds import request_seed
@@ -56,8 +57,11 @@ class Draft:
 class Expander:
     """Runs expansion and scoring for many problems at once and keeps their budgets."""
 
-    def __init__(self, generator: Generator, verifier: Verifier | None, settings: SearchSettings) -> None:
+    def __init__(self, generator: Generator, verifier: Verifier | None, settings: SearchSettings,
+                 score_once: bool = False) -> None:
+        """`score_once`: the verifier scores each candidate once, after the last round, not every round."""
         self.generator, self.verifier, self.settings = generator, verifier, settings
+        self.score_once = score_once
         self.rule = StepRule(settings.step_split, settings.step_delimiter, settings.min_step_tokens,
                              settings.max_step_tokens, tuple(settings.step_markers), generator.count_tokens)
 
@@ -143,14 +147,16 @@ class Expander:
         if d.ended or d.parent.n_tokens + d.n_tokens >= s.max_new_tokens or not d.last_tokens:
             return False
         if whole:
-            return d.event and not (d.e.max_tokens and d.n_tokens >= d.e.max_tokens)
+            limit = d.e.token_limit
+            return d.event and not (limit is not None and d.n_tokens >= limit)
         step = d.parent.carry + d.text
         return (not d.event and d.finish_reason == "stop" and d.n_tokens < s.max_step_tokens
                 and self.rule.too_short(step) and not self._answered(d, step))
 
     def _left(self, d: Draft, whole: bool) -> int | None:
         if whole:
-            return d.e.max_tokens - d.n_tokens if d.e.max_tokens else None
+            limit = d.e.token_limit
+            return limit - d.n_tokens if limit is not None else None
         return self.settings.max_step_tokens - d.n_tokens
 
     def _settle(self, drafts: list[Draft], whole: bool) -> None:
@@ -185,7 +191,7 @@ class Expander:
             step, carry = self.rule.close(body, d.finish_reason == "stop" and not d.event, d.finish_reason == "length")
             new_steps, carry = (step,), carry + d.injected
         answered = self._answered(d, new_steps[-1] if not whole else d.text)
-        capped = n_tokens >= s.max_new_tokens
+        capped = n_tokens >= s.max_new_tokens or (d.e.cap_share is not None and d.n_tokens >= d.e.cap_share)
         finished = answered or capped or (whole and not d.event and d.finish_reason != "length")
         reason: FinishReason = "eos" if answered or finished and not capped else ("length" if capped else "stop")
         if d.think is not None:
@@ -217,7 +223,7 @@ class Expander:
                 continue
             gens = self.generate([requests[i][0] for i in idx], [requests[i][1].parent for i in idx],
                                  [requests[i][1].k for i in idx], [paths[i] for i in idx], whole=whole,
-                                 caps=[requests[i][1].max_tokens for i in idx])
+                                 caps=[requests[i][1].token_limit for i in idx])
             drafts: list[tuple[int, Draft]] = []
             for i, g in zip(idx, gens):
                 st, e = requests[i]
@@ -285,24 +291,14 @@ class Expander:
                        think=forced.state)
 
     # -- results -----------------------------------------------------------------
-    def over_budget(self, st: ProblemState, expansions: Sequence[Expansion]) -> bool:
-        """Would the next round pass the per-problem cap? (issue 6: stop before, not after).
-
-        Projected at the worst case (every step hits max_step_tokens, a whole solution its
-        remaining max_new_tokens), so a cap is never passed.
-        """
-        s = self.settings
-        worst = sum(e.k * self.worst_tokens(e) for e in expansions)
-        if s.max_tokens_per_problem is not None and st.budget.generated_tokens + worst > s.max_tokens_per_problem:
-            return True
-        if s.max_flops_per_problem is not None:
-            return self.flops(st) + 2.0 * self.generator.n_params * worst > s.max_flops_per_problem
-        return False
+    def admit(self, st: ProblemState, expansions: Sequence[Expansion]) -> list[Expansion]:
+        """What of a problem's next round its caps admit (search/caps.py): stop before a cap, not after."""
+        return caps.admit(self, st, expansions)
 
     def worst_tokens(self, e: Expansion) -> int:
         if e.whole:
             left = max(1, self.settings.max_new_tokens - (e.parent.n_tokens if e.parent else 0))
-            return min(left, e.max_tokens) if e.max_tokens else left
+            return min(left, e.token_limit) if e.token_limit is not None else left
         return self.settings.max_step_tokens
 
     def flops(self, st: ProblemState) -> float:

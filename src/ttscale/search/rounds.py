@@ -18,12 +18,12 @@ def expand_round(
 ) -> list[tuple[ProblemState, Beam]] | None:
     """One round of every problem in flight, in one generator call: (problem, child) pairs in request order.
 
-    A problem whose next round could pass its cap asks for nothing more (its `pending` is
-    emptied); None when no problem asks for anything.
+    Each problem's requests are first cut to what its caps admit (`Expander.admit`); one whose
+    next round would not fit asks for nothing more (its `pending` is emptied). None when no
+    problem asks for anything.
     """
     for i, st in enumerate(states):
-        if pending[i] and expander.over_budget(st, pending[i]):
-            pending[i] = []
+        pending[i] = expander.admit(st, pending[i])
     requests = [(states[i], e) for i in range(len(states)) for e in pending[i]]
     if not requests:
         return None
@@ -46,8 +46,12 @@ def run_rounds(
     prompts: Sequence[str],
     expander: Expander,
     policies: Sequence[Policy],
+    distinct: bool = True,
 ) -> list[ProblemResult]:
-    """The round loop: expand every pending request of every problem, score, let policies choose."""
+    """The round loop: expand every pending request of every problem, score, let policies choose.
+
+    `distinct`: the candidates come from one tree, so the pick counts a repeated text once (Expander.result).
+    """
     states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
     pending = [pol.initial() for pol in policies]
     for round_ in range(expander.settings.max_iterations):
@@ -57,7 +61,7 @@ def run_rounds(
         scored = expander.score(flat)
         grouped = per_problem(states, [(st, b) for (st, _), b in zip(flat, scored)])
         pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
-    return [expander.result(st, strategy, pol.finish(), distinct=True) for st, pol in zip(states, policies)]
+    return [expander.result(st, strategy, pol.finish(), distinct) for st, pol in zip(states, policies)]
 
 
 class RoundStrategy:
@@ -65,11 +69,18 @@ class RoundStrategy:
 
     name = "round_strategy"
     needs_verifier = True
+    distinct = True
 
     def policy(self, problem: Problem, settings: SearchSettings) -> Policy:
         raise NotImplementedError
 
+    def settings_for(self, settings: SearchSettings) -> SearchSettings:
+        """The settings this strategy runs under (a strategy may pin one that does not apply to it)."""
+        return settings
+
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
+        settings = self.settings_for(settings)
         policies = [self.policy(p, settings) for p in problems]
-        return run_rounds(self.name, problems, prompts, Expander(generator, verifier, settings), policies)
+        return run_rounds(self.name, problems, prompts, Expander(generator, verifier, settings), policies,
+                          self.distinct)

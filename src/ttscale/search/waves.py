@@ -50,17 +50,19 @@ def run_waves(
     settings: SearchSettings,
     policies: Sequence[WavePolicy],
 ) -> list[ProblemResult]:
-    """Rounds until every policy stops asking (or its problem's budget cap would be passed)."""
-    sampler = Expander(generator, None, settings)
+    """Rounds until every policy stops asking (or its problem's caps admit no more, search/caps.py)."""
+    # No pick reads a wave trace's scores (the verdict picks), so no lookahead rolls past where a
+    # trace stopped: it would spend tokens on nothing.
+    core = Expander(generator, verifier, replace(settings, lookahead=0), score_once=True)
     states = [ProblemState(p, pr) for p, pr in zip(problems, prompts)]
     pending = [pol.initial() for pol in policies]
     round_ = 0
     # Terminates: every request makes at least one token of progress and a trace ends at max_new_tokens.
-    while (flat := expand_round(sampler, states, pending, round_)) is not None:
+    while (flat := expand_round(core, states, pending, round_)) is not None:
         grouped = per_problem(states, flat)
         pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
         round_ += 1
-    return _results(strategy, states, [pol.verdict() for pol in policies], Expander(generator, verifier, settings))
+    return _results(strategy, states, [pol.verdict() for pol in policies], core)
 
 
 def _results(strategy: str, states: list[ProblemState], verdicts: list[Verdict], core: Expander) -> list[ProblemResult]:
