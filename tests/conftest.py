@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# No test may reach the hub (this machine and CI have no internet): a name that is not local fails at
+# once instead of after huggingface_hub's retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ttscale.config import ModelConfig
 from ttscale.recipe import load_config

@@ -78,9 +78,39 @@ def run(
                              shard=parse_shard(shard) if shard else None)
     except TTScaleError as e:
         _fail(e)
+    n_failed, n_problems = outcome.metrics.get("n_failed", 0), outcome.metrics.get("n_problems", 0)
+    if n_problems and n_failed == n_problems:
+        # An accuracy over problems that all failed is not a result: say so and exit non-zero.
+        typer.echo(f"error: all {n_problems} problems failed, so there is no accuracy to report; the first error "
+                   f"is in {outcome.run_dir}/run.log and every problem's in its completions.jsonl row", err=True)
+        raise typer.Exit(1)
     typer.echo(format_table(outcome.metrics))
     changed = f"; {outcome.n_changed} of the new replace rows whose problem changed" if outcome.n_changed else ""
     typer.echo(f"results in {outcome.run_dir} ({outcome.n_new} new, {outcome.n_skipped} resumed{changed})")
+    if n_failed:
+        typer.echo(f"warning: {n_failed} of {n_problems} problems failed (their rows hold the error); "
+                   "their accuracy counts as wrong", err=True)
+
+
+@app.command()
+def probe(
+    base_url: Annotated[str, typer.Argument(help="the server's URL, ending in /v1")],
+    model: Annotated[Optional[str], typer.Option(help="model name the server expects (default: its first)")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="environment variable holding the API key")] = None,
+) -> None:
+    """Send a few tiny requests to an OpenAI-compatible server and print what it honours."""
+    from ttscale.backends.openai_http import OpenAIGenerator, served_model
+    from ttscale.config import ModelConfig
+
+    try:
+        cfg = ModelConfig(backend="openai", base_url=base_url, api_key_env=api_key_env, max_concurrency=4,
+                          name_or_path=model or served_model(base_url, api_key_env))
+        generator = OpenAIGenerator(cfg, n_params=0, max_retries=1, timeout_s=120.0)
+        lines = generator.capabilities.lines()
+    except TTScaleError as e:
+        _fail(e)
+    typer.echo(f"{base_url} serving {cfg.name_or_path!r}:")
+    typer.echo("\n".join(f"  {line}" for line in lines))
 
 
 @app.command()

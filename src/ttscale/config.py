@@ -94,6 +94,11 @@ class ModelConfig:
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
     api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
     max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})
+    api: str = field(default="auto", metadata={
+        "help": "openai backend: completions | chat (POST /chat/completions; step-wise search needs a server that "
+                "continues the last assistant message) | auto (completions when the server answers it)"})
+    n_params: int | None = field(default=None, metadata={
+        "help": "openai backend: the served policy's parameter count, for FLOPs (null: read from name_or_path's config)"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per model"})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm backend"})
     max_model_len: int | None = field(default=None, metadata={"help": "vllm backend"})
@@ -104,6 +109,8 @@ class ModelConfig:
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
+        _one_of("model", "api", self.api, ("auto", "completions", "chat"))
+        _check(self.n_params is None or self.n_params >= 1, "model", "n_params", self.n_params, "an integer >= 1 or null")
         _check(
             0 < self.gpu_memory_utilization <= 1,
             "model",

@@ -72,6 +72,21 @@ def _search_batch(
     ]
 
 
+def _preflight(cfg: RunConfig, strategy: Strategy, generator: Generator) -> dict[str, Any]:
+    """Refuse, before any problem is searched, what this generator cannot do; a served policy's
+    capabilities (what the server honoured when probed) go into run.log and metrics.json."""
+    if cfg.search.max_flops_per_problem is not None and not generator.n_params:
+        raise ConfigError(
+            f"search.max_flops_per_problem={cfg.search.max_flops_per_problem:g} cannot be kept: the {generator.name} "
+            "backend does not know the policy's parameter count; set model.n_params, or drop the FLOP cap")
+    check = getattr(generator, "check_search", None)
+    if check is None:
+        return {}
+    check(cfg.sampling.temperature, getattr(strategy, "step_wise", True),
+          cfg.sampling.logprobs > 0 or strategy.name == "deepconf")
+    return generator.capabilities.to_dict()
+
+
 def _attach_log(run_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(run_dir / LOG, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -110,11 +125,16 @@ def run(
         log.info("%d problems, %d already done, %d to search", len(problems), len(problems) - len(todo), len(todo))
         if todo:
             generator = generator or build_generator(cfg.model)
+            server = _preflight(cfg, strategy, generator)
+            if server:
+                run_dir.write_server(server)
             verifier = verifier if verifier is not None else build_verifier(cfg.verifier)
             _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
         wanted = {p.id: p.content_hash for p in problems}
         results = [r for r in read_results(run_dir.path) if wanted.get(r.id) == r.problem.content_hash]
         metrics = run_metrics(results, cfg.verifier.reduction, cfg.output.subsample_seeds)
+        if server := run_dir.server():
+            metrics["server"] = server
         run_dir.write_metrics(metrics)
         return RunOutcome(run_dir.path, metrics, len(todo), len(problems) - len(todo), len(changed))
     finally:

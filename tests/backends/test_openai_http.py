@@ -13,6 +13,7 @@ import pytest
 
 from ttscale.backends.fake import FakeGenerator
 from ttscale.backends.openai_http import OpenAIGenerator, restore_stop
+from ttscale.backends.server_probe import ServerCapabilities
 from ttscale.config import ModelConfig
 from ttscale.data.results import read_results
 from ttscale.errors import ConfigError, GenerationError
@@ -45,6 +46,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         srv: Stub = self.server  # type: ignore[assignment]
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if not self.path.endswith("/completions") or self.path.endswith("/chat/completions"):
+            return self._send(404, {"error": {"message": f"no route {self.path}"}})
         with srv.lock:
             k = len(srv.requests)
             srv.requests.append(body)
@@ -110,8 +113,10 @@ def _url(srv: Stub) -> str:
 
 
 def _gen(url: str, **kw) -> OpenAIGenerator:
+    """A generator told what the stub honours (vLLM's semantics), so it sends no probe requests."""
     cfg = ModelConfig(backend="openai", name_or_path="policy", base_url=url, max_concurrency=kw.pop("conc", 4),
                       api_key_env=kw.pop("key_env", None))
+    kw.setdefault("capabilities", ServerCapabilities(stop_reason=kw.pop("report_stop", True)))
     return OpenAIGenerator(cfg, backoff_s=0.01, **kw)
 
 
@@ -140,7 +145,7 @@ def test_generations_match_the_policy_behind_the_server(report_stop):
     params = [SamplingParams(temperature=0.8, max_new_tokens=40, stop=("\n\n",), n=3, seed=5 + i) for i in range(2)]
     prompts = ["Question: 1 + 1?\nSolution:\n", "Question: Step 2 of 3?\nSolution:\n"]
     with stub(report_stop=report_stop) as srv:
-        out = _gen(_url(srv)).generate(prompts, params)
+        out = _gen(_url(srv), report_stop=report_stop).generate(prompts, params)
         sent = srv.requests
     direct = FakeGenerator().generate(prompts, params)
     assert [[g.text for g in row] for row in out] == [[g.text for g in row] for row in direct]
@@ -237,3 +242,75 @@ def test_a_recipe_runs_against_ttscale_serve(fake_cfg):
     results = read_results(outcome.run_dir)
     assert outcome.n_new == 6 and all(r.error is None and len(r.completions) == 4 for r in results)
     assert all(c.n_tokens > 0 for r in results for c in r.completions)
+
+
+# -- what a server honours -------------------------------------------------------------------------
+def test_the_probe_reads_a_vllm_like_server_and_the_cli_prints_it():
+    """The stub honours what vLLM does (n, seeds, stripped stop strings with stop_reason) but has no
+    chat route and sends no logprobs: the probe must say exactly that."""
+    from typer.testing import CliRunner
+
+    from ttscale.cli import app
+
+    with stub(report_stop=True) as srv:
+        caps = _gen(_url(srv), capabilities=None).capabilities
+        printed = CliRunner().invoke(app, ["probe", _url(srv), "--model", "policy"])
+    assert (caps.completions, caps.chat, caps.n, caps.samples, caps.seed, caps.seed_concurrent) == (
+        True, False, True, True, True, True)
+    assert (caps.stop, caps.stop_reason, caps.logprobs, caps.usage, caps.extra_body) == (
+        "excluded", True, False, True, ())
+    assert printed.exit_code == 0, printed.output
+    assert "n                        True" in printed.output and "logprobs                 False" in printed.output
+
+
+def test_a_server_that_ignores_n_gets_one_request_per_sample_seeded_seed_plus_k():
+    params = [SamplingParams(temperature=0.8, max_new_tokens=40, stop=("\n\n",), n=3, seed=5)]
+    prompts = ["Question: 1 + 1?\nSolution:\n"]
+    with stub() as srv:
+        out = _gen(_url(srv), capabilities=ServerCapabilities(n=False)).generate(prompts, params)
+        sent = srv.requests
+    assert sorted((b["n"], b["seed"]) for b in sent) == [(1, 5), (1, 6), (1, 7)]
+    assert [g.text for g in out[0]] == [g.text for g in FakeGenerator().generate(prompts, params)[0]]
+
+
+def test_a_kept_stop_string_is_cut_after_its_first_occurrence_and_never_doubled():
+    gen = _gen("http://127.0.0.1:1/v1", capabilities=ServerCapabilities(stop="kept", stop_reason=False))
+    stop = ("\n\n",)
+    assert gen._ending({"text": "a = 1.\n\n", "finish_reason": "stop"}, stop) == ("a = 1.\n\n", "stop")
+    assert gen._ending({"text": "a = 1.\n\nb", "finish_reason": "stop"}, stop) == ("a = 1.\n\n", "stop")
+    assert gen._ending({"text": "a = 1.", "finish_reason": "stop"}, stop) == ("a = 1.", "eos")
+    assert gen._ending({"text": "a = 1", "finish_reason": "length"}, stop) == ("a = 1", "length")
+
+
+def test_a_search_the_server_cannot_serve_is_refused_before_any_problem(fake_cfg):
+    cfg = _recipe(fake_cfg, "http://127.0.0.1:1/v1")
+    greedy_only = _gen("http://127.0.0.1:1/v1", capabilities=ServerCapabilities(samples=False))
+    with pytest.raises(ConfigError, match="ignores temperature"):
+        run(cfg, generator=greedy_only, progress=False)
+    flops = _recipe(fake_cfg, "http://127.0.0.1:1/v1", "search.max_flops_per_problem=1e12")
+    with pytest.raises(ConfigError, match="model.n_params"):
+        run(flops, generator=_gen("http://127.0.0.1:1/v1", n_params=0), progress=False)
+    assert not read_results(cfg.output.dir)
+
+
+def test_a_run_in_which_every_problem_failed_exits_non_zero(tmp_path):
+    from typer.testing import CliRunner
+
+    from ttscale.cli import app
+
+    url = f"http://127.0.0.1:{_free_port()}/v1"  # down: every request fails after its retries
+    with stub() as srv:  # ...but up for the probe, at another address
+        caps = _gen(_url(srv), capabilities=None).capabilities
+    import ttscale.backends.openai_http as http
+
+    original = http.probe_server
+    http.probe_server = lambda post, model: caps
+    try:
+        result = CliRunner().invoke(app, [
+            "run", "cpu_arithmetic", "--set", "model.backend=openai", "--set", f"model.base_url={url}",
+            "--set", "model.name_or_path=policy", "--set", "dataset.limit=2", "--set", "search.n=2",
+            "--output-dir", str(tmp_path / "run"), "--quiet"])
+    finally:
+        http.probe_server = original
+    assert result.exit_code == 1
+    assert "all 2 problems failed" in result.output and "accuracy" not in result.output.split("failed")[0]

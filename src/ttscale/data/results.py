@@ -27,6 +27,7 @@ CONFIG = "config.yaml"
 COMPLETIONS = "completions.jsonl"
 TREES = "trees.jsonl"
 METRICS = "metrics.json"
+SERVER = "server.json"  # what a served policy honoured when probed (backends/server_probe.py)
 LOG = "run.log"
 
 LOCK = "run.lock"
@@ -168,7 +169,7 @@ class RunDir:
                     "use another --output-dir, or --overwrite to discard it"
                 )
         if overwrite:
-            for name in (COMPLETIONS, TREES, METRICS):
+            for name in (COMPLETIONS, TREES, METRICS, SERVER):
                 (self.path / name).unlink(missing_ok=True)
         cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         self._repair_tail(self.path / COMPLETIONS)
@@ -214,6 +215,18 @@ class RunDir:
             f.write(json.dumps(obj, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def write_server(self, capabilities: dict[str, Any]) -> None:
+        """What the policy's server honoured when this run probed it (read back into metrics.json)."""
+        tmp = self.path / (SERVER + ".tmp")
+        tmp.write_text(json.dumps(capabilities, indent=2), encoding="utf-8")
+        tmp.replace(self.path / SERVER)
+
+    def server(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / SERVER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         tmp = self.path / (METRICS + ".tmp")

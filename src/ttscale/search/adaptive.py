@@ -105,6 +105,7 @@ class AdaptivePolicy:
 class AdaptiveConsistency:
     name = "adaptive_consistency"
     needs_verifier = False
+    step_wise = False  # samples whole solutions: a chat-only server can serve it
     fixed_n = False  # returns at most search.n candidates: the point is to stop early (contract exception)
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,

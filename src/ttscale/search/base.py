@@ -67,7 +67,8 @@ class Strategy(Protocol):
 
     name: str
     needs_verifier: bool
-    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early (issue 20).
+    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early,
+    # and `step_wise = False`: it never continues a partial solution (a chat-only server can serve it).
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
