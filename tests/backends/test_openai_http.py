@@ -287,7 +287,8 @@ def test_a_search_the_server_cannot_serve_is_refused_before_any_problem(fake_cfg
     greedy_only = _gen("http://127.0.0.1:1/v1", capabilities=ServerCapabilities(samples=False))
     with pytest.raises(ConfigError, match="ignores temperature"):
         run(cfg, generator=greedy_only, progress=False)
-    flops = _recipe(fake_cfg, "http://127.0.0.1:1/v1", "search.max_flops_per_problem=1e12")
+    flops = _recipe(fake_cfg, "http://127.0.0.1:1/v1", "search.max_flops_per_problem=1e12",
+                    f"output.dir={cfg.output.dir}-flops")
     with pytest.raises(ConfigError, match="model.n_params"):
         run(flops, generator=_gen("http://127.0.0.1:1/v1", n_params=0), progress=False)
     assert not read_results(cfg.output.dir)

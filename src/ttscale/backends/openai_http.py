@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -41,12 +39,10 @@ from ttscale.backends.chat_api import ChatMessages, as_completion_choice, chat_b
 from ttscale.backends.server_probe import ServerCapabilities, probe_server
 from ttscale.config import ModelConfig
 from ttscale.errors import ConfigError, GenerationError, MissingDependencyError
+from ttscale.http_client import request_json
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 log = logging.getLogger(__name__)
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
 
 class OpenAIGenerator:
     name = "openai"
@@ -222,41 +218,8 @@ class OpenAIGenerator:
         return shares
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
-        url = f"{self.base_url}{path}"
-        last, retry_after = "", None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self._delay(attempt, retry_after))
-                retry_after = None
-            try:
-                r = self._client.post(url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                last = f"{type(e).__name__}: {e}"
-                log.warning("POST %s failed (%s), attempt %d/%d", url, last, attempt + 1, self.max_retries + 1)
-                continue
-            if r.status_code == 200:
-                try:
-                    return r.json()
-                except ValueError:
-                    raise GenerationError(f"POST {url} returned a body that is not JSON: {r.text[:200]!r}") from None
-            message = _error_message(r)
-            if r.status_code not in RETRY_STATUS:
-                raise GenerationError(f"POST {url} was refused with HTTP {r.status_code}: {message}")
-            last = f"HTTP {r.status_code}: {message}"
-            retry_after = r.headers.get("retry-after")
-            log.warning("POST %s got %s, attempt %d/%d", url, last, attempt + 1, self.max_retries + 1)
-        raise GenerationError(f"POST {url} failed after {self.max_retries + 1} attempts; last error: {last}")
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        """Exponential backoff with jitter; a server's Retry-After (seconds) is honoured up to 30 s."""
-        if retry_after:
-            try:
-                return min(float(retry_after), 30.0)
-            except ValueError:
-                pass
-        return self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
+        return request_json(self._client, "POST", f"{self.base_url}{path}", body, error=GenerationError,
+                            max_retries=self.max_retries, backoff_s=self.backoff_s)
 
 
 def restore_stop(text: str, choice: dict[str, Any], stop: Sequence[str]) -> tuple[str, FinishReason]:
@@ -286,19 +249,6 @@ def choice_logprobs(choice: dict[str, Any], k: int) -> tuple[tuple[float, ...], 
     top = tuple(tuple(sorted((float(v) for v in (d or {}).values()), reverse=True)[:k])
                 for d in lp.get("top_logprobs") or ())
     return sampled, top
-
-
-def _error_message(r: Any) -> str:
-    try:
-        body = r.json()
-    except ValueError:
-        return r.text[:300]
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message", err))
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
-    return str(body)[:300]
 
 
 def policy_tokenizer(name_or_path: str | None) -> Any:
