@@ -176,6 +176,11 @@ class TreeNode:
         return dataclasses.asdict(self)
 
 
+# The tree searches of files written before ProblemResult.distinct was: their picks already counted a
+# repeat once. (compute_optimal's picks were either, and are read as independent samples.)
+_TREE_STRATEGIES = frozenset({"beam_search", "dvts", "particle_filtering"})
+
+
 @dataclass(frozen=True)
 class ProblemResult:
     """One line of completions.jsonl: a problem, its candidates, the strategy's pick and the budget."""
@@ -187,6 +192,9 @@ class ProblemResult:
     budget: Budget = field(default_factory=Budget)
     error: str | None = None
     tree: tuple[TreeNode, ...] = ()
+    # The candidates come from one search tree: a repeated solution (grading.solution_key) is one beam
+    # grown twice, so the pick counted it once and evaluation must too. Independent samples: False.
+    distinct: bool = False
 
     @property
     def id(self) -> str:
@@ -198,6 +206,7 @@ class ProblemResult:
             "problem": self.problem.to_dict(),
             "strategy": self.strategy,
             "selected": self.selected,
+            "distinct": self.distinct,
             "error": self.error,
             "budget": self.budget.to_dict(),
             "completions": [c.to_dict() for c in self.completions],
@@ -212,4 +221,5 @@ class ProblemResult:
             selected=d.get("selected"),
             budget=Budget.from_dict(d.get("budget", {})),
             error=d.get("error"),
+            distinct=bool(d.get("distinct", d["strategy"] in _TREE_STRATEGIES)),
         )

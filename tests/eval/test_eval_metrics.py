@@ -81,3 +81,22 @@ def test_the_interval_is_95_percent():
     # quantiles are 0.40 and 0.60 exactly (a 90% interval would be 0.42 to 0.58).
     point = Point("m", 4, {str(i): float(i < 50) for i in range(100)}, {}, {})
     assert point.interval() == pytest.approx((0.40, 0.60), abs=0.011)
+
+
+def test_a_tree_search_curve_counts_a_repeated_beam_once_as_its_pick_did():
+    """At k = N the majority curve is the run's own accuracy: a beam grown twice (one copy ending on its
+    delimiter) votes once in both, so 7 beats 11 two to one, not on a two-two tie to the first seen."""
+    from dataclasses import replace
+
+    from ttscale.eval.metrics import run_metrics
+    from ttscale.grading.select import select
+
+    texts = [("x = 11\n", "11"), ("x = 11", "11"), ("y = 7", "7"), ("z = 7", "7")]
+    cands = [replace(completion(a), text=t, steps=(t,)) for t, a in texts]
+    tree = result(problem("t", gold="7"), cands, strategy="beam_search", selected=select(cands, "majority", distinct=True))
+    tree = replace(tree, distinct=True)
+    m = run_metrics([tree])
+    assert m["accuracy"] == 1.0 and m["curves"]["majority"]["4"] == 1.0
+    sampled = replace(tree, distinct=False, selected=select(cands, "majority"))  # independent samples: two votes each
+    m = run_metrics([sampled])
+    assert m["accuracy"] == 0.0 and m["curves"]["majority"]["4"] == 0.0

@@ -133,7 +133,9 @@ def subsampled_points(
     """method name -> Points at N = 1, 2, 4, ... for {name: (selection, reduction)}, plus "pass".
 
     Every method sees the same subsets (one RNG per seed). Compute at k of N samples is the
-    run's budget scaled by k/N. Failed problems count as wrong at their recorded cost.
+    run's budget scaled by k/N. Failed problems count as wrong at their recorded cost. A tree
+    search's subset votes as its own pick did (`ProblemResult.distinct`: a repeat once), so at
+    k = N a method's point is the run's own accuracy with that selection.
     """
     ok = [r for r in results if r.error is None and r.completions]
     if not ok:
@@ -151,7 +153,7 @@ def subsampled_points(
                 idx = _draw(rng, len(r.completions), k)
                 subset = [r.completions[i] for i in idx]
                 for m, (selection, reduction) in methods.items():
-                    pick = select(subset, selection, reduction)
+                    pick = select(subset, selection, reduction, r.distinct)
                     hits[m][seed][j] = float(pick is not None and correct[r.id][idx[pick]])
         tokens, flops, thinking = _scaled_budget(results, k)
         for m in methods:

@@ -5,13 +5,14 @@
     is_equiv(gold, pred, timeout=5.0) -> bool
     canonical_key(answer) -> str
     vote(answers, weights=None) -> VoteResult
+    solution_key(text) -> str               (when two candidate solutions are the same one)
 """
 
 from ttscale.grading.equivalence import DEFAULT_TIMEOUT, is_equiv, is_equiv_many
 from ttscale.grading.extract import extract_answer, stated_answer
 from ttscale.grading.normalize import canonical_key
 from ttscale.grading.pool import shutdown_pool
-from ttscale.grading.vote import VoteGroup, VoteResult, vote
+from ttscale.grading.vote import VoteGroup, VoteResult, solution_key, vote
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -22,6 +23,7 @@ __all__ = [
     "is_equiv",
     "is_equiv_many",
     "shutdown_pool",
+    "solution_key",
     "stated_answer",
     "vote",
 ]

@@ -41,7 +41,7 @@ def select(
 ) -> int | None:
     """Index of the chosen completion, or None when there is none.
 
-    distinct: a completion repeating an earlier one (trailing whitespace aside) casts no vote.
+    distinct: a completion repeating an earlier one (grading.vote.solution_key) casts no vote.
     For a tree search's candidates, where one beam grown twice is one solution (issue 16); never
     for independent samples, where a repeat is evidence.
 

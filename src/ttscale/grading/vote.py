@@ -111,16 +111,25 @@ def _outsiders_could_win(ranked: list[VoteGroup], n_heads: int, clusters: list[V
     return n_heads < len(ranked) and outside >= clusters[0].weight
 
 
-def distinct_texts(texts: Sequence[str]) -> tuple[int, ...]:
-    """Indices of the first occurrence of each text, trailing whitespace ignored.
+def solution_key(text: str) -> str:
+    """When two candidate solutions are the same one: equal but for trailing whitespace.
 
-    A beam that ends on its delimiter and its copy without it are one solution (issue 16):
-    counted twice, they double their answer's votes and the pass@k numerator.
+    The one rule for every stage that asks (search's duplicate filter, the distinct vote,
+    evaluation's curves, SFT and step-label exports). A beam that stopped on its step delimiter
+    and its copy that ended without it are one solution; counted twice they double their
+    answer's votes. Whitespace inside a text is not ignored: the step delimiter is whitespace
+    ("\n\n"), so "a\n\nb" and "a b" are two step structures that a PRM scores differently,
+    and a leading space is a different first token.
     """
+    return text.rstrip()
+
+
+def distinct_texts(texts: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the first occurrence of each solution, repeats by `solution_key` left out."""
     seen: set[str] = set()
     keep = []
     for i, text in enumerate(texts):
-        key = text.rstrip()
+        key = solution_key(text)
         if key not in seen:
             seen.add(key)
             keep.append(i)
@@ -137,8 +146,8 @@ def vote(
 
     None answers form their own group, which wins only when every answer is None.
     Deterministic: ties go to the answer seen first. With `texts` (each answer's
-    solution), a solution repeating an earlier one up to trailing whitespace casts no
-    vote and is in no group's members.
+    solution), a solution repeating an earlier one (`solution_key`) casts no vote and is
+    in no group's members.
     """
     if weights is not None and len(weights) != len(answers):
         raise ConfigError(f"vote got {len(answers)} answers but {len(weights)} weights; pass one weight per answer")

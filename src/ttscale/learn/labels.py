@@ -30,7 +30,7 @@ from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig, ThinkingConfig
 from ttscale.data.prompts import PromptFormat, build_prompt_format
 from ttscale.errors import ConfigError, RunDirError
-from ttscale.grading import extract_answer, is_equiv_many
+from ttscale.grading import extract_answer, is_equiv_many, solution_key
 from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
 from ttscale.search.seeds import problem_seed, request_seed
 from ttscale.search.steps import clean_step, strip_end_marker
@@ -82,7 +82,7 @@ def pick_candidates(result: ProblemResult, limit: int | None) -> list[tuple[Comp
     seen: set[str] = set()
     right, wrong = [], []
     for c, ok in zip(result.completions, correct_flags(result)):
-        key = " ".join(c.text.split())
+        key = solution_key(c.text)
         if c.steps and key and key not in seen:
             seen.add(key)
             (right if ok else wrong).append((c, ok))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ttscale.errors import ConfigError
+from ttscale.grading import solution_key
 from ttscale.learn.common import append_rows, correct_flags, read_run, save_dataset
 from ttscale.types import Completion, ProblemResult
 
@@ -38,7 +39,7 @@ def _dedup(completions: list[Completion]) -> list[Completion]:
     seen: set[str] = set()
     kept = []
     for c in completions:
-        key = " ".join(c.text.split())  # equal up to whitespace: the same solution
+        key = solution_key(c.text)
         if key not in seen:
             seen.add(key)
             kept.append(c)

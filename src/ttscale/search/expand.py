@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator
 from ttscale.confidence import summarize
-from ttscale.grading import stated_answer
+from ttscale.grading import solution_key, stated_answer
 from ttscale.grading.select import reduce_scores, select
 from ttscale.search import caps
 from ttscale.search.base import SearchSettings
@@ -337,6 +337,7 @@ class Expander:
             selected=select(completions, self.settings.selection, self.settings.reduction, distinct),
             budget=st.budget,
             tree=tuple(st.tree) if self.settings.save_trees else (),
+            distinct=distinct,
         )
 
 
@@ -350,14 +351,14 @@ def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[li
     """Drop a child whose whole text repeats another active beam of its problem and subtree.
 
     Across all requests of the problem, not only among siblings (two parents can grow the
-    same text); trailing whitespace does not make a beam new (issue 16).
+    same text); trailing whitespace does not make a beam new (grading.solution_key).
     """
     seen: set[tuple[int, int, str]] = set()
     out = []
     for (st, _), cs in zip(requests, children):
         kept = []
         for c in cs:
-            key = (id(st), c.group, c.text.rstrip())
+            key = (id(st), c.group, solution_key(c.text))
             if key not in seen:
                 seen.add(key)
                 kept.append(c)
