@@ -32,6 +32,7 @@ class BestOfNPolicy:
 class BestOfN(RoundStrategy):
     name = "best_of_n"
     needs_verifier = False
+    step_wise = False  # samples whole solutions: a chat-only server can serve it
     # Independent samples: a repeated text is a repeated vote (self-consistency), never a duplicate to drop.
     distinct = False
 
