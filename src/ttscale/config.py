@@ -289,7 +289,8 @@ class SearchConfig:
     step_markers: list[str] = field(default_factory=lambda: ["Wait", "Alternatively", "But", "Let me"], metadata={
         "help": "markers: words that open a new step (reflection in a long chain of thought)"})
     selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
-    filter_duplicates: bool = field(default=False, metadata={"help": "drop identical candidate steps"})
+    filter_duplicates: bool = field(default=False, metadata={
+        "help": "drop a new beam whose text repeats another of its round (dvts: of its subtree)"})
     particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
     resample_ess: float = field(default=1.0, metadata={
         "help": "particle filtering resamples when the effective sample size <= this x N (1.0: every round)"})

@@ -274,6 +274,36 @@ def test_filter_duplicates_works_across_parents_and_ignores_trailing_whitespace(
     assert sorted(c.text for c in roots) in (["Step 1: a\n"], ["Step 1: a \n"])
 
 
+def test_filter_duplicates_spans_the_problem_in_beam_search_and_stays_in_its_subtree_in_dvts():
+    """README: across the whole problem in beam search; within each subtree in DVTS, whose subtrees are
+    independent (Beeching et al. 2024); never among samples that vote (best-of-N, adaptive)."""
+
+    def same(prompt, rng):
+        return "Step 1: same.\nAnswer: \\boxed{1}"
+
+    s = settings(n=8, beam_width=4, filter_duplicates=True)
+    counts = {name: [len(r.completions) for r in search(name, s, FakeGenerator(script=same))]
+              for name in ("beam_search", "dvts", "best_of_n", "adaptive_consistency")}
+    assert counts["beam_search"] == [1] * len(PROBLEMS)
+    assert counts["dvts"] == [2] * len(PROBLEMS)  # one per subtree: the other subtree's copy is not a repeat
+    assert counts["best_of_n"] == [8] * len(PROBLEMS)
+    assert all(c >= 4 for c in counts["adaptive_consistency"])  # a whole wave (search.wave) kept
+
+
+def test_filter_duplicates_compares_children_within_their_group():
+    from ttscale.search.beams import Expansion, ProblemState
+    from ttscale.search.expand import Expander
+
+    def same(prompt, rng):
+        return "Step 1: same.\n"
+
+    core = Expander(FakeGenerator(script=same), FakeVerifier(), settings(filter_duplicates=True))
+    st = ProblemState(PROBLEMS[0], PROMPTS[0])
+    children = core.expand([(st, Expansion(None, 3, group=0)), (st, Expansion(None, 3, group=1)),
+                            (st, Expansion(None, 3, group=0))], 0)
+    assert [len(c) for c in children] == [1, 1, 0]
+
+
 def test_split_steps_keeps_delimiters():
     assert split_steps("a\n\nb\n\n\n\nc", "\n\n") == ("a\n\n", "b\n\n\n\n", "c")
     assert "".join(split_steps("x\ny\n", "\n")) == "x\ny\n"

@@ -14,6 +14,9 @@ class DVTSPolicy:
     A subtree ends when its best candidate finishes; the round at `max_iterations` runs the
     subtrees' best beams to the end of the solution, and a subtree cut off by a token cap
     returns its last candidates, unfinished. Votes and weighted picks then run over N.
+    Subtrees are independent: `search.filter_duplicates` compares a subtree's children with
+    each other only (each request carries its subtree as `group`), so a subtree may return
+    fewer than M candidates, never because another subtree wrote the same text.
     """
 
     def __init__(self, n: int, beam_width: int, max_iterations: int) -> None:

@@ -348,10 +348,15 @@ def _states_answer(text: str, think: ThinkState | None, step: str) -> bool:
 
 
 def _dedup(requests: Sequence[tuple[ProblemState, Expansion]], children: list[list[Beam]]) -> list[list[Beam]]:
-    """Drop a child whose whole text repeats another active beam of its problem and subtree.
+    """Drop a child whose whole text repeats another child of its problem's round, within its subtree (`group`).
 
-    Across all requests of the problem, not only among siblings (two parents can grow the
-    same text); trailing whitespace does not make a beam new (grading.solution_key).
+    Across all requests of the problem, not only among siblings: two parents can grow the same
+    text, and search-and-learn's beam search filters the whole active set
+    (huggingface/search-and-learn, src/sal/search/beam_search.py). Within a subtree only, because DVTS's subtrees are meant to
+    be independent (Beeching et al. 2024): one that reaches another's text keeps it, its fate
+    its own. Beam search and particle filtering have one subtree, so theirs is the whole problem.
+    Children, not earlier beams: a child that adds an empty step repeats its parent's text and is
+    that beam finished. Trailing whitespace does not make a beam new (grading.solution_key).
     """
     seen: set[tuple[int, int, str]] = set()
     out = []
