@@ -136,14 +136,16 @@ def test_best_of_n_under_a_cap_draws_its_n_samples_at_an_equal_share(cap, limit)
     for r in search("best_of_n", settings(**{cap: limit}), gen, PricedVerifier()):
         assert len(r.completions) == 8 and SPENT[cap](r.budget) <= limit
         assert all(c.finished and c.finish_reason == "length" for c in r.completions)
+    def flops(t, prompt, question):  # 2 x 1M x (8t + prompt) + 2 x 2M x 8 x (question + t)
+        return 2e6 * (8 * t + len(prompt.split())) + 4e6 * 8 * (len(question.split()) + t)
+
     (_, params, _), = gen.log
     for problem, prompt, q in zip(PROBLEMS, PROMPTS, params):
         if cap == "max_tokens_per_problem":
             assert q.max_new_tokens == 100 // 8
-        else:  # the largest t with 2 x 1M x (8t + prompt) + 2 x 2M x 8 x (question + t) <= the cap
-            def flops(t):
-                return 2e6 * (8 * t + len(prompt.split())) + 4e6 * 8 * (len(problem.question.split()) + t)
-            assert flops(q.max_new_tokens) <= limit < flops(q.max_new_tokens + 1)
+        else:  # the largest share that fits
+            t = q.max_new_tokens
+            assert flops(t, prompt, problem.question) <= limit < flops(t + 1, prompt, problem.question)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
