@@ -145,14 +145,16 @@ BAD = [
     ("wrong type", _with(temperature="hot"), {}, 400, "temperature: Input should be a valid number"),
     ("string for int", _with(max_tokens="12"), {}, 400, "max_tokens: Input should be a valid integer"),
     ("body not an object", b"[1, 2]", {}, 400, "body: Input should be an object"),
-    ("stream", _with(stream=True), {}, 400, "stream: streaming is not supported"),
+    ("stream not a bool", _with(stream="yes"), {}, 400, "stream: Input should be a valid boolean"),
     ("wrong API key", _with(), {"Authorization": "Bearer nope"}, 401, "invalid or missing API key"),
     ("no API key", _with(), {"Authorization": ""}, 401, "invalid or missing API key"),
     ("oversized body", _with(messages=[{"role": "user", "content": "x" * (2 * MAX_BODY)}]), {}, 413, "max_body_bytes"),
     # issue 18
     ("unknown model", _with(model="gpt-4o"), {}, 404, "the model 'gpt-4o' does not exist; this server serves 'fake'"),
     ("compute_optimal, no policy", _with(ttscale={"strategy": "compute_optimal"}), {}, 400, "needs a policy.json"),
-    ("logprobs", _with(logprobs=True), {}, 400, "logprobs: is not supported"),
+    # alternatives' log-probabilities are recorded without their tokens: they cannot be named
+    ("top_logprobs", _with(logprobs=True, top_logprobs=2), {}, 400, "top_logprobs: top 2 alternatives cannot be named"),
+    ("top_logprobs without logprobs", _with(top_logprobs=1), {}, 400, "top_logprobs: needs logprobs: true"),
     ("tools", _with(tools=[{"type": "function", "function": {"name": "f"}}]), {}, 400, "tools: is not supported"),
     ("response_format", _with(response_format={"type": "json_object"}), {}, 400, "response_format: is not supported"),
     ("tokens over budget", _with(n=8, max_tokens=4096, ttscale={"n": 64}), {}, 400,
@@ -178,7 +180,8 @@ def test_bad_input_is_refused_clearly_and_the_server_keeps_serving(http, name, b
 def test_bad_completion_inputs(http):
     cases = [
         ({"prompt": [1, 2, 3]}, "prompt"),
-        ({"prompt": "x", "logprobs": 2}, "logprobs: is not supported"),
+        ({"prompt": "x", "logprobs": 2}, "logprobs: top 2 alternatives cannot be named"),
+        ({"prompt": "x", "logprobs": 21}, "logprobs: must be an integer in 0..20"),
         ({"prompt": "x", "best_of": 10**6}, "best_of: must be an integer in 1..64"),
         ({"prompt": ["x"] * 17}, "prompt: must hold 1..16 prompts"),
         ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop: must be up to 4"),

@@ -9,6 +9,7 @@ from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion, Policy, ProblemState
 from ttscale.search.expand import Expander
+from ttscale.search.progress import report_round
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
@@ -60,6 +61,7 @@ def run_rounds(
             break
         scored = expander.score(flat)
         grouped = per_problem(states, [(st, b) for (st, _), b in zip(flat, scored)])
+        report_round(round_, grouped)
         pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
     return [expander.result(st, strategy, pol.finish(), distinct) for st, pol in zip(states, policies)]
 

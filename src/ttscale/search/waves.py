@@ -19,6 +19,7 @@ from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion, ProblemState
 from ttscale.search.expand import Expander
+from ttscale.search.progress import report_round
 from ttscale.search.rounds import expand_round, per_problem
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -60,6 +61,7 @@ def run_waves(
     # Terminates: every request makes at least one token of progress and a trace ends at max_new_tokens.
     while (flat := expand_round(core, states, pending, round_)) is not None:
         grouped = per_problem(states, flat)
+        report_round(round_, grouped)
         pending = [pol.step(grouped[i]) if pending[i] else [] for i, pol in enumerate(policies)]
         round_ += 1
     return _results(strategy, states, [pol.verdict() for pol in policies], core)

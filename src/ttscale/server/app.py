@@ -9,6 +9,7 @@ shape, never with a 500.
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations, and `Request`
 # is imported inside create_app (the server extra is optional).
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -159,19 +160,13 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
     """The ASGI app over an engine; `api_key` None means no key is asked for."""
     _import_server()
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
     from ttscale.server.batching import SearchCancelled
-    from ttscale.server.protocol import (
-        BadRequest,
-        ChatCompletionRequest,
-        CompletionRequest,
-        chat_reply,
-        completion_reply,
-        error_body,
-        parse,
-    )
+    from ttscale.server.protocol import BadRequest, ChatCompletionRequest, CompletionRequest, error_body, parse
+    from ttscale.server.replies import chat_reply, completion_reply
+    from ttscale.server.streaming import ChunkWriter, round_observer, sse
 
     app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
     started = int(time.time())
@@ -194,6 +189,9 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
                              "(GET /v1/models)", param="model", status=404, code="model_not_found")
         rid = f"{prefix}-{uuid.uuid4().hex[:24]}"
         job = make_job(rid, req)
+        tokenize = engine.tokenize if req.top_logprobs_asked is not None else None
+        if req.stream:
+            return _stream(req, rid, job, "chat" if prefix == "chatcmpl" else "completion", tokenize)
         try:
             results = await engine.run(job, request.is_disconnected)
         except SearchCancelled:
@@ -204,7 +202,21 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
         except Exception as e:  # noqa: BLE001 - a backend failure is the server's, reported with its cause
             log.exception("search %s failed", rid)
             return JSONResponse(error_body(f"the search failed: {type(e).__name__}: {e}", "server_error"), status_code=500)
-        return JSONResponse(reply(rid, engine.model_name, results, engine.base.reduction, req.ttscale.return_candidates))
+        return JSONResponse(reply(rid, engine.model_name, results, engine.base.reduction, req.ttscale.return_candidates,
+                                  tokenize))
+
+    def _stream(req: Any, rid: str, job: Any, kind: Any, tokenize: Any) -> StreamingResponse:
+        """Admission (503) happens here, before the 200 goes out; everything after is an event."""
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        observer = (round_observer(job.strategy, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+                    if req.ttscale.stream_progress else None)
+        running = engine.start(job, observer)
+        writer = ChunkWriter(kind, rid, engine.model_name, len(job.problems), req.include_usage, tokenize)
+        # No proxy buffering (nginx's X-Accel-Buffering), so each round reaches the client when it is sent.
+        return StreamingResponse(sse(engine, running, queue, writer, req.ttscale.return_candidates),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:

@@ -24,16 +24,32 @@ from ttscale.config import RunConfig, check_beam_width
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.search.base import STRATEGIES, SearchSettings, build_strategy
+from ttscale.search.progress import RoundObserver, observe_rounds
 from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.server.config import ServeConfig
 from ttscale.server.metrics import Metrics
 from ttscale.server.protocol import BadRequest, Bounds, ChatCompletionRequest, CompletionRequest, SearchRequest
+from ttscale.server.replies import tokenizer_logprobs
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier, build_verifier
 
 log = logging.getLogger(__name__)
 
 _UNSET = object()
+# Backends whose generations carry per-token log-probabilities whenever SamplingParams.logprobs > 0
+# (backends/hf.py's LogprobRecorder, backends/fake.py); vLLM's are not asked for, and an HTTP policy's only
+# where its server returns them (backends/server_probe.py).
+LOGPROB_BACKENDS = ("fake", "hf")
+
+
+@dataclass(frozen=True)
+class RunningSearch:
+    """A started search: its thread's future, the flag that stops it, and its deadline (time.monotonic)."""
+
+    future: asyncio.Future[list[ProblemResult]]
+    cancelled: threading.Event
+    deadline: float
+    searches: int  # one per problem: prompts x choices
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class Engine:
         self.base = replace(self.base, save_trees=False)
         self.bounds = Bounds(serve, strategies, self.verifier is not None)
         self.model_name = serve.served_model_name or cfg.model.name_or_path
+        self.tokenize = tokenizer_logprobs(backend.tokenizer)
         self.metrics = Metrics()
         self._pool = ThreadPoolExecutor(serve.max_concurrent_searches, thread_name_prefix="ttscale-search")
         self._pending = 0
@@ -96,7 +113,7 @@ class Engine:
     def _settings(self, req: SearchRequest, n: int | None) -> SearchSettings:
         b, opts = self.base, req.ttscale
         max_new = req.token_cap if req.token_cap is not None else b.max_new_tokens
-        return replace(
+        settings = replace(
             b,
             n=n or opts.n or b.n,
             beam_width=opts.beam_width or b.beam_width,
@@ -113,6 +130,10 @@ class Engine:
             # A request's stop strings end a whole solution, like the prompt format's end markers.
             end_markers=b.end_markers + tuple(s for s in req.stops if s not in b.end_markers),
         )
+        if req.top_logprobs_asked is not None:
+            # The sampled token's log-probability is recorded with the top-k row, so k >= 1, kept per token.
+            settings = replace(settings, logprobs=max(b.logprobs, 1), save_logprobs=True)
+        return settings
 
     def _job(self, req: SearchRequest, questions: Sequence[str], prompts: Sequence[str], n: int | None) -> SearchJob:
         k = req.n
@@ -122,6 +143,9 @@ class Engine:
             Problem(id=f"prompt{j}-choice{i}" if many else "prompt0", question=q, answer="")
             for j, q in enumerate(questions) for i in range(k)
         )
+        if req.top_logprobs_asked is not None and self.cfg.model.backend not in LOGPROB_BACKENDS:
+            raise BadRequest(f"logprobs: are not served over this server's {self.cfg.model.backend} backend "
+                             f"(served over: {', '.join(LOGPROB_BACKENDS)})", param="logprobs")
         strategy, settings = req.ttscale.strategy or self.cfg.search.strategy, self._settings(req, n)
         try:
             check_beam_width(strategy, settings.n, settings.beam_width)
@@ -166,8 +190,9 @@ class Engine:
         return self._job(req, req.prompts, req.prompts, req.best_of)
 
     # -- running -------------------------------------------------------------------
-    async def run(self, job: SearchJob, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
-        """The job's results; its search is cancelled when `disconnected()` turns true."""
+    def start(self, job: SearchJob, observer: RoundObserver | None = None) -> RunningSearch:
+        """The job's search started in the pool, or BadRequest 503 when the server is full; `observer`
+        sees each of its rounds, in the search's thread (search/progress.py)."""
         # Counted in searches, not requests: one request of 16 prompts x 8 choices is 128 searches.
         searches = len(job.problems)
         if self._pending + searches > self.serve.max_pending:
@@ -177,29 +202,47 @@ class Engine:
             )
         self._pending += searches
         cancelled = threading.Event()
-        deadline, timed_out = time.monotonic() + self.serve.request_timeout_s, False
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._search, job, cancelled)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._search, job, cancelled, observer)
+        # Released when the thread is done, not when the request is: a cancelled search holds its place
+        # until it reaches its next backend call and stops.
+        future.add_done_callback(lambda _: self._release(searches))
+        return RunningSearch(future, cancelled, time.monotonic() + self.serve.request_timeout_s, searches)
+
+    def _release(self, searches: int) -> None:
+        self._pending -= searches
+
+    async def run(self, job: SearchJob, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
+        """The job's results; its search is cancelled when `disconnected()` turns true."""
+        return await self.wait(self.start(job), disconnected)
+
+    async def wait(self, running: RunningSearch, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
+        """The search's results. It is cancelled when `disconnected()` turns true, when its deadline passes
+        (BadRequest 504) and when this coroutine is cancelled (a streaming client went away)."""
+        future, timed_out = running.future, False
         try:
             while not future.done():
                 await asyncio.wait({future}, timeout=self.poll_s)
                 if future.done():
                     break
-                timed_out = time.monotonic() > deadline
+                timed_out = time.monotonic() > running.deadline
                 if timed_out or await disconnected():
-                    cancelled.set()
+                    running.cancelled.set()
                     break
             results = await future
+        except asyncio.CancelledError:
+            running.cancelled.set()
+            self.metrics.inc("ttscale_searches_total", running.searches, outcome="cancelled")
+            raise
         except SearchCancelled:
-            self.metrics.inc("ttscale_searches_total", outcome="timeout" if timed_out else "cancelled")
+            self.metrics.inc("ttscale_searches_total", running.searches,
+                             outcome="timeout" if timed_out else "cancelled")
             if timed_out:
                 raise BadRequest(f"the search ran past the server's request_timeout_s={self.serve.request_timeout_s:g} "
                                  "and was stopped; ask for less work", status=504, code="timeout") from None
             raise
         except Exception:
-            self.metrics.inc("ttscale_searches_total", outcome="failed")
+            self.metrics.inc("ttscale_searches_total", running.searches, outcome="failed")
             raise
-        finally:
-            self._pending -= searches
         self.metrics.inc("ttscale_searches_total", len(results), outcome="ok")
         for r in results:
             self.metrics.inc("ttscale_prompt_tokens_total", r.budget.prompt_tokens)
@@ -207,10 +250,11 @@ class Engine:
             self.metrics.inc("ttscale_verifier_tokens_total", r.budget.verifier_tokens)
         return results
 
-    def _search(self, job: SearchJob, cancelled: threading.Event) -> list[ProblemResult]:
+    def _search(self, job: SearchJob, cancelled: threading.Event, observer: RoundObserver | None) -> list[ProblemResult]:
         strategy = build_strategy(job.strategy)
         started = time.perf_counter()
-        with self.generator.session(cancelled) as generator, self._verifier_session() as verifier:
+        with (self.generator.session(cancelled) as generator, self._verifier_session() as verifier,
+              observe_rounds(observer)):
             results = strategy.search(list(job.problems), list(job.prompts), generator, verifier, job.settings)
         log.debug("%s: %s searched in %.3f s", job.problems[0].id, job.strategy, time.perf_counter() - started)
         return results

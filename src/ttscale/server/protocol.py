@@ -6,15 +6,13 @@ naming the field, the value and what is accepted. Past this point the engine tru
 its inputs.
 
 The ttscale extension is one extra request field, `ttscale: {strategy, n, beam_width,
-max_iterations, lookahead, selection, return_candidates}`, and one extra reply field,
-`ttscale`, with the pick, its score, confidence and budget per choice (and every candidate when
-asked). Top-level `n` keeps its OpenAI meaning: n independent choices, here n
-independent searches.
+max_iterations, lookahead, selection, return_candidates, stream_progress}`, and one extra
+reply field, `ttscale` (server/replies.py). Top-level `n` keeps its OpenAI meaning: n
+independent choices, here n independent searches.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,9 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ttscale.errors import closest
-from ttscale.grading.select import solution_score
 from ttscale.server.config import ServeConfig
-from ttscale.types import Budget, Completion, ProblemResult, Selection
+from ttscale.types import Selection
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,19 @@ def _bounds(info: ValidationInfo) -> Bounds:
     return info.context
 
 
+# As vLLM's default max_logprobs and SamplingConfig.logprobs' bound.
+MAX_TOP_LOGPROBS = 20
+
+
+def _named_alternatives(k: int | None) -> int | None:
+    """Refuse top-k alternatives: backends record their log-probabilities but not which tokens they are
+    (types.Generation.top_logprobs), and OpenAI's shapes name every alternative."""
+    if k:
+        raise ValueError(f"top {k} alternatives cannot be named: this server's backends record the top-k "
+                         "log-probabilities without their tokens; ask 0 for each chosen token's own log-probability")
+    return k
+
+
 def _in_range(value: int | None, low: int, high: int, limit: str) -> int | None:
     if value is not None and not low <= value <= high:
         raise ValueError(f"must be an integer in {low}..{high} (the server's {limit}), got {value}")
@@ -67,6 +77,9 @@ class TTScaleOptions(BaseModel):
     lookahead: int | None = None
     selection: Selection | None = None
     return_candidates: bool = False
+    # With `stream: true`, each round's leading beam (best-of-N: the vote) streams as reasoning
+    # before the answer; false streams the answer alone.
+    stream_progress: bool = True
 
     @field_validator("strategy")
     @classmethod
@@ -102,6 +115,12 @@ class TTScaleOptions(BaseModel):
         return _in_range(v, 0, _bounds(info).serve.max_lookahead, "max_lookahead")
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    include_usage: bool = False
+
+
 class SearchRequest(BaseModel):
     """Fields both endpoints share; unknown OpenAI fields (user, metadata, ...) are ignored."""
 
@@ -115,6 +134,7 @@ class SearchRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     ttscale: TTScaleOptions = Field(default_factory=TTScaleOptions)
 
     @field_validator("max_tokens")
@@ -150,13 +170,6 @@ class SearchRequest(BaseModel):
             raise ValueError(f"must be up to 4 non-empty strings, got {v!r}")
         return v
 
-    @field_validator("stream")
-    @classmethod
-    def _stream(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("streaming is not supported: a search picks its reply only once every candidate is done")
-        return v
-
     @property
     def stops(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -164,6 +177,15 @@ class SearchRequest(BaseModel):
     @property
     def token_cap(self) -> int | None:
         return self.max_tokens
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream and self.stream_options is not None and self.stream_options.include_usage
+
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        """None: no log-probabilities asked for; k: each chosen token's own and its top k alternatives."""
+        return None
 
 
 class TextPart(BaseModel):
@@ -191,17 +213,16 @@ class ChatCompletionRequest(SearchRequest):
 
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     # Refused until supported (issue 18): ignoring them answered a question the client did not ask.
-    logprobs: Any = None
-    top_logprobs: Any = None
     tools: Any = None
     tool_choice: Any = None
     functions: Any = None
     function_call: Any = None
     response_format: Any = None
 
-    @field_validator("logprobs", "top_logprobs", "tools", "tool_choice", "functions", "function_call",
-                     "response_format")
+    @field_validator("tools", "tool_choice", "functions", "function_call", "response_format")
     @classmethod
     def _unsupported(cls, v: Any) -> Any:
         if v not in (None, False, [], {"type": "text"}):
@@ -219,6 +240,18 @@ class ChatCompletionRequest(SearchRequest):
     @classmethod
     def _max_completion_tokens(cls, v: int | None, info: ValidationInfo) -> int | None:
         return _in_range(v, 1, _bounds(info).serve.max_tokens, "max_tokens")
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        _in_range(v, 0, MAX_TOP_LOGPROBS, "top_logprobs maximum")
+        if v and not info.data.get("logprobs"):
+            raise ValueError("needs logprobs: true")  # OpenAI's rule
+        return _named_alternatives(v)
+
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @property
     def question(self) -> str:
@@ -250,12 +283,21 @@ class CompletionRequest(SearchRequest):
     def _best_of(cls, v: int | None, info: ValidationInfo) -> int | None:
         return _in_range(v, 1, _bounds(info).serve.max_n, "max_n")
 
-    @field_validator("echo", "logprobs", "suffix")
+    @field_validator("echo", "suffix")
     @classmethod
     def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
         if v not in (None, False):
             raise ValueError(f"is not supported by a search server, got {v!r}")
         return v
+
+    @field_validator("logprobs")
+    @classmethod
+    def _logprobs(cls, v: int | None) -> int | None:
+        return _named_alternatives(_in_range(v, 0, MAX_TOP_LOGPROBS, "logprobs maximum"))
+
+    @property
+    def top_logprobs_asked(self) -> int | None:
+        return self.logprobs
 
     @property
     def prompts(self) -> tuple[str, ...]:
@@ -300,87 +342,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-# -- replies -------------------------------------------------------------------------
+# -- errors --------------------------------------------------------------------------
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def _finish_reason(c: Completion | None) -> str:
-    return "length" if c is not None and (c.finish_reason == "length" or not c.finished) else "stop"
-
-
-def _candidate(c: Completion, reduction: str) -> dict[str, Any]:
-    return {
-        "text": c.text,
-        "answer": c.answer,
-        "score": solution_score(c, reduction) if c.step_scores is not None else None,
-        "step_scores": list(c.step_scores) if c.step_scores is not None else None,
-        "n_tokens": c.n_tokens,
-        "finish_reason": c.finish_reason,
-        "confidence": c.confidence.to_dict() if c.confidence is not None else None,
-        "dropped": c.dropped,
-    }
-
-
-def _search_summary(r: ProblemResult, reduction: str, with_candidates: bool) -> dict[str, Any]:
-    picked = r.completions[r.selected] if r.selected is not None else None
-    summary: dict[str, Any] = {
-        "strategy": r.strategy,
-        "selected": r.selected,
-        "answer": picked.answer if picked else None,
-        "score": solution_score(picked, reduction) if picked and picked.step_scores is not None else None,
-        "budget": r.budget.to_dict(),
-        # issue 20: the pick's token confidence (sampling.logprobs > 0, or deepconf), else None
-        "confidence": picked.confidence.to_dict() if picked and picked.confidence is not None else None,
-    }
-    if with_candidates:
-        summary["candidates"] = [_candidate(c, reduction) for c in r.completions]
-    return summary
-
-
-def _usage(results: Sequence[ProblemResult]) -> dict[str, int]:
-    total = Budget()
-    for r in results:
-        total.add(r.budget)
-    return {
-        "prompt_tokens": total.prompt_tokens,
-        "completion_tokens": total.generated_tokens,
-        "total_tokens": total.prompt_tokens + total.generated_tokens,
-        "verifier_tokens": total.verifier_tokens,
-    }
-
-
-def selected_text(r: ProblemResult) -> tuple[str, str]:
-    """(the picked solution's text, its OpenAI finish reason); an empty search answers ''."""
-    picked = r.completions[r.selected] if r.selected is not None else None
-    return (picked.text if picked else ""), _finish_reason(picked)
-
-
-def chat_reply(
-    rid: str, model: str, results: Sequence[ProblemResult], reduction: str, with_candidates: bool
-) -> dict[str, Any]:
-    choices = []
-    for i, r in enumerate(results):
-        text, reason = selected_text(r)
-        # A chat reply drops the trailing step delimiter; /v1/completions keeps text exact for callers that search.
-        message = {"role": "assistant", "content": text.rstrip()}
-        choices.append({"index": i, "message": message, "finish_reason": reason, "logprobs": None})
-    return {
-        "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model, "choices": choices,
-        "usage": _usage(results),
-        "ttscale": {"results": [_search_summary(r, reduction, with_candidates) for r in results]},
-    }
-
-
-def completion_reply(
-    rid: str, model: str, results: Sequence[ProblemResult], reduction: str, with_candidates: bool
-) -> dict[str, Any]:
-    choices = []
-    for i, r in enumerate(results):
-        text, reason = selected_text(r)
-        choices.append({"index": i, "text": text, "finish_reason": reason, "logprobs": None})
-    return {
-        "id": rid, "object": "text_completion", "created": int(time.time()), "model": model, "choices": choices,
-        "usage": _usage(results),
-        "ttscale": {"results": [_search_summary(r, reduction, with_candidates) for r in results]},
-    }
