@@ -9,11 +9,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ttscale.config import SECTIONS, RunConfig
 from ttscale.errors import ConfigError, closest
-from ttscale.yaml_values import UniqueKeyLoader, build_dataclass
+from ttscale.yaml_values import build_dataclass, load_yaml
 
 
 def _build_section(name: str, raw: Any) -> Any:
@@ -28,6 +26,8 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"a recipe must be a mapping of sections, got {type(raw).__name__}")
     for name in raw:
+        if not isinstance(name, str):
+            raise _not_a_section_name(name, "recipe")
         if name not in SECTIONS:
             raise ConfigError(
                 f"unknown section '{name}'{closest(name, SECTIONS)}; accepted: {', '.join(SECTIONS)}"
@@ -35,11 +35,19 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     return RunConfig(**{name: _build_section(name, raw.get(name)) for name in SECTIONS})
 
 
+def _not_a_section_name(name: Any, where: str) -> ConfigError:
+    # YAML reads `1:`, `null:` and `true:` as an int, None and a bool: valid YAML, never a section name
+    return ConfigError(f"{where}: top-level key {name!r} ({type(name).__name__}) is not a section name; "
+                       f"accepted: {', '.join(SECTIONS)}")
+
+
 def _check_shape(raw: Any, where: str) -> dict[str, Any]:
     """A recipe is a mapping of section names to mappings; anything else is named before it is used."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a recipe must be a mapping of sections (model:, search:, ...), got {type(raw).__name__}")
     for name, section in raw.items():
+        if not isinstance(name, str):
+            raise _not_a_section_name(name, where)
         if section is not None and not isinstance(section, dict):
             raise ConfigError(f"{where}: section '{name}' must be a mapping of keys to values, got {section!r}")
     return raw
@@ -53,10 +61,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r} is invalid; accepted: section.key=value, e.g. search.n=8")
         path, text = item.split("=", 1)
         section, *keys = path.split(".")
-        try:
-            value = yaml.safe_load(text) if text != "" else ""
-        except yaml.YAMLError:
-            value = text
+        value = load_yaml(text, f"--set {path}", plain_on_error=True) if text != "" else ""
         node = raw.setdefault(section, {})
         for key in keys[:-1]:
             child = node.get(key)
@@ -71,13 +76,10 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"recipe file not found: {path}")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"recipe {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {path} is not valid YAML: {e}") from None
-    except ConfigError as e:
-        raise ConfigError(f"recipe {path}: {e}") from None
+    raw = load_yaml(text, f"recipe {path}")
     return _check_shape({} if raw is None else raw, f"recipe {path}")
 
 

@@ -30,6 +30,48 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# A recipe is a few dozen values a few levels deep. The caps refuse what only an attack or an accident
+# looks like: anchors and aliases that expand exponentially ("billion laughs": under a kilobyte of YAML,
+# minutes of work and a config.yaml of tens of MB), or nesting deep enough to overflow Python's stack.
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 100
+
+
+def load_yaml(text: str, where: str, plain_on_error: bool = False) -> Any:
+    """`text` parsed with duplicate keys refused and its expanded size and depth capped; ConfigError
+    naming `where` for anything that is not YAML (or `text` itself, with `plain_on_error`) or over a cap."""
+    try:
+        value = yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        if plain_on_error:
+            return text
+        raise ConfigError(f"{where} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply (over {MAX_YAML_DEPTH} levels)") from None
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    _check_size(value, where)
+    return value
+
+
+def _check_size(value: Any, where: str) -> None:
+    """Walk the value as it expands (every alias counted again), stopping at the first cap crossed."""
+    stack = [(value, 1)]
+    seen = 0
+    while stack:
+        v, depth = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise ConfigError(f"{where} expands to over {MAX_YAML_VALUES} values (anchors and aliases "
+                              "that multiply?); a recipe is far smaller")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{where} is nested too deeply (over {MAX_YAML_DEPTH} levels)")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for pair in v.items() for x in pair)
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
 def build_dataclass(cls: type, raw: dict[str, Any], where: str) -> Any:
     """`cls(**raw)` with each value converted to its field's type; an unknown key is named with its section."""
     hints = typing.get_type_hints(cls)

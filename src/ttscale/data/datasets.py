@@ -7,7 +7,6 @@ generation with an error naming the file and line.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.config import DatasetConfig
+from ttscale.data.jsonl import iter_lines
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.errors import DataError, MissingDependencyError
 from ttscale.types import Problem
@@ -22,6 +22,10 @@ from ttscale.types import Problem
 QUESTION_FIELDS = ("problem", "question", "prompt", "input")
 ANSWER_FIELDS = ("answer", "final_answer", "solution", "target")
 ID_FIELDS = ("unique_id", "id", "idx", "problem_id")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+LOADERS = {".json": "json", ".csv": "csv", ".parquet": "parquet"}  # single files, by `datasets`' builders
+ACCEPTED = ("a .jsonl/.ndjson file, a .json/.csv/.parquet file, a folder of data files or from "
+            "save_to_disk, a hub dataset id, or synthetic:arithmetic")
 _GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
 
 
@@ -97,27 +101,19 @@ def _has_id(row: dict[str, Any], cfg: DatasetConfig) -> bool:
 
 def read_jsonl(path: Path, cfg: DatasetConfig) -> list[Problem]:
     problems = []
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{where}: not UTF-8 text (byte {e.start}: {e.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            problems.append(to_problem(row, cfg, where, path.stem))
+    for line in iter_lines(path):
+        where = f"{path}:{line.number}"
+        if line.error is not None:
+            raise DataError(f"{where}: {line.error}")
+        if not isinstance(line.value, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(line.value).__name__}")
+        problems.append(to_problem(line.value, cfg, where, path.stem))
     return _number_repeats(problems, path.stem)
 
 
 def read_hub(cfg: DatasetConfig) -> list[Problem]:
-    """Hub ids, or directories written by `datasets.save_to_disk` / holding data files."""
+    """Hub ids, single .json/.csv/.parquet files, or directories written by `datasets.save_to_disk` /
+    holding data files."""
     try:
         import datasets
     except ImportError:
@@ -127,14 +123,41 @@ def read_hub(cfg: DatasetConfig) -> list[Problem]:
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             ds = datasets.load_from_disk(str(path))
             ds = ds[cfg.split] if isinstance(ds, datasets.DatasetDict) else ds
+        elif path.is_file():
+            # `load_dataset("x.csv")` looks for a hub repo named x.csv: a file goes to its format's
+            # builder, whose one split is "train" whatever dataset.split says
+            ds = datasets.load_dataset(LOADERS[path.suffix.lower()], data_files=str(path), split="train")
         else:
             ds = datasets.load_dataset(cfg.source, split=cfg.split)
+        rows = [dict(row) for row in ds]  # a bad byte in a data file surfaces here, as rows are decoded
+    except (datasets.exceptions.DatasetGenerationError, UnicodeDecodeError) as e:
+        raise _explain_folder(path, cfg) or DataError(
+            f"could not read dataset '{cfg.source}': {_cause(e)}") from None
     except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
-        raise DataError(f"could not load dataset '{cfg.source}' (split {cfg.split!r}): {e}") from None
+        raise DataError(f"could not load dataset '{cfg.source}' (split {cfg.split!r}): {e}; accepted: {ACCEPTED}") from None
     except KeyError:
         raise DataError(f"dataset '{cfg.source}' has no split {cfg.split!r}") from None
-    problems = [to_problem(dict(row), cfg, f"{cfg.source}[{i}]", path.name) for i, row in enumerate(ds)]
+    problems = [to_problem(row, cfg, f"{cfg.source}[{i}]", path.name) for i, row in enumerate(rows)]
     return _number_repeats(problems, path.name)
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost reason `datasets` wraps in its generation error (a bad line's parse error)."""
+    while e.__cause__ is not None or e.__context__ is not None:
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _explain_folder(path: Path, cfg: DatasetConfig) -> DataError | None:
+    """For a folder of JSONL files that `datasets` could not read, our reader's file:line of the bad line."""
+    if not path.is_dir():
+        return None
+    for file in sorted(f for f in path.rglob("*") if f.suffix.lower() in JSONL_SUFFIXES):
+        try:
+            read_jsonl(file, cfg)
+        except DataError as e:
+            return e
+    return None
 
 
 def _filter(problems: Iterable[Problem], cfg: DatasetConfig) -> list[Problem]:
@@ -159,12 +182,14 @@ def load_problems(cfg: DatasetConfig, base_dir: str | Path = ".") -> list[Proble
         path = Path(cfg.source).expanduser()
         if not path.is_absolute() and not path.exists() and (Path(base_dir) / path).exists():
             path = Path(base_dir) / path
-        if path.suffix == ".jsonl":
+        suffix = path.suffix.lower()
+        if suffix in JSONL_SUFFIXES or suffix in LOADERS:
             if not path.is_file():
                 raise DataError(f"dataset file not found: {cfg.source}")
+        elif path.is_file():
+            raise DataError(f"dataset file {cfg.source} is in no format read here; accepted: {ACCEPTED}")
+        if suffix in JSONL_SUFFIXES:
             problems = read_jsonl(path, cfg)
-        elif path.suffix in (".json", ".csv", ".parquet") and not path.exists():
-            raise DataError(f"dataset file not found: {cfg.source}")
         else:
             problems = read_hub(DatasetConfig(**{**cfg.__dict__, "source": str(path) if path.exists() else cfg.source}))
     problems = _filter(problems, cfg)

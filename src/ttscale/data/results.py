@@ -18,8 +18,12 @@ from typing import Any
 import yaml
 
 from ttscale.config import RunConfig
-from ttscale.errors import RunDirError
+from ttscale.data.jsonl import dumps, iter_lines
+from ttscale.data.outputs import writing
+from ttscale.data.rows import result_row_error, tree_row_error
+from ttscale.errors import ConfigError, RunDirError
 from ttscale.types import Problem, ProblemResult, TreeNode
+from ttscale.yaml_values import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +114,11 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"cannot create output directory {self.path}: {e.strerror}") from None
         self._refuse_foreign()
-        self._acquire_lock()
+        with writing(self.path / LOCK):
+            self._acquire_lock()
         try:
-            self._check_and_write_config(config, overwrite)
+            with writing(self.path):
+                self._check_and_write_config(config, overwrite)
         except BaseException:
             self.release()
             raise
@@ -200,27 +206,44 @@ class RunDir:
         if not (self.path / COMPLETIONS).exists():
             return set(), set()
         rows = {r.id: r.problem.content_hash for r in read_results(self.path, quiet=True) if r.error is None}
+        for pid in self._missing_trees(rows):
+            del rows[pid]
         same = {p.id for p in problems if rows.get(p.id) == p.content_hash}
         changed = {p.id for p in problems if p.id in rows and p.id not in same}
         return same, changed
 
+    def _missing_trees(self, rows: dict[str, str]) -> list[str]:
+        """Finished rows whose tree never landed (written by a version that put the row first, then was
+        killed): with output.save_trees they are searched again, so the tree is rebuilt."""
+        if not ((self.config().get("output") or {}).get("save_trees") and (self.path / TREES).exists()):
+            return []
+        trees = read_trees(self.path, quiet=True)
+        missing = sorted(pid for pid in rows if pid not in trees)
+        if missing:
+            log.warning("%d finished problems have no search tree (first %r); searching them again to rebuild it",
+                        len(missing), missing[0])
+        return missing
+
     def append(self, result: ProblemResult) -> None:
-        self._append_line(self.path / COMPLETIONS, result.to_dict())
+        # The tree first: a kill between the two writes then leaves a tree without its row (the problem
+        # is searched again, and its new tree wins), never a finished row whose tree is lost for good.
         if result.tree:
             self._append_line(self.path / TREES, {"id": result.id, "nodes": [n.to_dict() for n in result.tree]})
+        self._append_line(self.path / COMPLETIONS, result.to_dict())
 
     @staticmethod
     def _append_line(path: Path, obj: dict[str, Any]) -> None:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        with writing(path), path.open("a", encoding="utf-8") as f:
+            f.write(dumps(obj) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def write_server(self, capabilities: dict[str, Any]) -> None:
         """What the policy's server honoured when this run probed it (read back into metrics.json)."""
         tmp = self.path / (SERVER + ".tmp")
-        tmp.write_text(json.dumps(capabilities, indent=2), encoding="utf-8")
-        tmp.replace(self.path / SERVER)
+        with writing(self.path / SERVER):
+            tmp.write_text(json.dumps(capabilities, indent=2), encoding="utf-8")
+            tmp.replace(self.path / SERVER)
 
     def server(self) -> dict[str, Any]:
         try:
@@ -230,8 +253,9 @@ class RunDir:
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         tmp = self.path / (METRICS + ".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-        tmp.replace(self.path / METRICS)
+        with writing(self.path / METRICS):
+            tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            tmp.replace(self.path / METRICS)
 
     def config(self) -> dict[str, Any]:
         """The run's config.yaml, or RunDirError when it is missing or not a recipe mapping."""
@@ -239,29 +263,25 @@ class RunDir:
         if not file.is_file():
             raise RunDirError(f"{self.path} is not a ttscale run directory (no {CONFIG})")
         try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raw = load_yaml(file.read_text(encoding="utf-8"), str(file))
+        except (ConfigError, UnicodeDecodeError) as e:
             reason = str(e).splitlines()[0]
             raise RunDirError(f"{file} is corrupt ({reason}); repair it, or --overwrite to discard the run") from None
-        if not isinstance(raw, dict) or not all(isinstance(v, dict | None) for v in raw.values()):
+        # keys are compared and sorted against the recipe's: a `1:` or `null:` key must not reach there
+        if not isinstance(raw, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, dict)
+                                                and all(isinstance(key, str) for key in v)) for k, v in raw.items()):
             raise RunDirError(f"{file} is corrupt (not a mapping of sections); repair it, or --overwrite to discard the run")
         return raw
 
 
 def _iter_jsonl(path: Path, quiet: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            if not quiet:
-                where = "half-written last line" if lineno == len(lines) else "malformed line"
-                log.warning("%s:%d: skipping a %s", path, lineno, where)
-            continue
-        if isinstance(obj, dict):
-            yield lineno, obj
+    """Each object row with its line number; a bad line (cut short, bad bytes, not JSON) is skipped and named."""
+    for line in iter_lines(path, surrogates=True):
+        if line.error is None and isinstance(line.value, dict):
+            yield line.number, line.value
+        elif not quiet:
+            what = "half-written last line" if line.last else "malformed line"
+            log.warning("%s:%d: skipping a %s (%s)", path, line.number, what, line.error or "not a JSON object")
 
 
 def read_results(run_dir: str | Path, quiet: bool = False) -> list[ProblemResult]:
@@ -274,18 +294,32 @@ def read_results(run_dir: str | Path, quiet: bool = False) -> list[ProblemResult
         raise RunDirError(f"{path} is not a ttscale run directory (no {COMPLETIONS})")
     results: dict[str, ProblemResult] = {}
     for lineno, obj in _iter_jsonl(file, quiet):
-        try:
-            r = ProblemResult.from_dict(obj)
-        except (KeyError, TypeError, ValueError) as e:
+        error = result_row_error(obj)
+        if error is None:
+            try:
+                r = ProblemResult.from_dict(obj)
+            except (KeyError, TypeError, ValueError) as e:
+                error = f"{type(e).__name__}: {e}"
+        if error is not None:
             if not quiet:
-                log.warning("%s:%d: skipping a row that is not a ttscale result (%s)", file, lineno, e)
+                log.warning("%s:%d: skipping a row that is not a ttscale result (%s); its problem is searched "
+                            "again on resume", file, lineno, error)
             continue
         results[r.id] = r
     return list(results.values())
 
 
-def read_trees(run_dir: str | Path) -> dict[str, list[TreeNode]]:
+def read_trees(run_dir: str | Path, quiet: bool = False) -> dict[str, list[TreeNode]]:
+    """Each problem's last well-formed tree; a bad row (of any problem) is skipped and named."""
     file = Path(run_dir) / TREES
     if not file.exists():
         raise RunDirError(f"{run_dir} has no {TREES}; run with output.save_trees=true")
-    return {obj["id"]: [TreeNode(**n) for n in obj["nodes"]] for _, obj in _iter_jsonl(file, quiet=False)}
+    trees = {}
+    for lineno, obj in _iter_jsonl(file, quiet):
+        error = tree_row_error(obj)
+        if error is not None:
+            if not quiet:
+                log.warning("%s:%d: skipping a row that is not a search tree (%s)", file, lineno, error)
+            continue
+        trees[obj["id"]] = [TreeNode(**n) for n in obj["nodes"]]
+    return trees

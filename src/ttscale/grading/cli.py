@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
+from ttscale.data.jsonl import Line, dumps, iter_lines
 from ttscale.grading.equivalence import DEFAULT_TIMEOUT, is_equiv, is_equiv_many
 from ttscale.grading.pool import get_pool
 
 
-def _row(line: str) -> tuple[dict[str, Any] | None, str | None]:
+def _row(line: Line) -> tuple[dict[str, Any] | None, str | None]:
     """(object, None) for a usable line, else (object or None, the error message)."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg} at column {exc.colno}"
+    if line.error is not None:
+        return None, f"line {line.number}: {line.error}"
+    row = line.value
     if not isinstance(row, dict):
         return None, f"expected a JSON object with 'gold' and 'pred', got {type(row).__name__}"
     for field in ("gold", "pred"):
@@ -56,8 +56,8 @@ def _verdicts(pairs: list[tuple[str, str]], timeout_total: float | None) -> list
 _OVER_TOTAL = "timed out: not decided within --timeout-total {:g}s"
 
 
-def _grade_pairs(lines: list[str], stdout: TextIO, stderr: TextIO, timeout_total: float | None = None) -> None:
-    rows = [_row(line) for line in lines if line.strip()]
+def _grade_pairs(lines: list[Line], stdout: TextIO, stderr: TextIO, timeout_total: float | None = None) -> None:
+    rows = [_row(line) for line in lines]
     usable = [(row["gold"], row["pred"]) for row, error in rows if error is None]  # type: ignore[index]
     verdicts = iter(_verdicts(usable, timeout_total))
     n_equal = n_errors = 0
@@ -69,7 +69,7 @@ def _grade_pairs(lines: list[str], stdout: TextIO, stderr: TextIO, timeout_total
         else:
             out = {**(row or {}), "error": verdict}
             n_errors += 1
-        stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        stdout.write(dumps(out) + "\n")
     stderr.write(f"{len(rows)} pairs, {n_equal} equal, {n_errors} errors\n")
 
 
@@ -84,9 +84,9 @@ def grade_main(gold: str | None, pred: str | None, pairs: str | None, stdout: Te
             stderr.write("error: pass either --pairs FILE or --gold and --pred, not both\n")
             return 2
         try:
-            with open(pairs, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+            # split on "\n" alone and decoded line by line: a bad line is one error row, not the file
+            lines = list(iter_lines(Path(pairs)))
+        except OSError as exc:
             stderr.write(f"error: cannot read pairs file '{pairs}': {exc}\n")
             return 2
         _grade_pairs(lines, stdout, stderr, timeout_total)
