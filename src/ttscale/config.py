@@ -99,6 +99,11 @@ class ModelConfig:
                 "continues the last assistant message) | auto (completions when the server answers it)"})
     n_params: int | None = field(default=None, metadata={
         "help": "openai backend: the served policy's parameter count, for FLOPs (null: read from name_or_path's config)"})
+    batch_invariant: bool = field(default=False, metadata={
+        "help": "the same samples however problems are batched, in any dtype: vllm runs with VLLM_BATCH_INVARIANT=1 "
+                "(beta; NVIDIA compute capability >= 8.0); hf runs each prompt's rows as a batch of their own, "
+                "without prefix KV reuse. Off, float32 still holds it; bf16/fp16 samples can move with their "
+                "neighbours' padding"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per model"})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm backend"})
     max_model_len: int | None = field(default=None, metadata={"help": "vllm backend"})

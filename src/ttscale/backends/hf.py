@@ -41,7 +41,12 @@ class HFGenerator:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids.discard(None)
         self.static = cfg.cache_implementation == "static"
-        self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if cfg.prefix_cache and not self.static else None
+        # Batch invariance: a row's numbers may depend only on its own prompt. In bf16 a matmul's result
+        # moves with the padding and the shapes its neighbours bring, and a reused prefix's KV was
+        # computed in whatever batch first held it; so each prompt runs alone and nothing is reused.
+        self.batch_invariant = cfg.batch_invariant
+        reuse = cfg.prefix_cache and not self.static and not cfg.batch_invariant
+        self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if reuse else None
         self._cache_kwarg = cache_kwarg(model)
 
     @property
@@ -58,7 +63,7 @@ class HFGenerator:
         # past a row's cap and cutting there gives exactly what stopping at the cap would.
         for shared, members in same_params(params, "max_new_tokens").items():
             order = sorted(members, key=lambda i: len(encoded[i]))  # length buckets pad little
-            per_batch = max(1, self.max_batch_size // shared.n)
+            per_batch = 1 if self.batch_invariant else max(1, self.max_batch_size // shared.n)
             for start in range(0, len(order), per_batch):
                 chunk = order[start : start + per_batch]
                 caps = [params[i].max_new_tokens for i in chunk]

@@ -7,6 +7,7 @@ step-wise search re-sends every shared prefix each round.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,9 @@ class VLLMGenerator:
     name = "vllm"
 
     def __init__(self, cfg: ModelConfig) -> None:
+        if cfg.batch_invariant:
+            # Read once, when vLLM first asks (vllm/model_executor/layers/batch_invariant.py), so set before import.
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"
         try:
             import vllm
         except ImportError:
