@@ -96,3 +96,61 @@ def test_max_pending_counts_searches_not_requests(slow_server):
     r = httpx.post(f"{root}/v1/chat/completions", json=body, timeout=10)
     assert r.status_code == 503 and "this request adds 2, max_pending=3" in r.json()["error"]["message"], r.text
     first.join(10)
+
+
+def _metric(root: str, key: str, want: float, timeout_s: float = 10) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        m = parse_metrics(httpx.get(f"{root}/metrics").text)
+        if m.get(key) == want or time.monotonic() > deadline:
+            return m
+        time.sleep(0.05)
+
+
+def test_a_client_leaving_mid_stream_stops_its_searchs_rounds(slow_server):
+    root, engine, generator = slow_server
+    body = {"messages": [{"role": "user", "content": "think hard"}], "stream": True, "n": 2}
+    with httpx.stream("POST", f"{root}/v1/chat/completions", json=body, timeout=10) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        # the role chunks, then the first round of each choice
+        seen = [line for line, _ in zip(lines, range(8)) if line]
+        assert sum("Round 1:" in line for line in seen) == 2
+    m = _metric(root, 'ttscale_searches_total{outcome="cancelled"}', 2)
+    assert m.get('ttscale_searches_total{outcome="cancelled"}') == 2
+    m = _metric(root, "ttscale_searches_pending", 0)
+    assert m["ttscale_searches_pending"] == 0
+    calls = generator.calls
+    time.sleep(0.3)
+    assert generator.calls == calls < 30  # stopped well before its 100 rounds
+    assert not m.get('ttscale_searches_total{outcome="ok"}')
+
+
+@pytest.mark.parametrize("slow_server", [{"request_timeout_s": 0.4}], indirect=True)
+def test_a_deadline_mid_stream_ends_it_with_an_error_event(slow_server):
+    openai = pytest.importorskip("openai")
+    root, engine, generator = slow_server
+    with openai.OpenAI(base_url=f"{root}/v1", api_key="unused", max_retries=0, timeout=10) as client:
+        stream = client.chat.completions.create(model=engine.model_name, messages=[{"role": "user", "content": "t"}],
+                                                stream=True)
+        got = []
+        with pytest.raises(openai.APIError, match="request_timeout_s=0.4"):
+            for chunk in stream:
+                got.append(chunk)
+    assert any((c.choices[0].delta.model_extra or {}).get("reasoning_content") for c in got)  # rounds came first
+    m = _metric(root, 'ttscale_searches_total{outcome="timeout"}', 1)
+    assert m.get('ttscale_searches_total{outcome="timeout"}') == 1
+    calls = generator.calls
+    time.sleep(0.3)
+    assert generator.calls == calls < 30
+
+
+@pytest.mark.parametrize("slow_server", [{"max_pending": 1, "request_timeout_s": 1.0}], indirect=True)
+def test_a_full_server_refuses_a_stream_before_it_starts(slow_server):
+    root, engine, _ = slow_server
+    body = {"messages": [{"role": "user", "content": "think"}], "stream": True}
+    with httpx.stream("POST", f"{root}/v1/chat/completions", json=body, timeout=10) as first:
+        lines = first.iter_lines()  # kept: a dropped iterator closes the connection, and the search with it
+        assert any("Round 1" in line for line in lines)
+        r = httpx.post(f"{root}/v1/chat/completions", json=body, timeout=10)
+        assert r.status_code == 503 and "max_pending=1" in r.json()["error"]["message"], r.text

@@ -231,6 +231,8 @@ class Engine:
             results = await future
         except asyncio.CancelledError:
             running.cancelled.set()
+            # Nobody awaits the thread now; its SearchCancelled is expected, not "never retrieved" noise.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             self.metrics.inc("ttscale_searches_total", running.searches, outcome="cancelled")
             raise
         except SearchCancelled:
