@@ -39,3 +39,27 @@ def test_chat_and_completion_with_smollm2():
             text = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=4)
             assert text.choices[0].text and text.usage.completion_tokens <= 2 * 4
             assert text.usage.prompt_tokens == 5  # the raw prompt (no template), read once for both candidates
+
+
+@pytest.mark.slow
+def test_streamed_search_and_logprobs_with_smollm2():
+    """The official client's stream and logprobs over a real model: the same pick as the whole reply, and
+    the pick's tokens with their log-probabilities."""
+    with running_server("serve_fake", OVERRIDES, args=["--served-model-name", "smollm2"]) as srv:
+        wait_healthy(srv.root, timeout_s=120)
+        with openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0, timeout=120) as client:
+            args = {"model": "smollm2", "messages": [{"role": "user", "content": "What is 3 + 4?"}], "max_tokens": 6,
+                    "seed": 1, "logprobs": True}
+            whole = client.chat.completions.create(**args, extra_body={"ttscale": {"return_candidates": True}})
+            chunks = list(client.chat.completions.create(**args, stream=True, stream_options={"include_usage": True}))
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+            assert any((c.choices[0].delta.model_extra or {}).get("reasoning_content", "").startswith("Round 1: 2 samples")
+                       for c in chunks if c.choices)
+            assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+            (search,) = whole.model_extra["ttscale"]["results"]
+            tokens = whole.choices[0].logprobs.content
+            assert 0 < len(tokens) <= search["candidates"][search["selected"]]["n_tokens"]
+            assert all(t.logprob <= 0 for t in tokens)
+            assert "".join(t.token for t in tokens).strip() == whole.choices[0].message.content.strip()
+            streamed = [c.choices[0].logprobs for c in chunks if c.choices and c.choices[0].logprobs]
+            assert [lp.model_dump() for lp in streamed] == [whole.choices[0].logprobs.model_dump()]
