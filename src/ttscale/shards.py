@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, config_difference, read_results
+from ttscale.data.jsonl import dumps
+from ttscale.data.outputs import writing
+from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, config_difference, read_results, read_trees
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.types import Problem
 
@@ -37,7 +39,8 @@ def shard_dir(base: str | Path, index: int, count: int) -> Path:
 
 
 def write_shard_file(run_dir: Path, index: int, count: int, ids: Sequence[str]) -> None:
-    (run_dir / SHARD_FILE).write_text(json.dumps({"index": index, "count": count, "ids": list(ids)}), encoding="utf-8")
+    with writing(run_dir / SHARD_FILE):
+        (run_dir / SHARD_FILE).write_text(json.dumps({"index": index, "count": count, "ids": list(ids)}), encoding="utf-8")
 
 
 def _read_shard(d: Path) -> dict:
@@ -45,7 +48,7 @@ def _read_shard(d: Path) -> dict:
         raise RunDirError(f"{d} is not a shard directory (no {SHARD_FILE}); run it with --shard i/K")
     try:
         shard = json.loads((d / SHARD_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise RunDirError(f"{d / SHARD_FILE} is corrupt ({e}); re-run the shard with --shard i/K") from None
     valid = (
         isinstance(shard, dict)
@@ -69,6 +72,28 @@ def _check_output(dirs: Sequence[Path], output: Path) -> None:
         raise RunDirError(f"--output {output} is a shard directory (it has {SHARD_FILE}); merge into another folder")
 
 
+def _check_fit(dirs: Sequence[Path], shards: Sequence[dict], configs: Sequence[dict]) -> None:
+    """Shards whose problem sets do not partition one dataset are refused, naming them.
+
+    dataset.limit may differ between a run and its resumption (only the new problems run), so
+    config_difference lets it pass; between shards it means each took a different dataset, and the
+    merge silently kept only what the smaller ones held.
+    """
+    limits = [(d, (cfg.get("dataset") or {}).get("limit")) for d, cfg in zip(dirs, configs)]
+    if len({limit for _, limit in limits}) > 1:
+        shown = ", ".join(f"{d} has dataset.limit={limit}" for d, limit in limits)
+        raise RunDirError(f"shards do not fit together ({shown}); run every shard with the same dataset.limit")
+    # whole batches dealt round-robin: the shard sizes follow from the total, or the sets do not fit
+    total = sum(len(s["ids"]) for s in shards)
+    batch = int((configs[0].get("search") or {}).get("problems_per_batch") or 1)
+    for d, s in zip(dirs, shards):
+        expected = len(shard_problems(range(total), s["index"], s["count"], batch))  # type: ignore[arg-type]
+        if len(s["ids"]) != expected:
+            raise RunDirError(f"shards do not fit together: {d} holds {len(s['ids'])} problems, but shard "
+                              f"{s['index']} of {s['count']} of {total} problems holds {expected}; "
+                              "run every shard on the same dataset")
+
+
 def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = False) -> tuple[int, dict]:
     """Combine shard dirs; refuses mismatched configs, missing shards, missing or duplicate problems.
 
@@ -87,6 +112,7 @@ def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = Fals
         diff = config_difference(configs[0], cfg)
         if diff is not None:
             raise RunDirError(f"{d} has a different config than {dirs[0]} ({diff})")
+    _check_fit(dirs, shards, configs)
     by_index = dict(zip([s["index"] for s in shards], zip(dirs, shards)))
     rows: list[str] = []
     trees: list[str] = []
@@ -101,23 +127,27 @@ def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = Fals
         if dup:
             raise RunDirError(f"problem {sorted(dup)[0]!r} is in more than one shard")
         seen.update(shard["ids"])
-        rows += [json.dumps(results[pid].to_dict(), ensure_ascii=False) for pid in shard["ids"]]
+        rows += [dumps(results[pid].to_dict()) for pid in shard["ids"]]
         if (d / TREES).exists():
-            trees += [line for line in (d / TREES).read_text(encoding="utf-8").splitlines() if line.strip()]
+            # parsed, not copied as text: a step holding U+2028 is one line, a corrupt row is skipped
+            shard_trees = read_trees(d)
+            trees += [dumps({"id": pid, "nodes": [n.to_dict() for n in shard_trees[pid]]})
+                      for pid in shard["ids"] if pid in shard_trees]
     out = RunDir(output)
     cfg = dict(configs[0])
     cfg["output"] = {**(cfg.get("output") or {}), "dir": str(output)}
     out.prepare(cfg, overwrite=overwrite)
     try:
-        (out.path / COMPLETIONS).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-        (out.path / TREES).unlink(missing_ok=True)
-        if trees:
-            (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
-        from ttscale.eval.metrics import run_metrics
+        with writing(out.path):
+            (out.path / COMPLETIONS).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+            (out.path / TREES).unlink(missing_ok=True)
+            if trees:
+                (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
+            from ttscale.eval.metrics import run_metrics
 
-        metrics = run_metrics(read_results(out.path), (cfg.get("verifier") or {}).get("reduction", "last"),
-                              cfg["output"].get("subsample_seeds", 8))
-        out.write_metrics(metrics)
+            metrics = run_metrics(read_results(out.path), (cfg.get("verifier") or {}).get("reduction", "last"),
+                                  cfg["output"].get("subsample_seeds", 8))
+            out.write_metrics(metrics)
     finally:
         out.release()
     return len(rows), metrics

@@ -26,7 +26,7 @@ _WHY = {
 def write_error(path: Path, e: OSError) -> RunDirError:
     """One line: what could not be written, and why in words."""
     why = _WHY.get(e.errno or 0) or e.strerror or str(e)
-    return RunDirError(f"cannot write {path}: {why}")
+    return RunDirError(f"cannot write {e.filename or path}: {why}")
 
 
 @contextmanager

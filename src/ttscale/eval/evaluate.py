@@ -152,6 +152,8 @@ def evaluate_runs(
     n_folds: int = 2,
 ) -> Evaluation:
     """Every number of the evaluation, the curves they came from, and the learned policy (None without model bins)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds {seeds!r} is invalid; accepted: an integer >= 1 (subsamples per N)")
     for red in reductions or ():
         if red not in REDUCTIONS:
             raise ConfigError(f"--reduction {red!r} is invalid; accepted: {', '.join(REDUCTIONS)}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ttscale.data.outputs import claim_output, writing
 from ttscale.eval import plots
 from ttscale.eval.evaluate import evaluate_runs
 from ttscale.eval.metrics import Point
@@ -27,7 +28,18 @@ def write_evaluation(
     """Evaluate run directories into `output`; returns the metrics written to metrics.json."""
     ev = evaluate_runs(paths, reductions, seeds, references)
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    # an earlier evaluation's folder is written over; a run folder or anyone else's folder never is
+    claim_output(out, [Path(p) for p in paths], _is_evaluation)
+    with writing(out):
+        return _write(ev, out)
+
+
+def _is_evaluation(folder: Path) -> bool:
+    """Whether `folder` holds only what an evaluation writes (even one cut short before report.md)."""
+    return all(e.is_file() and (e.name in (METRICS, POLICY, REPORT) or e.suffix == ".png") for e in folder.iterdir())
+
+
+def _write(ev: Evaluation, out: Path) -> dict[str, Any]:
     plots.accuracy_vs_n(ev.curves, ev.references, out / "accuracy_vs_n.png")
     axis = plots.accuracy_vs_compute(ev.curves, ev.references, out / "accuracy_vs_compute.png")
     if plots.thinks(ev.curves):

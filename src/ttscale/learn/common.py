@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ttscale.config import RunConfig
+from ttscale.data.jsonl import dumps, iter_lines
 from ttscale.data.results import CONFIG, RunDir, read_results
 from ttscale.errors import MissingDependencyError, RunDirError
 from ttscale.grading import is_equiv_many
@@ -38,7 +38,7 @@ def correct_flags(result: ProblemResult, completions: Sequence[Completion] | Non
 
 def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Append rows in one write and fsync, so a crash loses at most the rows in flight."""
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    text = "".join(dumps(r) + "\n" for r in rows)
     with path.open("a", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -46,17 +46,10 @@ def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """JSONL rows; a half-written last line (a crash mid-write) is dropped."""
+    """JSONL rows; a half-written last line (a crash mid-write, even inside a character) is dropped."""
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    return [line.value for line in iter_lines(path, surrogates=True) if line.error is None]
 
 
 def save_dataset(rows: list[dict[str, Any]], directory: Path, features: Any = None) -> None:

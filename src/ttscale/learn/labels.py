@@ -29,6 +29,7 @@ from typing import Any, Literal
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig, ThinkingConfig
 from ttscale.data.prompts import PromptFormat, build_prompt_format
+from ttscale.data.outputs import claim_output, writing
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.grading import extract_answer, is_equiv_many, solution_key
 from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
@@ -208,6 +209,14 @@ def label_steps(
                              own_continuation)
     cfg, results = read_run(run_dir)
     out = Path(output)
+    # resumable only in a folder label-steps started (its settings file); never the run, never anyone else's
+    claim_output(out, [Path(run_dir)], lambda d: (d / SETTINGS).is_file())
+    with writing(out):
+        return _label_into(out, settings, cfg, results, generator, progress, rollouts, mode)
+
+
+def _label_into(out: Path, settings: LabelSettings, cfg: RunConfig, results: list[ProblemResult],
+                generator: Generator | None, progress: bool, rollouts: int, mode: Mode) -> LabelOutcome:
     _check_settings(out, settings)
     done = {r["id"] for r in read_rows(out / STEPS_JSONL)}
     todo = [r for r in results if r.id not in done]

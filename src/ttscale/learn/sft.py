@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ttscale.data.jsonl import iter_lines
+from ttscale.data.outputs import claim_output, writing
 from ttscale.errors import ConfigError
 from ttscale.grading import solution_key
 from ttscale.learn.common import append_rows, correct_flags, read_run, save_dataset
@@ -75,6 +77,16 @@ def _features() -> Any:
     return Features({"id": Value("string"), "messages": [message]})
 
 
+def _is_export(folder: Path) -> bool:
+    """Whether `folder` holds an earlier export (replaced by this one): only its two names, and an
+    sft.jsonl whose first row is one of ours. Anyone else's sft.jsonl is never overwritten."""
+    if not all(e.name in (SFT_JSONL, SFT_DATASET) for e in folder.iterdir()):
+        return False
+    for line in iter_lines(folder / SFT_JSONL, surrogates=True) if (folder / SFT_JSONL).is_file() else ():
+        return isinstance(line.value, dict) and set(line.value) == {"id", "messages"}
+    return True
+
+
 def export_sft(
     run_dir: str | Path,
     output: str | Path | None = None,
@@ -89,9 +101,10 @@ def export_sft(
         raise ConfigError(f"--max-per-problem={max_per_problem} is invalid; accepted: an integer >= 1")
     cfg, results = read_run(run_dir)
     out = Path(output) if output is not None else Path(run_dir) / "sft"
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, [Path(run_dir)], _is_export)
     rows = sft_rows(results, cfg.prompt.system_prompt, which, dedup, max_per_problem)
-    (out / SFT_JSONL).unlink(missing_ok=True)
-    append_rows(out / SFT_JSONL, rows)
-    save_dataset(rows, out / SFT_DATASET, _features())
+    with writing(out):
+        (out / SFT_JSONL).unlink(missing_ok=True)
+        append_rows(out / SFT_JSONL, rows)
+        save_dataset(rows, out / SFT_DATASET, _features())
     return SFTExport(out, len(rows), len({r["id"] for r in rows}), len(results))
