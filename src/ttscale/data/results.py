@@ -19,7 +19,7 @@ import yaml
 
 from ttscale.config import RunConfig
 from ttscale.data.jsonl import dumps, iter_lines
-from ttscale.data.outputs import writing
+from ttscale.data.outputs import write_error, writing
 from ttscale.data.rows import result_row_error, tree_row_error
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.types import Problem, ProblemResult, TreeNode
@@ -112,7 +112,7 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise RunDirError(f"cannot create output directory {self.path}: {e.strerror}") from None
+            raise write_error(self.path, e) from None
         self._refuse_foreign()
         with writing(self.path / LOCK):
             self._acquire_lock()
