@@ -84,7 +84,7 @@ class Policy:
                          raw.get("meta", {}))
         except FileNotFoundError:
             raise ConfigError(f"search.policy={str(path)!r}: file not found; write one with `ttscale evaluate`") from None
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise ConfigError(f"search.policy={str(path)!r} is not a policy.json from `ttscale evaluate` ({e})") from None
         if not policy.budgets:
             raise ConfigError(f"search.policy={str(path)!r} holds no budgets")
