@@ -64,3 +64,37 @@ def accuracy(results: list[ProblemResult], selection: str, reduction: str = "las
     right = sum(bool(correct_flags(r)[pick]) for r in results
                 if (pick := select(r.completions, selection, reduction)) is not None)
     return 100.0 * right / max(len(results), 1)
+
+
+def code_stamp() -> str:
+    """What the rows depend on: ttscale's version and a hash of its source and the bench scripts."""
+    import hashlib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import ttscale
+
+    digest = hashlib.sha256()
+    roots = (Path(ttscale.__file__).resolve().parent, Path(__file__).resolve().parent)
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return f"ttscale {version('ttscale')} source {digest.hexdigest()[:16]}"
+
+
+def claim_out(out: Any, fresh: bool = False) -> None:
+    """Resume from `out` only with the code that wrote it: a run folder keyed to its config alone would
+    reprint yesterday's rows after the code changed. `fresh` discards what another version wrote."""
+    import shutil
+    from pathlib import Path
+
+    out, stamp = Path(out), code_stamp()
+    marker = out / "bench-code.txt"
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() != stamp:
+        if not fresh:
+            raise SystemExit(f"{out} holds rows written by other code ({marker.read_text().strip()}; this is "
+                             f"{stamp}): pass --fresh to discard them, or use another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(stamp + "\n", encoding="utf-8")

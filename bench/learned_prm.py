@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import accuracy, rescore
+from _common import claim_out, accuracy, rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
@@ -60,6 +60,7 @@ def step_scores(results: list[ProblemResult]) -> list[list[float]]:
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
     ap.add_argument("--out", default="runs/learned_prm")
     ap.add_argument("--wording", default="alt", choices=("exemplar", "alt"))
     ap.add_argument("--levels", default="[1,2,3,4]")
@@ -85,6 +86,7 @@ def main() -> None:
     if args.train_seed == args.test_seed:
         raise SystemExit("--train-seed and --test-seed must differ: held-out problems are another seed's")
     out, times = Path(args.out), {}
+    claim_out(out, args.fresh)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()

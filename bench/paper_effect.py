@@ -19,7 +19,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from _common import rescore
+from _common import claim_out, header, rescore, row
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
@@ -131,6 +131,14 @@ def print_paired(table: Table, ns: list[int]) -> None:
             label = f"{name.removesuffix(' (own pick)')} @{n}"
             print(f"{label:<42} {100 * sum(diff) / len(diff):>+6.1f} pts [{100 * lo:>+5.1f},{100 * hi:>+5.1f}] "
                   f"{ratio:>6.2f}x tokens")
+    print("\nthe same as rows (ours = the search, baseline = majority best-of-N @" f"{top})")
+    header()
+    for name, by_n in table.items():
+        if name.endswith("(own pick)"):
+            for n, (hits, tokens) in sorted(by_n.items()):
+                label = f"{name.removesuffix(' (own pick)')} @{n}"
+                row(f"{label} accuracy (%)", 100 * sum(hits) / len(hits), 100 * sum(base_hits) / len(base_hits))
+                row(f"{label} tokens", sum(tokens), sum(base_tokens))
 
 
 def main() -> None:
@@ -145,12 +153,14 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--strategies", default="beam_search,dvts,particle_filtering")
     ap.add_argument("--prm", help="a trained PRM dir (bench/learned_prm.py): rows with it too")
+    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
     ap.add_argument("--out", default="runs/paper_effect")
     ap.add_argument("--set", action="append", default=[], help="extra config override (model.backend=fake: a smoke test)")
     args = ap.parse_args()
     ns = sorted(int(x) for x in args.n.split(","))
     search_ns = sorted(int(x) for x in args.search_n.split(",")) if args.search_n else ns
     out = Path(args.out) / args.wording
+    claim_out(out, args.fresh)
     rules = ["verifier.name=arithmetic_rules"]
     table: Table = {}
     bon = run_results(RECIPES["best_of_n"], overrides(args, rules, ns[-1], out / f"best_of_n_n{ns[-1]}"))

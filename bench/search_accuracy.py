@@ -15,8 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from _common import claim_out, header, row
+
 from ttscale.cli import resolve_recipe
 from ttscale.data.results import read_results
+from ttscale.grading import solution_key
 from ttscale.recipe import load_config
 from ttscale.runner import run
 
@@ -28,10 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--verifier", default="arithmetic_rules")
     ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
     ap.add_argument("--out", default="runs/search_table")
     ap.add_argument("--strategies", default="beam_search,dvts,particle_filtering")
     args = ap.parse_args()
     out = Path(args.out) / args.verifier
+    claim_out(out, args.fresh)
     common = [f"verifier.name={args.verifier}", f"dataset.limit={args.limit}"]
     rows: dict[str, dict[int, tuple[float, float, float]]] = {}
 
@@ -54,14 +59,21 @@ def main() -> None:
     print(f"{'method':<24}" + "".join(f"{'N=' + str(n):>26}" for n in NS))
     for name, by_n in rows.items():
         print(f"{name:<24}" + "".join(f"{100 * a:>9.1f}% {t:>6.0f}tok {d:>5.1f}dist" for a, t, d in (by_n[n] for n in NS)))
+    print("\neach search against majority voting at the same N (ours = the search, baseline = majority)")
+    header()
+    majority = rows["majority (best-of-N)"]
+    for strategy in args.strategies.split(","):
+        for n in NS:
+            row(f"{strategy} N={n} accuracy (%)", 100 * rows[strategy][n][0], 100 * majority[n][0])
+            row(f"{strategy} N={n} generated tokens", rows[strategy][n][1], majority[n][1])
     print()
     batching_check(common, out)
 
 
 def distinct(run_dir: str | Path) -> float:
-    """Mean number of distinct completions per problem (trailing whitespace does not make a text new)."""
+    """Mean number of distinct completions per problem, by the one rule of "the same solution"."""
     results = read_results(run_dir)
-    return sum(len({c.text.rstrip() for c in r.completions}) for r in results) / max(1, len(results))
+    return sum(len({solution_key(c.text) for c in r.completions}) for r in results) / max(1, len(results))
 
 
 def batching_check(common: list[str], out: Path) -> None:
