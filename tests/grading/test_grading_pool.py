@@ -1,4 +1,4 @@
-"""Grading workers end with their parent, however it ends (issue 18)."""
+"""Grading workers end with their parent, however it ends, and not before."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -40,10 +41,11 @@ PARENT = textwrap.dedent(
     """
 )
 
-# A parent that starts its pool from a non-main thread: there the pool does not arm PR_SET_PDEATHSIG
-# (the kernel fires it when the forking *thread* ends), so only the parent-PID watchdog can end the
-# workers; busy, they never read their pipe's EOF. `python` keeps them busy in Python code, where
-# the watchdog thread gets the GIL; `sympy` in big-integer arithmetic, which holds it throughout.
+# A parent that starts its pool from a non-main thread, which then grades and ends with the parent.
+# Busy, the workers never read their pipe's EOF. `sympy` keeps them in big-integer arithmetic, which
+# holds the GIL throughout, so only the kernel's PR_SET_PDEATHSIG can end them; `watchdog` turns that
+# signal off, as on a platform without prctl, and keeps them busy in Python code, where the
+# parent-PID watchdog thread gets the GIL.
 FROM_A_THREAD = textwrap.dedent(
     """
     import sys, threading
@@ -54,8 +56,9 @@ FROM_A_THREAD = textwrap.dedent(
         while True:
             pass
 
-    if sys.argv[1] == "python":
-        _worker.verify_pair = spin  # the forked workers inherit it
+    if sys.argv[1] == "watchdog":
+        _worker.verify_pair = spin  # the forked workers inherit both
+        _worker._arm_pdeathsig = lambda: False
 
     def start_and_grade():
         pool = VerifyPool(2)
@@ -78,6 +81,20 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie nobody reaps has ended all the same
 
 
+def _cpu_s(pid: int) -> float:
+    utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until_busy(pids: list[int], cpu_s: float = 0.5, within_s: float = 30.0) -> None:
+    """Until each worker has spent `cpu_s` on its request: math-verify parses for ~0.1 s in Python
+    code before sympy's arithmetic starts, and a parent killed sooner would test the wrong thing."""
+    deadline = time.monotonic() + within_s
+    while any(_cpu_s(p) < cpu_s for p in pids):
+        assert time.monotonic() < deadline, "the workers never got busy"
+        time.sleep(0.05)
+
+
 def _survivors(script: str, arg: str, how: signal.Signals) -> list[int]:
     """The workers of a parent running `script arg` still alive two seconds after `how` ended it."""
     env = {**os.environ, "PYTHONPATH": SRC}
@@ -86,7 +103,7 @@ def _survivors(script: str, arg: str, how: signal.Signals) -> list[int]:
     try:
         pids = [int(p) for p in parent.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
-        time.sleep(0.5)  # both workers are busy on their request now
+        _wait_until_busy(pids)
         parent.send_signal(how)
         parent.wait(10)
         deadline = time.monotonic() + 2.0
@@ -110,11 +127,35 @@ def test_busy_workers_die_within_two_seconds_of_their_parent(where, how):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_the_watchdog_ends_workers_forked_from_a_thread(how):
-    assert _survivors(FROM_A_THREAD, "python", how) == []
+    assert _survivors(FROM_A_THREAD, "watchdog", how) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.xfail(strict=True, reason="the watchdog is a thread: it never runs while sympy's big-integer "
-                   "arithmetic holds the GIL, and no PR_SET_PDEATHSIG is armed for a worker forked from a thread")
 def test_workers_forked_from_a_thread_die_even_inside_sympy():
     assert _survivors(FROM_A_THREAD, "sympy", signal.SIGKILL) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_outlive_the_thread_that_started_them():
+    """PR_SET_PDEATHSIG fires when the forking *thread* ends: a worker started by one request thread
+    must still serve the next request, from another thread, after the first one has ended."""
+    from ttscale.grading.pool import VerifyPool
+
+    def grade_in_a_thread() -> list:
+        results: list = []
+        thread = threading.Thread(target=lambda: results.append(pool.verify_many([("1/2", "0.5")], timeout=60)))
+        thread.start()
+        thread.join()
+        return results
+
+    pool = VerifyPool(1)
+    try:
+        # Graded, not only started, in the first thread: the worker has armed its signal by the time it
+        # answers, so the thread ends after that, as a request thread would.
+        assert grade_in_a_thread() == [[True]]
+        (worker,) = pool._workers
+        time.sleep(0.5)  # the kernel signals as the thread exits; a wrongly armed worker is dead by now
+        assert worker.process.is_alive()
+        assert grade_in_a_thread() == [[True]] and pool._workers == [worker]
+    finally:
+        pool.shutdown()

@@ -21,25 +21,35 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _WATCH_INTERVAL_S = 0.2
 
 
-def die_with_parent(parent_pid: int, pdeathsig: bool) -> None:
-    """End this worker when its parent ends, however it ends (issue 18: kill -9 of a `ttscale grade`
-    left a worker re-parented to PID 1 at 100% CPU; daemon=True only helps on a clean exit).
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when its parent ends, however it ends: a `kill -9` of `ttscale grade` must
+    not leave a worker re-parented to PID 1 at 100% CPU, and daemon=True only helps on a clean exit.
 
-    Linux's PR_SET_PDEATHSIG makes the kernel SIGKILL us; it fires when the parent *thread* that
-    forked us exits, so the pool asks for it only when forking from the main thread. A watchdog on
-    the parent's PID covers every other case (other platforms, forks from a request thread).
+    On Linux the kernel SIGKILLs us through PR_SET_PDEATHSIG, which needs no cooperation from this
+    process: sympy's big-integer arithmetic holds the GIL for minutes inside one bytecode, and no
+    Python thread or signal handler runs until it returns. The signal fires when the parent
+    *thread* that forked us exits (prctl(2)); the pool forks only from threads that live as long as
+    its process. Elsewhere a watchdog thread on the parent's PID is the best we have: it ends a
+    worker busy in Python code, not one inside a single long bytecode.
     """
-    if pdeathsig and sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no prctl in this libc: the watchdog alone
+    armed = _arm_pdeathsig()
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(0)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _arm_pdeathsig() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False  # no prctl in this libc: the watchdog alone
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -82,12 +92,11 @@ def verify_pair(gold: str, pred: str) -> bool:
     return bool(verify(parse_answer(gold), parse_answer(pred), timeout_seconds=None))
 
 
-def serve(conn: Connection, parent_pid: int | None = None, pdeathsig: bool = False,
-          inherited_fds: Sequence[int] = ()) -> None:
+def serve(conn: Connection, parent_pid: int | None = None, inherited_fds: Sequence[int] = ()) -> None:
     """Answer ("equiv", gold, pred) and ("parse", answer, "") requests until "stop" or EOF."""
     close_inherited(inherited_fds)
     if parent_pid is not None:
-        die_with_parent(parent_pid, pdeathsig)
+        die_with_parent(parent_pid)
     _quiet_math_verify()
     while True:
         try:

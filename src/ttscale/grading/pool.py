@@ -12,9 +12,11 @@ import atexit
 import logging
 import multiprocessing as mp
 import os
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -42,6 +44,49 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+_starter_jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue.SimpleQueue()
+_starter_pid = 0  # the process whose starter thread reads _starter_jobs
+_starter_lock = threading.Lock()
+
+
+def _start_from_a_lasting_thread(start: Callable[[], None]) -> None:
+    """Run `start` (a Process.start) on a thread that lives as long as this process.
+
+    A worker arms Linux's PR_SET_PDEATHSIG on itself (see _worker.die_with_parent), and the kernel
+    fires it when the *thread* that forked the worker exits, not the process (prctl(2)). Forked by a
+    request thread, a worker would be SIGKILLed mid-request once that thread ended; so the fork
+    happens on the main thread, whose end is the process's end, or else on one daemon thread that
+    never returns. Forking on the main thread itself keeps a single-threaded `ttscale grade`
+    single-threaded at fork, which Python 3.12 warns about otherwise (os.fork's DeprecationWarning).
+    """
+    global _starter_jobs, _starter_pid
+    if threading.current_thread() is threading.main_thread():
+        start()
+        return
+    with _starter_lock:
+        if _starter_pid != os.getpid():  # none yet, or we are a fork of the process that has it
+            _starter_jobs = queue.SimpleQueue()
+            threading.Thread(
+                target=_run_starts, args=(_starter_jobs,), name="grading-worker-starter", daemon=True
+            ).start()
+            _starter_pid = os.getpid()
+        jobs = _starter_jobs
+    done: Future[None] = Future()
+    jobs.put((start, done))
+    done.result()
+
+
+def _run_starts(jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]) -> None:
+    while True:
+        start, done = jobs.get()
+        try:
+            start()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller waiting on `done`, which re-raises it
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
 class VerifyPool:
     """Runs (gold, pred) verifications in worker processes; each item gets `timeout` seconds."""
 
@@ -58,9 +103,8 @@ class VerifyPool:
         forked = self._ctx.get_start_method() == "fork"
         # Only a forked child inherits our fds; under spawn the same numbers are other files.
         inherited = [parent.fileno(), *(w.conn.fileno() for w in self._workers)] if forked else []
-        pdeathsig = threading.current_thread() is threading.main_thread()
-        process = self._ctx.Process(target=_worker.serve, args=(child, os.getpid(), pdeathsig, inherited), daemon=True)
-        process.start()
+        process = self._ctx.Process(target=_worker.serve, args=(child, os.getpid(), inherited), daemon=True)
+        _start_from_a_lasting_thread(process.start)
         child.close()
         return _Worker(process, parent)
 
