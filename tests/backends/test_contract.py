@@ -25,6 +25,8 @@ def _vllm_like_server(request):
 
     fake = FakeGenerator()
     body = json.loads(request.content)
+    if request.url.path.endswith("/chat/completions"):  # the probe asks; this stand-in serves completions only
+        return httpx.Response(404, json={"error": {"message": "no chat route"}})
     params = SamplingParams(temperature=body["temperature"], top_p=body["top_p"], max_new_tokens=body["max_tokens"],
                             stop=tuple(body.get("stop") or ()), n=body["n"], seed=body.get("seed"))
     choices = []
