@@ -5,7 +5,7 @@ dequantized, here cast to bfloat16) runs four times: problems_per_batch 1 and 4,
 setting off and on. A sample is "moved" when its text at (problem, index) differs between the two
 batchings; the time ratio is the setting's cost at problems_per_batch 4.
 
-    python bench/batch_invariance.py [--problems 20] [--n 16] [--out DIR]
+    python bench/batch_invariance.py [--problems 20] [--n 16] [--max-new-tokens 96] [--out DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _texts(out: Path, args: argparse.Namespace, invariant: bool, per_batch: int)
     cfg = load_config(RECIPE, [
         f"dataset.limit={args.problems}", f"search.n={args.n}", "model.dtype=bfloat16",
         f"model.batch_invariant={str(invariant).lower()}", f"search.problems_per_batch={per_batch}",
-        f"output.dir={out / f'inv{int(invariant)}-ppb{per_batch}'}"])
+        f"sampling.max_new_tokens={args.max_new_tokens}", f"output.dir={out / f'inv{int(invariant)}-ppb{per_batch}'}"])
     start = time.perf_counter()
     outcome = run(cfg, overwrite=True, progress=True)
     seconds = time.perf_counter() - start
@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=20)
     ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=96, help="the recipe's 96; less for a quicker look")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="batch-invariance-"))
