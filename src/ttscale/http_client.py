@@ -11,15 +11,33 @@ VerifierError. Top-level, not under backends/ or verifiers/, so both may use it.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from typing import Any
 
-from ttscale.errors import TTScaleError
+from ttscale.errors import ConfigError, TTScaleError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def make_client(setting: str, api_key_env: str | None, max_concurrency: int, timeout_s: float, connect_s: float,
+                transport: Any = None) -> Any:
+    """An httpx client with the bearer key read from `api_key_env` (named as `setting` when it is not set)
+    and up to `max_concurrency` connections kept alive."""
+    import httpx
+
+    headers = {}
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise ConfigError(f"{setting}={api_key_env!r} names an environment variable that is not set")
+        headers["Authorization"] = f"Bearer {key}"
+    limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+    return httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=connect_s), limits=limits,
+                        transport=transport)
 
 
 def backoff_delay(attempt: int, retry_after: str | None, backoff_s: float) -> float:

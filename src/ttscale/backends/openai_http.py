@@ -27,7 +27,6 @@ about four characters per token.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,7 @@ from ttscale.backends.chat_api import ChatMessages, as_completion_choice, chat_b
 from ttscale.backends.server_probe import ServerCapabilities, probe_server
 from ttscale.config import ModelConfig
 from ttscale.errors import ConfigError, GenerationError, MissingDependencyError
-from ttscale.http_client import request_json
+from ttscale.http_client import make_client, request_json
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -58,25 +57,17 @@ class OpenAIGenerator:
         capabilities: ServerCapabilities | None = None,
     ) -> None:
         try:
-            import httpx
+            import httpx  # noqa: F401 - present, or the one-line install hint
         except ImportError:
             raise MissingDependencyError("httpx", "openai", "model.backend=openai") from None
         if not cfg.base_url:
             raise ConfigError("model.base_url is required for model.backend=openai, e.g. http://127.0.0.1:8000/v1")
-        headers = {}
-        if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env)
-            if not key:
-                raise ConfigError(f"model.api_key_env={cfg.api_key_env!r} names an environment variable that is not set")
-            headers["Authorization"] = f"Bearer {key}"
+        self._client = make_client("model.api_key_env", cfg.api_key_env, cfg.max_concurrency, timeout_s, 10.0,
+                                   transport)
         self.base_url = cfg.base_url.rstrip("/")
         self.model = cfg.name_or_path
         self.api = cfg.api
         self.max_retries, self.backoff_s = max_retries, backoff_s
-        limits = httpx.Limits(max_connections=cfg.max_concurrency, max_keepalive_connections=cfg.max_concurrency)
-        self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits, transport=transport
-        )
         self._pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="ttscale-openai")
         self._caps = capabilities
         self._caps_lock, self._one_at_a_time = threading.Lock(), threading.Lock()
@@ -251,6 +242,14 @@ def choice_logprobs(choice: dict[str, Any], k: int) -> tuple[tuple[float, ...], 
     return sampled, top
 
 
+def _local_source(name_or_path: str) -> tuple[str, dict[str, str]]:
+    """from_pretrained's source and keywords for the served model's own files (the embedded GGUF, converted once)."""
+    from ttscale.models.loading import resolve_source
+
+    source, gguf = resolve_source(name_or_path, None)
+    return source, ({"gguf_file": gguf} if gguf else {})
+
+
 def policy_tokenizer(name_or_path: str | None) -> Any:
     """The served model's tokenizer when `name_or_path` names one that loads here, else None."""
     if not name_or_path:
@@ -258,10 +257,8 @@ def policy_tokenizer(name_or_path: str | None) -> Any:
     try:
         from transformers import AutoTokenizer
 
-        from ttscale.models.loading import resolve_source
-
-        source, gguf = resolve_source(name_or_path, None)
-        return AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf} if gguf else {}))
+        source, kwargs = _local_source(name_or_path)
+        return AutoTokenizer.from_pretrained(source, **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure means: count without it, and say so
         log.warning("no tokenizer for model.name_or_path=%r (%s); token counts come from the server or are "
                     "estimated at ~4 characters per token", name_or_path, str(e).splitlines()[0] if str(e) else e)
@@ -276,10 +273,8 @@ def policy_parameters(name_or_path: str | None) -> int:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        from ttscale.models.loading import resolve_source
-
-        source, gguf = resolve_source(name_or_path, None)
-        config = AutoConfig.from_pretrained(source, **({"gguf_file": gguf} if gguf else {}))
+        source, kwargs = _local_source(name_or_path)
+        config = AutoConfig.from_pretrained(source, **kwargs)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
         return int(sum(p.numel() for p in model.parameters()))
@@ -293,10 +288,9 @@ def served_model(base_url: str, api_key_env: str | None = None) -> str | None:
     """The first model id a server lists at GET /models, or None when it lists none."""
     import httpx
 
-    key = os.environ.get(api_key_env or "") if api_key_env else None
     try:
-        r = httpx.get(f"{base_url.rstrip('/')}/models", timeout=10.0,
-                      headers={"Authorization": f"Bearer {key}"} if key else {})
+        with make_client("--api-key-env", api_key_env, 1, 10.0, 10.0) as client:
+            r = client.get(f"{base_url.rstrip('/')}/models")
         data = r.json().get("data") or [] if r.status_code == 200 else []
     except (httpx.HTTPError, ValueError, AttributeError) as e:
         raise GenerationError(f"GET {base_url.rstrip('/')}/models failed: {e}") from None

@@ -115,7 +115,7 @@ def probe_server(post: Post, model: str | None) -> ServerCapabilities:
         if len(set(texts.values())) == 1:
             return dataclasses.replace(caps, samples=False)
     seed = sample(PROBE_SEEDS[0], extra) == texts[PROBE_SEEDS[0]]
-    seeded = {**base, **extra, "prompt": PROBE_PROMPT, "temperature": 1.0, "seed": PROBE_SEEDS[1]} if seed else None
+    seeded = _sample_body(base, extra, PROBE_SEEDS[1]) if seed else None
     return dataclasses.replace(
         caps, extra_body=tuple(sorted(extra.items())), seed=seed,
         seed_concurrent=seed and _seeds_hold_concurrently(sample, extra, texts),
@@ -137,9 +137,12 @@ def _refused_as_none(post: Post, path: str, body: dict[str, Any]) -> dict[str, A
 
 def _sampler(post: Post, base: dict[str, Any]) -> Callable[[int, dict[str, str]], str]:
     def sample(seed: int, extra: dict[str, str]) -> str:
-        body = {**base, **extra, "prompt": PROBE_PROMPT, "temperature": 1.0, "top_p": 1.0, "seed": seed}
-        return _text(post("/completions", body))
+        return _text(post("/completions", _sample_body(base, extra, seed)))
     return sample
+
+
+def _sample_body(base: dict[str, Any], extra: dict[str, str], seed: int) -> dict[str, Any]:
+    return {**base, **extra, "prompt": PROBE_PROMPT, "temperature": 1.0, "top_p": 1.0, "seed": seed}
 
 
 def _text(reply: dict[str, Any]) -> str:
@@ -156,7 +159,7 @@ def _seeds_hold_concurrently(sample: Callable[[int, dict[str, str]], str], extra
 
 
 def _honours_n(post: Post, base: dict[str, Any], extra: dict[str, str]) -> bool:
-    body = {**base, **extra, "prompt": PROBE_PROMPT, "temperature": 1.0, "n": 2, "seed": PROBE_SEEDS[0]}
+    body = {**_sample_body(base, extra, PROBE_SEEDS[0]), "n": 2}
     return len((_refused_as_none(post, "/completions", body) or {}).get("choices") or []) == 2
 
 

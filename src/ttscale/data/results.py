@@ -240,10 +240,7 @@ class RunDir:
 
     def write_server(self, capabilities: dict[str, Any]) -> None:
         """What the policy's server honoured when this run probed it (read back into metrics.json)."""
-        tmp = self.path / (SERVER + ".tmp")
-        with writing(self.path / SERVER):
-            tmp.write_text(json.dumps(capabilities, indent=2), encoding="utf-8")
-            tmp.replace(self.path / SERVER)
+        self._write_json(SERVER, capabilities)
 
     def server(self) -> dict[str, Any]:
         try:
@@ -252,10 +249,14 @@ class RunDir:
             return {}
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        tmp = self.path / (METRICS + ".tmp")
-        with writing(self.path / METRICS):
-            tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-            tmp.replace(self.path / METRICS)
+        self._write_json(METRICS, metrics)
+
+    def _write_json(self, name: str, obj: dict[str, Any]) -> None:
+        """Written whole or not at all: a reader never sees half a file."""
+        tmp = self.path / (name + ".tmp")
+        with writing(self.path / name):
+            tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+            tmp.replace(self.path / name)
 
     def config(self) -> dict[str, Any]:
         """The run's config.yaml, or RunDirError when it is missing or not a recipe mapping."""

@@ -26,7 +26,6 @@ in flight; ttscale/http_client.py retries 429, 5xx, timeouts and refused connect
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from typing import Any, Protocol
 
 from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError, MissingDependencyError, VerifierError
-from ttscale.http_client import request_json
+from ttscale.http_client import make_client, request_json
 from ttscale.types import Problem
 from ttscale.verifiers.encoding import Encoded
 
@@ -73,24 +72,17 @@ class HTTPVerifier:
         backoff_s: float = 0.5,
     ) -> None:
         try:
-            import httpx
+            import httpx  # noqa: F401 - present, or the one-line install hint
         except ImportError:
             raise MissingDependencyError("httpx", "openai", "verifier.name=http") from None
         cfg = cfg or VerifierConfig(name="http")
         if not cfg.base_url:
             raise ConfigError("verifier.base_url is required for verifier.name=http, e.g. http://127.0.0.1:8001")
-        headers = {}
-        if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env)
-            if not key:
-                raise ConfigError(f"verifier.api_key_env={cfg.api_key_env!r} names an environment variable that is not set")
-            headers["Authorization"] = f"Bearer {key}"
+        self._client = make_client("verifier.api_key_env", cfg.api_key_env, cfg.max_concurrency, cfg.timeout_s,
+                                   min(10.0, cfg.timeout_s), transport)
         self.root = cfg.base_url.rstrip("/").removesuffix("/v1")
         self.items_per_request = cfg.items_per_request
         self.max_retries, self.backoff_s = cfg.max_retries, backoff_s
-        limits = httpx.Limits(max_connections=cfg.max_concurrency, max_keepalive_connections=cfg.max_concurrency)
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-                                    limits=limits, transport=transport)
         self._pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="ttscale-verifier-http")
         self._tokens: OrderedDict[tuple[str, tuple[str, ...]], int] = OrderedDict()
         self._lock = threading.Lock()
