@@ -318,8 +318,8 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def parse(model: type[SearchRequest], body: bytes, bounds: Bounds) -> Any:
-    """The validated request, or BadRequest naming every bad field."""
+def parse(model: type[BaseModel], body: bytes, bounds: Any) -> Any:
+    """The validated request, or BadRequest naming every bad field; `bounds` is the validators' context."""
     try:
         return model.model_validate_json(body, context=bounds)
     except ValidationError as e:

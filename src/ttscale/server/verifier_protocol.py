@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from ttscale.server.protocol import BadRequest, _field_path, _short
+from ttscale.server.protocol import parse
 from ttscale.types import Problem
 
 
@@ -59,16 +59,4 @@ class VerifyRequest(BaseModel):
 
 def parse_verify(body: bytes, limits: Any) -> VerifyRequest:
     """The validated request, or BadRequest naming every bad field; `limits` has max_items and max_steps."""
-    try:
-        return VerifyRequest.model_validate_json(body, context=limits)
-    except ValidationError as e:
-        errors = e.errors(include_url=False)
-        if errors and errors[0]["type"] == "json_invalid":
-            raise BadRequest(f"the request body is not valid JSON: {errors[0]['msg'].removeprefix('Invalid JSON: ')}")
-        parts = []
-        for err in errors:
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] not in ("value_error", "missing") and "input" in err:
-                msg += f", got {_short(err['input'])}"
-            parts.append(f"{_field_path(err['loc']) or 'body'}: {msg}")
-        raise BadRequest("; ".join(dict.fromkeys(parts)), param=_field_path(errors[0]["loc"]) or None) from None
+    return parse(VerifyRequest, body, limits)
