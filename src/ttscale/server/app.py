@@ -73,6 +73,10 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 class Guard:
     """ASGI middleware: API key, body size (413), request counts and latency for every request."""
 
+    # routes counted by name (any other is "other"), and those whose latency is observed
+    known_paths: frozenset[str] = frozenset(KNOWN_PATHS)
+    timed_paths: frozenset[str] = frozenset(SEARCH_PATHS)
+
     def __init__(self, app: Any, engine: "Engine", api_key: str | None) -> None:
         self.app, self.engine, self.api_key = app, engine, api_key
         self.max_body = engine.serve.max_body_bytes
@@ -88,13 +92,13 @@ class Guard:
                 status[0] = message["status"]
             await send(message)
 
-        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        path = scope["path"] if scope["path"] in self.known_paths else "other"
         try:
             await self._guarded(scope, receive, send_counted)
         finally:
             m = self.engine.metrics
             m.inc("ttscale_requests_total", path=path, status=str(status[0]))
-            if path in SEARCH_PATHS:
+            if path in self.timed_paths:
                 m.observe_latency(time.perf_counter() - started, path=path)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ttscale.config import RunConfig
 from ttscale.errors import ConfigError
-from ttscale.server.app import Guard, Receive, Scope, Send, _import_server, bind, is_loopback, read_api_key
+from ttscale.server.app import Guard, _import_server, bind, is_loopback, read_api_key
 from ttscale.server.batching import MicroBatcher
 from ttscale.server.config import VerifierServeConfig
 from ttscale.server.metrics import Metrics
@@ -91,27 +91,11 @@ class VerifierService:
 class VerifierGuard(Guard):
     """server/app.py's guard (key, body size, counts) with this server's routes."""
 
+    known_paths = frozenset(PATHS)
+    timed_paths = frozenset({VERIFY_PATH})
+
     def __init__(self, app: Any, service: VerifierService, api_key: str | None) -> None:
         super().__init__(app, service, api_key)  # type: ignore[arg-type] - reads .serve and .metrics only
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), [500]
-
-        async def send_counted(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        path = scope["path"] if scope["path"] in PATHS else "other"
-        try:
-            await self._guarded(scope, receive, send_counted)
-        finally:
-            self.engine.metrics.inc("ttscale_requests_total", path=path, status=str(status[0]))
-            if path == VERIFY_PATH:
-                self.engine.metrics.observe_latency(time.perf_counter() - started, path=path)
 
 
 def create_verifier_app(service: VerifierService, api_key: str | None = None) -> Any:
