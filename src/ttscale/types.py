@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "eos"]
-# One spelling each, used by the config, the grading, the evaluation and the server (issue 17).
+# One spelling each, used by the config, the grading, the evaluation and the server, so they cannot drift apart.
 Reduction = Literal["last", "min", "prod", "mean"]
 Selection = Literal["majority", "naive", "weighted"]
 REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
@@ -29,7 +29,7 @@ class Problem:
 
     @property
     def content_hash(self) -> str:
-        """Digest of the question and gold answer: a resumed row must still match it (issue 18)."""
+        """Digest of the question and gold answer: a resumed row is reused only while its problem still matches it."""
         return hashlib.sha256(json.dumps([self.question, self.answer]).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,7 +44,8 @@ class Problem:
 class SamplingParams:
     """What a Generator is asked for; validated by SamplingConfig before it gets here.
 
-    Its defaults are the recipe's (REFERENCE.md: T = 0.8, 2048 new tokens): SamplingConfig reads them here.
+    Its defaults are those of Beeching, Tunstall & Rush 2024 (T = 0.8, up to 2048 new tokens): SamplingConfig
+    reads them here.
     """
 
     temperature: float = 0.8
@@ -53,7 +54,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None
-    logprobs: int = 0  # top-k alternatives recorded per token (issue 20); 0 = off, nothing paid
+    logprobs: int = 0  # top-k alternatives recorded per token, for confidence measures; 0 = off, nothing paid
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,20 @@ class Generation:
     n_tokens: int
     finish_reason: FinishReason
     prompt_tokens: int = 0
-    # Issue 20, only when SamplingParams.logprobs > 0: per generated token, the sampled token's
-    # log-probability and the top-k log-probabilities (descending), from the model's raw distribution.
+    # Only when SamplingParams.logprobs > 0 (the confidence measures of ttscale.confidence need them): per
+    # generated token, the sampled token's log-probability and the top-k log-probabilities (descending), from
+    # the model's raw distribution.
     logprobs: tuple[float, ...] = ()
     top_logprobs: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
 class Budget:
-    """Compute spent on one problem (issue 6): counted where the work is done, summed per problem."""
+    """Compute spent on one problem: counted where the work is done and summed per problem, so that
+    strategies are compared at equal cost."""
 
     generated_tokens: int = 0
-    thinking_tokens: int = 0  # of generated_tokens: those inside a thinking block (issue 21)
+    thinking_tokens: int = 0  # of generated_tokens: those inside a thinking block (e.g. <think>...</think>)
     prompt_tokens: int = 0
     prompt_tokens_reused: int = 0
     verifier_tokens: int = 0
@@ -98,7 +101,10 @@ class Budget:
 
 @dataclass(frozen=True)
 class ConfidenceSummary:
-    """A trace's confidence measures (issue 20; ttscale.confidence): what completions.jsonl keeps of its logprobs."""
+    """A trace's confidence measures: what completions.jsonl keeps of its logprobs.
+
+    Computed by ttscale.confidence; the group measures are DeepConf's (Fu et al. 2025).
+    """
 
     mean: float
     lowest_group: float
@@ -132,11 +138,12 @@ class Completion:
     dropped: str | None = None
     logprobs: tuple[float, ...] = ()  # only with output.save_logprobs
     top_logprobs: tuple[tuple[float, ...], ...] = ()
-    thinking_tokens: int = 0  # of n_tokens: inside the thinking block (issue 21)
+    thinking_tokens: int = 0  # of n_tokens: inside the thinking block
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        # Optional fields stay out of the line when unused, so files written without issues 20-21 look the same.
+        # Optional fields stay out of the line when unused, so a run without confidence or thinking writes the
+        # same lines as a file from before those fields existed, and both read back alike.
         for key in ("confidence", "dropped", "logprobs", "top_logprobs", "thinking_tokens"):
             if not d[key]:
                 del d[key]
@@ -163,7 +170,7 @@ class Completion:
 
 @dataclass(frozen=True)
 class TreeNode:
-    """A node of a search tree (issue 6, output.save_trees)."""
+    """A node of a search tree, kept when output.save_trees is on (trees.jsonl; `ttscale tree` prints one)."""
 
     id: int
     parent: int | None
