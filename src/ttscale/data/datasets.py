@@ -77,7 +77,7 @@ def to_problem(row: dict[str, Any], cfg: DatasetConfig, where: str, id_prefix: s
         pid = str(_pick(row, cfg.id_field, ID_FIELDS, "id", where))
     else:
         # From the content, not the line number: a line inserted above must not shift every id and make
-        # a resumed run pair old results with new problems (issue 18).
+        # a resumed run pair old results with new problems.
         pid = f"{id_prefix}:{problem.content_hash[:12]}"
     return dataclasses.replace(problem, id=pid)
 

@@ -2,7 +2,8 @@
 
 A partial solution is always appended to the rendered prompt as raw text, never
 passed back through the chat template: Llama 3's template trims each turn, which
-would eat the trailing step delimiter "\\n\\n" and derail the next step (REFERENCE.md).
+would eat the trailing step delimiter "\\n\\n" and derail the next step (search-and-learn overrides
+the template for this reason: `custom_chat_template` in huggingface/search-and-learn src/sal/config.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class PromptFormat:
     exemplars: tuple[tuple[str, str], ...] = ()
     tokenizer: Any = None
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    # Resolved markers: start == end == "" when the model does not think (issue 21).
+    # Resolved markers: start == end == "" when the model does not think (no thinking block to count or force).
     thinking: ThinkingConfig = field(default_factory=lambda: ThinkingConfig(start="", end=""))
 
     @property
@@ -70,7 +71,7 @@ def exemplars(n_shot: int, step_delimiter: str) -> tuple[tuple[str, str], ...]:
     return tuple(shots)
 
 
-# s1, DeepSeek-R1 and Qwen3 all write their thinking between these (issue 21).
+# s1, DeepSeek-R1 and Qwen3 all write their thinking between these.
 THINK_MARKERS = ("<think>", "</think>")
 
 
@@ -111,7 +112,8 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a rendered prompt with exactly one BOS.
 
     A chat template already writes BOS; tokenizing its output with special tokens
-    on (as vLLM does) would add a second one, which hurts quality (REFERENCE.md).
+    on (as vLLM does) would add a second one, which hurts quality (Beeching, Tunstall & Rush 2024 found
+    this with Llama 3).
     """
     bos = getattr(tokenizer, "bos_token", None)
     add_special = not (bos and text.startswith(bos))

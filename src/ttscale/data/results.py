@@ -136,10 +136,10 @@ class RunDir:
             )
 
     def _acquire_lock(self) -> None:
-        """An exclusive flock: a second run on this folder would search every problem again (issue 18)."""
+        """An exclusive flock: two runs started together on one folder would each search every problem."""
         try:
             import fcntl
-        except ImportError:  # not POSIX: no lock, as before
+        except ImportError:  # not POSIX: the run goes on unlocked
             return
         handle = (self.path / LOCK).open("a+", encoding="utf-8")
         try:
@@ -200,8 +200,8 @@ class RunDir:
         """(ids whose finished row is for this very problem, ids whose row is for a changed problem).
 
         Failed rows are in neither: they are searched again on resume. A row is reused only while
-        its problem's question and gold answer are unchanged (issue 18: ids alone once paired old
-        results with new problems).
+        its problem's question and gold answer are unchanged: an id alone can be reused for another
+        problem when the dataset file changes between runs.
         """
         if not (self.path / COMPLETIONS).exists():
             return set(), set()

@@ -4,11 +4,11 @@ SmolLM2-135M cannot do MATH, but it solves short arithmetic stories often enough
 that sampling and search show real gains on CPU. Level 1 is one small addition or
 subtraction; each level adds operations, multiplication and bigger numbers.
 
-Two wording families tell the same stories (issue 16). `exemplar`, the few-shot
-prompts' own ("Tom has 5 apples. Tom buys 4 more apples."), and `alt`, which the
-prompts never show: other verbs, the question sometimes first, small numbers as
-words and "twice", "three times", "a dozen". The same seed gives the same numbers
-in both, so a gap between them is the wording's, not the arithmetic's.
+Two wording families tell the same stories, so a run can be measured on wording its
+few-shot prompts never show. `exemplar`, the few-shot prompts' own ("Tom has 5 apples.
+Tom buys 4 more apples."), and `alt`: other verbs, the question sometimes first, small
+numbers as words and "twice", "three times", "a dozen". The same seed gives the same
+numbers in both, so a gap between them is the wording's, not the arithmetic's.
 """
 
 from __future__ import annotations
