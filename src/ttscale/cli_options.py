@@ -1,5 +1,6 @@
 """Command-line options generated from a settings dataclass: its fields' names, types, defaults and help
-text are the options' (TRL's habit; issue 17), so no command retypes what the dataclass already holds."""
+text are the options' (TRL's habit: TrlParser builds its options from dataclasses), so no command retypes
+what the dataclass already holds."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Recipes -> RunConfig: YAML files and `--set section.key=value` overrides, each value typed by its field.
 
-A nested setting is a dotted key: `--set sampling.thinking.min_tokens=512` (issue 21).
+A setting of a nested section (such as `sampling.thinking`) is a dotted key:
+`--set sampling.thinking.min_tokens=512`.
 """
 
 from __future__ import annotations

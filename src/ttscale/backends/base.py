@@ -18,9 +18,9 @@ class Generator(Protocol):
 
     Seeds follow vLLM: a request with seed s samples its child k from a stream seeded s + k,
     so the same prompt with the same seed gives the same sample whatever else is in the call,
-    and a sample depends on nothing but its own request (issue 15). A generation's text keeps
-    the stop string it ended on, so a strategy can tell a finished step ("...\\n\\n") from a
-    truncated one.
+    and a sample depends on nothing but its own request: a run is the same batched by 1 or 64,
+    sharded or served. A generation's text keeps the stop string it ended on, so a strategy can
+    tell a finished step ("...\\n\\n") from a truncated one.
     """
 
     name: str

@@ -1,6 +1,6 @@
 """A deterministic, instant generator for tests and load benchmarks.
 
-It models vLLM's sampling semantics exactly, so a seeding bug shows in tests (issue 15):
+It models vLLM's sampling semantics exactly, so a seeding bug shows in tests:
 child k of a request seeded s is a pure function of (prompt, s + k); greedy (T = 0) is a
 function of the prompt alone; an unseeded request draws from the generator's own stream
 (vLLM's engine-level generator), so it differs from call to call. Stop strings are

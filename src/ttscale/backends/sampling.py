@@ -1,4 +1,5 @@
-"""Per-row sampling for the HF backend: each row draws from its own seeded stream (issue 15).
+"""Per-row sampling for the HF backend: each row draws from its own seeded stream, so
+a run samples the same whatever its batch size.
 
 transformers samples a batch with one `torch.multinomial` on the global RNG, so a row's
 tokens depend on its batch neighbours and on the order of earlier calls. `RowSampler`

@@ -1,4 +1,4 @@
-"""Learn from search (issue 10): search runs become training data, and the data a better policy and PRM.
+"""Learn from search: search runs become training data, and the data a better policy and PRM.
 
     export_sft(run_dir, output)            selected / correct solutions -> chat-format SFT dataset
     label_steps(run_dir, output, ...)      Math-Shepherd Monte Carlo step labels -> stepwise-supervision dataset

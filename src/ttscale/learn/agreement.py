@@ -1,4 +1,4 @@
-"""How often a trained PRM agrees with a reference verifier's step labels (issue 16).
+"""How often a trained PRM agrees with a reference verifier's step labels: whether training taught it the rules.
 
 The reference is the rule verifier: a step it scores CORRECT is a good step, one it
 scores WRONG or INVENTED a bad one; a step it cannot judge (NO_ARITHMETIC) has no

@@ -1,5 +1,5 @@
 """Caches keyed by token ids and found by the longest shared prefix: the generator's prefix KV reuse and
-the verifiers' incremental scoring both stand on `PrefixLRU` (issue 11, issue 17).
+the verifiers' incremental scoring both stand on `PrefixLRU`, one cache with one eviction rule.
 
 Search re-sends the same prefixes every round: the prompt, then every step so far. A
 cache entry is indexed by the token ids it encodes; a new sequence reuses the entry
