@@ -1,4 +1,4 @@
-"""Adaptive compute against a fixed N (issue 20): the same accuracy for fewer tokens?
+"""Adaptive compute against a fixed N: the same accuracy for fewer tokens?
 
 SmolLM2-135M on synthetic arithmetic, side by side in one run:
   majority@N           best_of_n, N samples, majority vote

@@ -1,4 +1,4 @@
-"""The paper's loop on CPU (issue 16): Monte Carlo step labels -> a PRM head on SmolLM2 -> its signal.
+"""The paper's loop on CPU: Monte Carlo step labels -> a PRM head on SmolLM2 -> its signal.
 
 1. SmolLM2-135M samples N solutions to generated training problems (seed --train-seed);
 2. `label-steps` rolls out k completions from every step prefix (Math-Shepherd's hard labels);

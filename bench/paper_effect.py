@@ -1,4 +1,4 @@
-"""The paper's effect on CPU (issue 16): search guided by a process verifier vs sampling at equal N.
+"""The paper's effect on CPU: search guided by a process verifier vs sampling at equal N.
 
 On problems of the alt wording (the exemplars never use it), SmolLM2-135M, float32 (or --set model.dtype=...):
 majority, naive and weighted best-of-N (subsampled from one N=max run, verifier scores
@@ -88,7 +88,8 @@ def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult
     own = [float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results]
     table.setdefault(f"{strategy}{tag} (own pick)", {})[n] = (own, tokens)
     for pick in PICKS:
-        # one tree's candidates: a repeated text votes once, as the strategy's own pick counts it (issue 16)
+        # one tree's candidates: a repeated text votes once, as the strategy's own pick counts it (one beam
+        # grown twice is one solution, not two votes)
         hits = [float(r.error is None and (i := select(r.completions, pick, distinct=True)) is not None
                       and correct[r.id][i]) for r in results]
         table.setdefault(f"{strategy}{tag} ({pick} pick)", {})[n] = (hits, tokens)
@@ -175,7 +176,7 @@ def main() -> None:
         for tag, verifier in verifiers:
             name = "trained_prm" if tag else "rules"
             for n in search_ns:
-                # M = 4 as in the paper (REFERENCE.md), where it divides N
+                # M = 4 as in Beeching, Tunstall & Rush 2024, where it divides N
                 width = [f"search.beam_width={4 if n % 4 == 0 else 2}"] if strategy != "particle_filtering" else []
                 sets = overrides(args, verifier, n, out / f"{strategy}_{name}_n{n}") + width
                 search_rows(table, strategy, n, run_results(RECIPES[strategy], sets), tag)

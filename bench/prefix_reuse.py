@@ -1,4 +1,4 @@
-"""Beam search with prefix KV reuse vs recompute, at growing prompt lengths (issue 11).
+"""Beam search with prefix KV reuse vs recompute, at growing prompt lengths.
 
 The prompt is padded with extra k-shot exemplars to about 250, 500, 1000 and 2000
 tokens; both sides run the same greedy beam search (identical beams), so the time

@@ -3,7 +3,7 @@
 Runs the bundled CPU recipes (resumable, into --out) and prints one table: majority
 and weighted best-of-N (subsampled from one N=16 run) beside beam search, DVTS and
 particle filtering at each N, with the mean generated tokens and the mean number of
-distinct completions per problem (issue 15: DVTS's subtrees used to be copies of one).
+distinct completions per problem (DVTS's subtrees must differ: each root has its own seed).
 Then it checks that a recipe's completions.jsonl is the same searched 1 or 4 problems
 at a time.
 

@@ -1,4 +1,4 @@
-"""Beam search cost per generated token vs plain batched sampling of the same token count (issue 11).
+"""Beam search cost per generated token vs plain batched sampling of the same token count.
 
 Beam search N=8, M=4 on the synthetic world with SmolLM2 + arithmetic_rules; the
 baseline samples N whole solutions per problem in one batched `generate` call.

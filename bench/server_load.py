@@ -3,7 +3,7 @@
     python bench/server_load.py                 # fake backend + fake PRM, beam search, 64 concurrent
     python bench/server_load.py --real          # also SmolLM2 (HF, CPU): 8 best-of-4 requests together vs in turn
 
-Prints `name  ours  baseline  ratio` rows measured in this one run (STYLE.md); nothing is asserted.
+Prints `name  ours  baseline  ratio` rows measured in this one run; nothing is asserted.
 """
 
 from __future__ import annotations

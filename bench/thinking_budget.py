@@ -1,4 +1,4 @@
-"""Budget forcing on a tiny reasoning model (issue 21): thinking lengths with and without a budget.
+"""Budget forcing (s1) on a tiny reasoning model: thinking lengths with and without a budget.
 
 The model is the test suite's tiny random Qwen3 (tests/search/test_thinking_models.py): its chat
 template opens <think> and its lm_head is biased towards </think>, so it tries to close early, as

@@ -1,4 +1,4 @@
-"""Incremental PRM scoring (issue 11): reuse each beam's cached prefix against rescoring it in full.
+"""Incremental PRM scoring: reuse each beam's cached prefix against rescoring it in full.
 
 Beam search sends every beam's FULL step list to the verifier each round. This
 replays that: B beams (4 problems x B/4 beams each), and every round each beam gets
