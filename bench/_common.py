@@ -43,6 +43,7 @@ def row(name: str, ours: float, baseline: float, unit: str = "") -> None:
 
 
 def header() -> None:
+    print(provenance(), flush=True)
     print(f"{'name':<36} {'ours':>12} {'baseline':>12} {'ratio':>9}", flush=True)
 
 
@@ -98,3 +99,34 @@ def claim_out(out: Any, fresh: bool = False) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(stamp + "\n", encoding="utf-8")
+
+
+def provenance() -> str:
+    """Where and when the rows were measured: a figure from an AVX2-only CPU (bf16 emulated) is not one
+    from an AVX512-BF16 CPU, and a committed result must say which it is."""
+    import os
+    import platform
+    import sys
+    from datetime import datetime, timezone
+
+    import torch
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    flags = " ".join(x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in have)
+                    break
+    except OSError:
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"# {when}; {cpu}, {os.cpu_count()} cores ({flags or 'flags unknown'}); torch {torch.__version__}; "
+            f"{code_stamp()}\n# command: python {' '.join(sys.argv)}")
