@@ -16,7 +16,7 @@ from ttscale.recipe import load_config
 
 @pytest.fixture(scope="session", autouse=True)
 def _cpu_independent_dtype():
-    """`dtype: auto` follows the CPU (bf16 on AVX512-BF16, fp32 on AVX2-only: issue 14), and CI runs on
+    """`dtype: auto` follows the CPU (bf16 on AVX512-BF16, fp32 on AVX2-only), and CI runs on
     either. Every test sees an AVX2-only CPU unless it asks for `native_bf16`, so none passes or fails by
     the machine it landed on."""
     from ttscale.models import loading
@@ -65,7 +65,7 @@ def fake_cfg(tmp_path):
 
 
 class StandInVLLM:
-    """A stand-in `vllm` module with vLLM's sampling semantics (vLLM needs a GPU; issue 15).
+    """A stand-in `vllm` module with vLLM's sampling semantics (vLLM needs a GPU).
 
     Read from vLLM's source: `LLM.generate` takes one SamplingParams or one per prompt; a
     request seeded s samples child k from its own generator seeded s + k

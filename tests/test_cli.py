@@ -111,7 +111,7 @@ def _merge_into_foreign(tmp) -> list[str]:
 _HELD: list = []
 
 
-# Issue 18: each input printed a traceback (or ran); each must be one line naming the file, field or line, exit 2.
+# Each bad input is one error line naming the file, field or line, exit 2: never a traceback, never a run.
 BAD_INPUT = [
     ("unknown key", lambda t: ["run", "cpu_arithmetic", "--set", "search.nn=3"], "unknown key 'search.nn'"),
     ("unknown strategy", lambda t: ["run", "cpu_arithmetic", "--strategy", "beem_search"], "unknown strategy 'beem_search'"),

@@ -1,4 +1,4 @@
-"""Options generated from settings dataclasses (issue 17: no command retypes a field's default or help)."""
+"""Options generated from settings dataclasses : no command retypes a field's default or help."""
 
 import dataclasses
 from dataclasses import dataclass, field

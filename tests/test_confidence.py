@@ -1,4 +1,4 @@
-"""Issue 20: the confidence measures on hand-made log-probability arrays."""
+"""The confidence measures (DeepConf, Fu et al. 2025; self-certainty) on hand-made log-probability arrays."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Data flows one way (STYLE.md; issue 17): no stage imports a later one, even lazily inside a function."""
+"""Data flows one way (docs/DESIGN.md): no stage imports a later one, even lazily inside a function."""
 
 import ast
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""A run is the same however it was batched, sharded or served (issue 15; STYLE.md: randomness is explicit).
+"""A run is the same however it was batched, sharded or served: randomness is explicit, each
+sample's seed derived from what it is (search/seeds.py).
 
 Exact equality on the fake backend and the vLLM stand-in, which both model vLLM's per-request
 seeds; on HF, a tiny random Llama in float32 at T > 0 with prompts of equal token length.

@@ -119,7 +119,7 @@ QUESTIONS = [{"problem": f"What is {a} + {a}?", "answer": str(2 * a)} for a in r
 
 
 def test_inserted_line_does_not_shift_ids_or_reuse_stale_rows(fake_cfg, tmp_path):
-    """Issue 18: ids were file:lineno, so a line inserted on top paired old results with new problems."""
+    """Ids come from content, not file:lineno, so a line inserted on top does not pair old results with new problems."""
     data = tmp_path / "d.jsonl"
     _jsonl(data, QUESTIONS[1:])
     cfg = fake_cfg(f"dataset.source={data}", "dataset.limit=null")
@@ -220,7 +220,7 @@ def test_a_child_forked_during_a_run_does_not_keep_its_folder_locked(fake_cfg):
 
 
 def test_two_runs_at_once_search_each_problem_once(fake_cfg):
-    """Issue 18: two runs started together on one folder both searched everything (512 rows for 300)."""
+    """A second run on a folder in use is refused, so each problem is searched once, not once per run."""
     import threading
 
     started, go = threading.Event(), threading.Event()

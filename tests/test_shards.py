@@ -74,7 +74,7 @@ def test_ray_runs_two_local_shard_workers_with_smollm2(tmp_path):
 
 
 def test_merge_output_is_refused_like_run_unless_same_config_or_overwrite(fake_cfg, tmp_path):
-    """Issue 18: merge --output overwrote anything (another run, a non-run folder, one of its own shards)."""
+    """merge --output overwrites nothing it should not: another run, a non-run folder, one of its own shards."""
     cfg = fake_cfg("dataset.limit=6", f"output.dir={tmp_path / 's'}")
     shards = [shard_dir(tmp_path / "s", i, 2) for i in range(2)]
     for i in range(2):

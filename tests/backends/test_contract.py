@@ -1,4 +1,4 @@
-"""One contract, every registered backend (STYLE.md; issue 17): n samples, finish reasons, stop strings,
+"""One contract, every registered backend: n samples, finish reasons, stop strings,
 token counts, and vLLM's per-request seeds, on the fake, HF (a tiny random Llama in float32), the vLLM
 stand-in and the OpenAI backend through an httpx mock transport in front of a vLLM-like server."""
 
@@ -121,7 +121,7 @@ def test_greedy_children_are_the_same(backend):
 
 
 def test_thinking_budget_is_forced_through_every_backend(backend):
-    """Budget forcing needs only stop strings and appended text (issue 21), so it holds on every backend:
+    """Budget forcing needs only stop strings and appended text, so it holds on every backend:
     thinking stops at max_tokens, where the end marker and the answer cue are written."""
     from ttscale.config import ThinkingConfig
     from ttscale.search import SearchSettings, build_strategy

@@ -1,4 +1,4 @@
-"""Issue 20: every backend records the sampled token's log-probability and the top k, only when asked."""
+"""Every backend records the sampled token's log-probability and the top k, only when asked."""
 
 import json
 import math

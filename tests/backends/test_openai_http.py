@@ -235,7 +235,7 @@ def test_a_recipe_runs_against_ttscale_serve(fake_cfg):
     from ttscale.server.process import running_server, wait_healthy
 
     server_side = ["search.strategy=best_of_n", "search.n=1", "verifier.name=none"]
-    # The recipe asks for model "policy"; an unknown model name is a 404 (issue 18), so the server serves that name.
+    # The recipe asks for model "policy"; an unknown model name is a 404, so the server serves that name.
     with running_server("serve_fake", server_side, args=["--served-model-name", "policy"]) as srv:
         wait_healthy(srv.root)
         outcome = run(_recipe(fake_cfg, srv.base_url), progress=False)  # built from the registry: backend openai

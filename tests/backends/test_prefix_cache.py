@@ -1,4 +1,4 @@
-"""Prefix KV reuse must not change what is generated (issue 11)."""
+"""Prefix KV reuse must not change what is generated ."""
 
 import pytest
 import torch

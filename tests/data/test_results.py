@@ -1,7 +1,7 @@
 
 
 def test_a_run_written_before_a_setting_existed_resumes_at_its_default(tmp_path):
-    """A config.yaml without a newer setting (issue 21's sampling.thinking) reads as that setting's default."""
+    """A config.yaml without a newer setting (such as sampling.thinking) reads as that setting's default."""
     from ttscale.config import RunConfig
     from ttscale.data.results import config_difference
 

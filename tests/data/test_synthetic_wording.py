@@ -1,4 +1,4 @@
-"""The second wording family of synthetic:arithmetic (issue 16)."""
+"""The second wording family of synthetic:arithmetic, the one the few-shot prompts never show."""
 
 import random
 import re

@@ -37,4 +37,4 @@ def test_evaluate_real_runs_writes_report_and_plots(smollm2, tmp_path):
     for png in ("accuracy_vs_n", "accuracy_vs_compute", "difficulty_oracle", "difficulty_model", "compute_optimal"):
         assert (out / f"{png}.png").stat().st_size > 10_000 and f"({png}.png)" in report
     assert (out / "policy.json").exists()
-    print(report)  # the numbers for the issue note (pytest -s)
+    print(report)  # the numbers, for a reader (pytest -s)

@@ -1,4 +1,4 @@
-"""`ttscale evaluate` on a reasoning run (issue 21): thinking tokens per point, their plot and report section."""
+"""`ttscale evaluate` on a reasoning run: thinking tokens per point, their plot and report section."""
 
 from __future__ import annotations
 

@@ -329,7 +329,7 @@ GOLDEN: list[tuple[str, str, bool]] = [
     ("1200", "1.2 \\cdot 10^3", True),
     ("8000", "8 \\times 10^3", True),
     ("8000", "8 \\times 10^4", False),
-    # --- issue 19: classes behind the misses against Math-Verify's suite and a held-out set ------------
+    # --- classes behind the misses against Math-Verify's suite and a held-out set -----------------------
     # complex numbers with an explicit unit coefficient, and the engineers' j
     ("-i", "-1i", True),
     ("-i", "1i", False),

@@ -54,7 +54,7 @@ def test_usage_errors() -> None:
 
 
 def test_timeout_total_bounds_the_file_and_reports_undecided_pairs(tmp_path: Path) -> None:
-    """Issue 18: N pathological pairs cost ~5N/2 s; --timeout-total caps the file, the rest are errors."""
+    """N pathological pairs cost ~5N/2 s; --timeout-total caps the file, the rest are errors."""
     import time
 
     hard = [{"gold": f"({k}^{{{k}^{{{k}}}}})!", "pred": str(k)} for k in range(11, 17)]

@@ -35,7 +35,7 @@ EXTRACT_CASES: list[tuple[str, str | None]] = [
     ("\\boxed{3} then \\boxed{4", "3"),  # unclosed last box: fall back to the previous one
     ("\\boxed{\\frac{1}{2}", "\\frac{1}{2}"),  # unclosed box: no box rung; the last-number rung reads the fraction
     ("}}}{{{ \\boxed{5} }}}", "5"),
-    # Rung 1, several boxes (issue 19): adjacent boxes are one answer, boxes apart in prose are not.
+    # Rung 1, several boxes: adjacent boxes are one answer, boxes apart in prose are not.
     ("$\\boxed{1}\\boxed{2}$", "1, 2"),
     ("\\boxed{(2, 2)} \\quad\\text{and}\\quad \\boxed{(6, 2)}", "(2, 2), (6, 2)"),
     ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),

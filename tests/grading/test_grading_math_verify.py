@@ -1,4 +1,4 @@
-"""Math-Verify's own test cases, graded the way a run grades a completion (issue 19).
+"""Math-Verify's own test cases, graded the way a run grades a completion.
 
 The prediction's answer comes from `extract_answer` over the whole prediction,
 the gold's through `gold_answer`; no answer extracted is unequal, as in a run.

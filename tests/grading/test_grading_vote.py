@@ -123,7 +123,7 @@ def test_shutdown_leaves_no_worker_processes() -> None:
     assert is_equiv("\\sqrt{12}", "2\\sqrt{3}")  # the pool comes back on next use
 
 
-# ---- issue 16: a solution and its copy up to trailing whitespace are one ----------------------
+# ---- a solution and its copy up to trailing whitespace are one ---------------------------------
 
 
 def test_distinct_texts_ignore_trailing_whitespace_only() -> None:
@@ -160,7 +160,8 @@ def test_vote_with_texts_equals_a_vote_over_the_distinct_solutions(rows) -> None
 
 
 def test_a_tree_search_pick_counts_a_repeated_beam_once() -> None:
-    """select(distinct=True): the same beam with and without its final newline votes once (issue 16);
+    """select(distinct=True): the same beam with and without its final newline votes once
+    (one beam grown twice is one solution);
     independent samples (distinct=False) keep every vote."""
     from ttscale.grading.select import select
     from ttscale.types import Completion

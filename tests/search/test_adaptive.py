@@ -1,4 +1,4 @@
-"""Issue 20: adaptive_consistency's stopping rules and DeepConf offline / online on scripted fakes."""
+"""adaptive_consistency's stopping rules and DeepConf offline / online on scripted fakes."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""One contract, every strategy (STYLE.md): counts, budgets, determinism, completion handling."""
+"""One contract, every registered strategy: counts, budgets, determinism, completion handling."""
 
 import tempfile
 from pathlib import Path
@@ -33,7 +33,7 @@ def search(name, s, gen=None, ver=None, problems=PROBLEMS, prompts=PROMPTS):
 
 
 def right_count(name, got, n):
-    """Exactly N, except for a strategy that says it stops early (`fixed_n = False`, issue 20): 1..N."""
+    """Exactly N, except for a strategy that says it stops early (`fixed_n = False`, the adaptive ones): 1..N."""
     return got == n if getattr(build_strategy(name), "fixed_n", True) else 1 <= got <= n
 
 
@@ -74,8 +74,8 @@ class Spy(FakeGenerator):
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_identical_prompts_get_distinct_children(name):
-    """Issue 15: DVTS roots, duplicate beams and particles drawn twice are identical prompts; seeded by
-    their index among the problem's requests, their children differ (DVTS at N=16 was N=4 copied 4 times)."""
+    """DVTS roots, duplicate beams and particles drawn twice are identical prompts; seeded by their index
+    among the problem's requests, their children differ (else DVTS at N=16 would be N=4 copied 4 times)."""
     twin = PROBLEMS[0]
     problems = [twin, type(twin)(id=twin.id + "-twin", question=twin.question, answer=twin.answer)]
     gen = Spy()

@@ -1,4 +1,4 @@
-"""What a step is (issue 21): search.step_split's three rules, on whole solutions and on steps as generated."""
+"""What a step is: search.step_split's three rules, on whole solutions and on steps as generated."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Thinking budgets (issue 21): budget forcing with a scripted policy, under every strategy, and the answer
+"""Thinking budgets: budget forcing (s1) with a scripted policy, under every strategy, and the answer
 graded after the thinking block. The fake counts a word as a token."""
 
 from __future__ import annotations

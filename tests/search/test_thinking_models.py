@@ -1,4 +1,4 @@
-"""Thinking budgets on a real model (issue 21): a tiny random Qwen3 whose chat template opens <think>, on the
+"""Thinking budgets on a real model: a tiny random Qwen3 whose chat template opens <think>, on the
 HF backend, through `ttscale run`; its lm_head is biased towards </think> so it tries to close early."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 20: the server runs the adaptive strategies and returns the pick's confidence."""
+"""The server runs the adaptive strategies and returns the pick's confidence."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def test_calls_with_different_sampling_params_share_a_call_and_keep_their_own_pa
     out = _concurrently(batcher, jobs)
     assert [(g[0][0].text, g[0][0].n_tokens) for g in out] == [("a#0", 8), ("b#0", 16)] * 3
     assert len(inner.calls) < 6
-    # each prompt reaches the backend with its own params, seed included (issue 15: it used to be dropped)
+    # each prompt reaches the backend with its own params, seed included, so merging requests changes no sample
     for prompts, params in inner.calls:
         for p, q in zip(prompts, params):
             assert (q.max_new_tokens, q.seed) == ((8, 1) if p == "a" else (16, 2))

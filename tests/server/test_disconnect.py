@@ -69,7 +69,7 @@ def test_a_disconnected_client_stops_its_search(slow_server):
 
 @pytest.mark.parametrize("slow_server", [{"request_timeout_s": 0.3}], indirect=True)
 def test_a_search_past_the_request_deadline_is_stopped_with_504(slow_server):
-    """Issue 18: a request had no deadline; its search ran all its rounds however long they took."""
+    """A request has a deadline: its search stops there instead of running all its rounds however long they take."""
     root, engine, generator = slow_server
     started = time.monotonic()
     r = httpx.post(f"{root}/v1/chat/completions", json={"messages": [{"role": "user", "content": "think"}]}, timeout=10)
@@ -84,7 +84,7 @@ def test_a_search_past_the_request_deadline_is_stopped_with_504(slow_server):
 
 @pytest.mark.parametrize("slow_server", [{"max_pending": 3, "request_timeout_s": 1.0}], indirect=True)
 def test_max_pending_counts_searches_not_requests(slow_server):
-    """Issue 18: max_pending counted requests, so one request of many choices counted as one."""
+    """max_pending counts searches, not requests: one request of many choices is many searches."""
     root, engine, _ = slow_server
     body = {"messages": [{"role": "user", "content": "think"}], "n": 2}
     first = threading.Thread(target=httpx.post, args=(f"{root}/v1/chat/completions",), kwargs={"json": body, "timeout": 10})

@@ -149,7 +149,7 @@ BAD = [
     ("wrong API key", _with(), {"Authorization": "Bearer nope"}, 401, "invalid or missing API key"),
     ("no API key", _with(), {"Authorization": ""}, 401, "invalid or missing API key"),
     ("oversized body", _with(messages=[{"role": "user", "content": "x" * (2 * MAX_BODY)}]), {}, 413, "max_body_bytes"),
-    # issue 18
+    # what this server cannot answer: another model's name (404, as OpenAI's API), a strategy missing its input
     ("unknown model", _with(model="gpt-4o"), {}, 404, "the model 'gpt-4o' does not exist; this server serves 'fake'"),
     ("compute_optimal, no policy", _with(ttscale={"strategy": "compute_optimal"}), {}, 400, "needs a policy.json"),
     # alternatives' log-probabilities are recorded without their tokens: they cannot be named

@@ -1,4 +1,4 @@
-"""One contract, every registered verifier (STYLE.md; issue 17): shapes, range, determinism, batching, causality.
+"""One contract, every registered verifier: shapes, range, determinism, batching, causality.
 
 Each name in the registry is built here: model-free ones through the registry itself, model-based
 ones on a tiny random model of their family's architecture (fixtures in conftest.py). A new

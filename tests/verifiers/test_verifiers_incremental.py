@@ -1,4 +1,4 @@
-"""Incremental scoring (issue 11): a cached prefix's KV and scores are reused, and nothing else changes.
+"""Incremental scoring: a cached prefix's KV and scores are reused, and nothing else changes.
 
 Each family is run twice on the same tiny random model: with the prefix cache (the
 default) and with it off (`kv_cache_bytes=0`, every item scored in full). Rounds

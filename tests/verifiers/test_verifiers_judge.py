@@ -24,6 +24,6 @@ def test_lm_judge_scores_with_smollm2(judge):
     assert all(0.0 < x < 1.0 for row in scores for x in row)
     assert judge.score([problem], [right[:1]])[0] == pytest.approx(scores[0][:1], abs=1e-4)
     assert judge.n_params > 100_000_000  # SmolLM2-135M
-    # fully cached now: count_tokens reports only the tokens actually run (issue 11)
+    # fully cached now: count_tokens reports only the tokens actually run
     assert judge.count_tokens(problem, right[:1]) == 1
     assert len(judge.encode(problem, right[:1]).input_ids) > 20

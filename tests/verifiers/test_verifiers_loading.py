@@ -76,7 +76,7 @@ def test_auto_dtype_follows_the_cpu_class(tmp_path, llama3_prm, sample, native_b
     assert verifier.model.dtype == (torch.bfloat16 if native_bf16 else torch.float32)
     reference = build_verifier(VerifierConfig(name="rlhflow", model=path, device="cpu", dtype="float32")).score(*sample)
     # bf16 weights keep ~3 significant digits; on this fixture's wide random logits that moves a step
-    # probability by up to ~0.05 (measured), so fp32's 1e-6 would fail on half the CI machines (issue 14)
+    # probability by up to ~0.05 (measured), so fp32's 1e-6 would fail on CI machines with native bf16
     tolerance = 0.1 if native_bf16 else 1e-6
     assert verifier.score(*sample) == [pytest.approx(r, abs=tolerance) for r in reference]
 
@@ -127,7 +127,7 @@ def test_lm_judge_refuses_a_model_without_chat_template(smol_judge):
 
 
 def test_qwen_prm_runs_a_models_own_code_only_when_trusted(tmp_path):
-    """Issue 18: qwen_prm loaded any verifier.model with trust_remote_code=True."""
+    """qwen_prm runs a checkpoint's own Python code only when verifier.trust_remote_code is set."""
     import json
 
     # A checkpoint naming the remote-code architecture, whose auto_map points at code nobody may run.

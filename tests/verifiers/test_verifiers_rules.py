@@ -90,7 +90,7 @@ def test_scores_of_a_right_and_a_wrong_solution():
 GROUNDING = [
     # an operand from the question's digits, then from an earlier result: grounded
     ("Ana has 29 shells. Ana gives 8 away.", ["so 29 - 8 = 21.", "Answer: 21"], [1.0, 1.0]),
-    # issue 16's beams: right arithmetic on numbers that are not in the problem
+    # beams seen in search: right arithmetic on numbers that are not in the problem
     ("Ana had 29 shells and gave 8 of them to a friend.", ["Ana has 12 shells, so 12*2 = 24."], [INVENTED]),
     ("Ana had 29 shells and gave 8 of them to a friend.", ["so 9 + 2 = 11."], [INVENTED]),
     # one invented operand among grounded ones is enough to lose
