@@ -1,6 +1,7 @@
 """The paper's effect on CPU: search guided by a process verifier vs sampling at equal N.
 
-On problems of the alt wording (the exemplars never use it), SmolLM2-135M, float32 (or --set model.dtype=...):
+On problems of the alt wording (the exemplars never use it; --wording exemplar for the other), SmolLM2-135M
+(the Q4_1 GGUF, dequantized) in `--dtype` (default auto: bf16 where the CPU has bf16 instructions, else fp32):
 majority, naive and weighted best-of-N (subsampled from one N=max run, verifier scores
 alongside) and the oracle pass@N, beside beam search, DVTS and particle filtering at
 each N, each search with its own pick and with majority / naive / weighted over its
@@ -40,7 +41,7 @@ Table = dict[str, dict[int, tuple[list[float], list[float]]]]
 
 def overrides(args: argparse.Namespace, verifier: list[str], n: int, out: Path) -> list[str]:
     return [f"dataset.wording={args.wording}", f"dataset.seed={args.seed}", f"dataset.levels={args.levels}",
-            f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", "model.dtype=float32",
+            f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", f"model.dtype={args.dtype}",
             f"search.n={n}", f"sampling.max_new_tokens={args.max_new_tokens}", f"output.dir={out}", *verifier, *args.set]
 
 
@@ -96,8 +97,10 @@ def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult
 
 
 def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problems: int) -> None:
-    dtype = next((x.split("=", 1)[1] for x in args.set if x.startswith("model.dtype=")), "float32")
-    print(f"\nSmolLM2-135M, {dtype}, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
+    from ttscale.models.loading import resolve_dtype
+
+    dtype = str(resolve_dtype(args.dtype, "cpu")).removeprefix("torch.")
+    print(f"\nSmolLM2-135M (Q4_1 GGUF, dequantized), {dtype}, synthetic arithmetic ({args.wording} wording) levels {args.levels}, "
           f"{n_problems} problems (seed {args.seed}); accuracy [95% bootstrap CI over problems], tokens/problem")
     width = max(len(name) for name in table) + 1
     print(f"{'method':<{width}}" + "".join(f"{'N=' + str(n):>30}" for n in ns))
@@ -152,6 +155,7 @@ def main() -> None:
     ap.add_argument("--wording", default="alt", choices=("exemplar", "alt"))
     ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (learned_prm.py trains on 1000)")
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     ap.add_argument("--strategies", default="beam_search,dvts,particle_filtering")
     ap.add_argument("--prm", help="a trained PRM dir (bench/learned_prm.py): rows with it too")
     ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
