@@ -22,8 +22,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from pathlib import Path
 
-MATH500 = "/work/shared/data/math500.jsonl"
+# MATH-500 sits in a `shared/data` folder beside the repository on the machines that have it
+# (it is never committed); --math500 points elsewhere.
+MATH500 = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "math500.jsonl")
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -177,14 +180,17 @@ def main() -> None:
     parser.add_argument("--baseline-problems", type=int, default=20, help="problems the slow baselines run on")
     parser.add_argument("--n", type=int, default=256, help="candidates per problem")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--math500", default=MATH500, help="MATH-500 as JSONL (its `answer` fields are the golds)")
     args = parser.parse_args()
+    if not Path(args.math500).is_file():
+        raise SystemExit(f"MATH-500 not found at {args.math500}: pass --math500 PATH")
 
     import logging
 
     logging.basicConfig(level=logging.ERROR)
     from ttscale.grading import is_equiv_many, vote
 
-    with open(MATH500, encoding="utf-8") as handle:
+    with open(args.math500, encoding="utf-8") as handle:
         golds = [json.loads(line)["answer"] for line in handle][: args.problems]
     samples = [candidates(g, args.n, random.Random(args.seed * 1_000_003 + i)) for i, g in enumerate(golds)]
     k = min(args.baseline_problems, len(golds))
