@@ -117,6 +117,15 @@ def print_table(table: Table, ns: list[int], args: argparse.Namespace, n_problem
         print(f"{name:<{width}}" + "".join(f"{c:>30}" for c in cells))
 
 
+def print_samples_right(results: list[ProblemResult]) -> None:
+    """How often one sample of the policy is right: the @1 that search starts from."""
+    correct = [v for v in correctness(results).values() if v]
+    per_problem = [sum(v) / len(v) for v in correct]
+    lo, hi = bootstrap_interval(per_problem)
+    print(f"\nsamples right (@1): {100 * sum(per_problem) / len(per_problem):.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
+          f"of {sum(len(v) for v in correct)} best-of-N samples over {len(correct)} problems")
+
+
 def print_paired(table: Table, ns: list[int]) -> None:
     """The paper's question, problem by problem: each search's own pick against majority at the largest N.
 
@@ -185,6 +194,7 @@ def main() -> None:
                 sets = overrides(args, verifier, n, out / f"{strategy}_{name}_n{n}") + width
                 search_rows(table, strategy, n, run_results(RECIPES[strategy], sets), tag)
     print_table(table, ns, args, len(bon))
+    print_samples_right(bon)
     print_paired(table, ns)
 
 
