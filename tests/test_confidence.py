@@ -8,7 +8,9 @@ from ttscale.confidence import (
     bottom_groups,
     group_confidence,
     lowest_group,
+    prefix_certainty,
     self_certainty,
+    split_rows,
     summarize,
     tail_confidence,
     token_confidence,
@@ -80,3 +82,37 @@ def test_summary_and_its_round_trip_through_completions_jsonl():
     plain = Completion(text="x", steps=("x",), answer="1")
     assert set(plain.to_dict()) == {"text", "steps", "answer", "step_scores", "n_tokens", "finished", "finish_reason"}
     assert ConfidenceSummary.from_dict(s.to_dict()) == s
+
+
+def test_prefix_certainty_is_the_trace_measure_read_at_each_step_end():
+    sure, unsure = [LOG(0.97), LOG(0.02), LOG(0.01)], [LOG(0.4), LOG(0.35), LOG(0.25)]
+    steps = [[sure, sure], [unsure], [], [sure, unsure, unsure]]
+    values = prefix_certainty(steps)
+    flat = [row for step in steps for row in step]
+    assert values[-1] == pytest.approx(self_certainty(flat))  # the last step holds the whole trace's
+    assert values[0] == pytest.approx(self_certainty([sure])) and values[1] < values[0]
+    assert values[2] == values[1]  # a step with no rows keeps the value before it
+    # appending steps never changes an earlier step's value (beam search prunes on it)
+    assert prefix_certainty(steps[:2]) == values[:2]
+    assert prefix_certainty([[], []]) == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("n_rows,weights", [(10, [3, 3, 4]), (7, [1, 1]), (5, [0, 2, 3]), (4, [2, 2, 2, 2, 2]),
+                                            (0, [3, 1]), (6, [0, 0])])
+def test_split_rows_cuts_consecutive_proportional_pieces(n_rows, weights):
+    rows = [[float(i)] for i in range(n_rows)]
+    pieces = split_rows(rows, weights)
+    assert len(pieces) == len(weights)
+    assert [r for piece in pieces for r in piece] == rows  # every row once, in order
+    if sum(weights):  # each boundary within half a row of its share
+        ends = [sum(len(p) for p in pieces[: k + 1]) for k in range(len(pieces))]
+        shares = [n_rows * sum(weights[: k + 1]) / sum(weights) for k in range(len(weights))]
+        assert all(abs(e - x) <= 0.5 for e, x in zip(ends, shares))
+
+
+def test_split_rows_gives_a_word_per_row_back_to_its_step():
+    """The fake backend's tokens are words and so is its count: each step gets exactly its own rows."""
+    steps = ["Step 1: so 2 + 2 = 4.\n", "Step 2: then 4 - 1 = 3.\n", "Answer: \\boxed{3}"]
+    rows = [[float(i)] for i in range(sum(len(x.split()) for x in steps))]
+    pieces = split_rows(rows, [len(x.split()) for x in steps])
+    assert [len(p) for p in pieces] == [8, 8, 2] and pieces[1][0] == [8.0]

@@ -12,6 +12,9 @@ confident everywhere below.
 - self-certainty (Kang et al. 2025): mean over tokens of KL(uniform || p). Only the top k of
   the vocabulary are recorded, so it is computed over them renormalised (V = k); with k equal
   to the vocabulary it is the paper's measure exactly.
+
+Self-certainty also scores steps (`prefix_certainty`, the `self_certainty` verifier) and picks among
+candidates (grading.select's `self_certainty` and `confidence_weighted`): reward-free best-of-N.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from ttscale.types import ConfidenceSummary
 TopLogprobs = Sequence[Sequence[float]]
 
 MEASURES = ("mean", "lowest_group", "bottom10_group", "tail")
+
+# DeepConf's experiments read the top 20 log-probabilities (the most vLLM and OpenAI return); used by
+# every confidence reader when sampling.logprobs is left at 0.
+DEFAULT_TOP_K = 20
 
 
 def token_confidence(top_logprobs: TopLogprobs) -> list[float]:
@@ -66,8 +73,8 @@ def tail_confidence(token_conf: Sequence[float], tail: int) -> float:
     return sum(last) / len(last) if last else 0.0
 
 
-def self_certainty(top_logprobs: TopLogprobs) -> float:
-    """Mean over tokens of KL(U || p) = -log V - (1/V) sum_j log p_j, over the renormalised top V."""
+def token_certainty(top_logprobs: TopLogprobs) -> list[float]:
+    """KL(U || p) = -log V - (1/V) sum_j log p_j at every position, over its renormalised top V (no row: none)."""
     values = []
     for row in top_logprobs:
         if not row:
@@ -75,7 +82,45 @@ def self_certainty(top_logprobs: TopLogprobs) -> float:
         top = max(row)
         log_z = top + math.log(sum(math.exp(x - top) for x in row))
         values.append(-math.log(len(row)) - sum(x - log_z for x in row) / len(row))
+    return values
+
+
+def self_certainty(top_logprobs: TopLogprobs) -> float:
+    """Mean over tokens of KL(U || p): Kang et al. 2025's self-certainty of a trace."""
+    values = token_certainty(top_logprobs)
     return sum(values) / len(values) if values else 0.0
+
+
+def prefix_certainty(step_rows: Sequence[TopLogprobs]) -> list[float]:
+    """Per step, the self-certainty of the trace up to the end of that step.
+
+    The trace's measure read at each step end, so the last step's value is the whole trace's (the
+    `last` reduction is Kang et al.'s score) and a step's value never changes when later steps are
+    appended (what beam search prunes on). A step with no rows keeps the value before it.
+    """
+    out, total, count = [], 0.0, 0
+    for rows in step_rows:
+        values = token_certainty(rows)
+        total, count = total + sum(values), count + len(values)
+        out.append(total / count if count else 0.0)
+    return out
+
+
+def split_rows(rows: TopLogprobs, weights: Sequence[int]) -> list[TopLogprobs]:
+    """`rows` cut into consecutive pieces in proportion to `weights` (each step's token count).
+
+    Generators record rows per token, not per step, and a whole solution's steps are cut from its
+    text afterwards; counting each step's tokens on its own can differ from the trace's tokens by
+    one at a boundary, so the pieces are proportional and the last one ends at the last row.
+    """
+    total = sum(max(w, 0) for w in weights)
+    out, start, seen = [], 0, 0
+    for i, w in enumerate(weights):
+        seen += max(w, 0)
+        end = len(rows) if i == len(weights) - 1 else (round(len(rows) * seen / total) if total else 0)
+        out.append(rows[start:end])
+        start = max(start, end)
+    return out
 
 
 def summarize(top_logprobs: TopLogprobs, window: int) -> ConfidenceSummary:

@@ -293,7 +293,9 @@ class SearchConfig:
         "help": "paragraph / markers: a shorter step merges with the next (sampling.max_step_tokens is the cap)"})
     step_markers: list[str] = field(default_factory=lambda: ["Wait", "Alternatively", "But", "Let me"], metadata={
         "help": "markers: words that open a new step (reflection in a long chain of thought)"})
-    selection: str = field(default="weighted", metadata={"help": "answer pick: majority | naive | weighted"})
+    selection: str = field(default="weighted", metadata={
+        "help": "answer pick: majority | naive | weighted (by verifier score) | self_certainty | confidence_weighted "
+                "(by the policy's own token confidence, Kang et al. 2025; no verifier needed)"})
     filter_duplicates: bool = field(default=False, metadata={
         "help": "drop a new beam whose text repeats another of its round (dvts: of its subtree)"})
     particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
@@ -316,6 +318,13 @@ class SearchConfig:
     confidence_measure: str = field(default="lowest_group", metadata={
         "help": "deepconf trace confidence: mean | lowest_group | bottom10_group | tail"})
     chunk_tokens: int = field(default=16, metadata={"help": "deepconf online: tokens per chunk between checks"})
+    # Speculative Rejection (Sun et al. 2024, arXiv 2410.20290).
+    rejection_rate: float = field(default=0.5, metadata={
+        "help": "speculative_rejection: the paper's rejection rate alpha, the share of the still-generating samples "
+                "stopped at each checkpoint, lowest partial verifier score first (0.5 halves them)"})
+    rejection_chunk_tokens: int = field(default=128, metadata={
+        "help": "speculative_rejection: tokens each sample generates between checkpoints (the paper's decision "
+                "token, which it sets where GPU memory fills: model-, N- and GPU-dependent, so no paper default)"})
 
     def __post_init__(self) -> None:
         _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")
@@ -330,6 +339,10 @@ class SearchConfig:
         _one_of("search", "confidence_measure", self.confidence_measure,
                 ("mean", "lowest_group", "bottom10_group", "tail"))
         _check(self.chunk_tokens >= 1, "search", "chunk_tokens", self.chunk_tokens, ">= 1")
+        _check(_finite(self.rejection_rate) and 0 <= self.rejection_rate < 1, "search", "rejection_rate",
+               self.rejection_rate, "a number in [0, 1)")
+        _check(self.rejection_chunk_tokens >= 1, "search", "rejection_chunk_tokens", self.rejection_chunk_tokens,
+               ">= 1")
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")

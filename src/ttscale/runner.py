@@ -21,10 +21,11 @@ from ttscale.data.prompts import build_prompt_format
 from ttscale.data.results import LOG, RunDir, read_results
 from ttscale.errors import ConfigError
 from ttscale.eval.metrics import run_metrics
+from ttscale.grading.select import CONFIDENCE_SELECTIONS
 from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy
 from ttscale.shards import shard_dir, shard_problems, write_shard_file
 from ttscale.types import Problem, ProblemResult
-from ttscale.verifiers.base import Verifier, build_verifier
+from ttscale.verifiers.base import VERIFIERS, Verifier, build_verifier
 
 log = logging.getLogger("ttscale")
 
@@ -82,9 +83,15 @@ def _preflight(cfg: RunConfig, strategy: Strategy, generator: Generator) -> dict
     check = getattr(generator, "check_search", None)
     if check is None:
         return {}
-    check(cfg.sampling.temperature, getattr(strategy, "step_wise", True),
-          cfg.sampling.logprobs > 0 or strategy.name == "deepconf")
+    check(cfg.sampling.temperature, getattr(strategy, "step_wise", True), _reads_logprobs(cfg, strategy))
     return generator.capabilities.to_dict()
+
+
+def _reads_logprobs(cfg: RunConfig, strategy: Strategy) -> bool:
+    """Does the search read token log-probabilities (DeepConf, a confidence pick, a confidence verifier)?"""
+    verifier = cfg.verifier.name != "none" and getattr(VERIFIERS.get(cfg.verifier.name), "reads_logprobs", False)
+    return (cfg.sampling.logprobs > 0 or strategy.name == "deepconf" or bool(verifier)
+            or cfg.search.selection in CONFIDENCE_SELECTIONS)
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 FinishReason = Literal["stop", "length", "eos"]
 # One spelling each, used by the config, the grading, the evaluation and the server, so they cannot drift apart.
 Reduction = Literal["last", "min", "prod", "mean"]
-Selection = Literal["majority", "naive", "weighted"]
+Selection = Literal["majority", "naive", "weighted", "self_certainty", "confidence_weighted"]
 REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
 SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
 

@@ -109,7 +109,8 @@ class OpenAIGenerator:
                               "(continue_final_message), so step-wise search cannot run on it; use a whole-solution "
                               "strategy (best_of_n, adaptive_consistency) or a server with /completions")
         if logprobs and not caps.logprobs:
-            raise ConfigError(f"{where} returns no logprobs, which this search needs (sampling.logprobs or deepconf)")
+            raise ConfigError(f"{where} returns no logprobs, which this search needs (sampling.logprobs, deepconf, "
+                              "a self_certainty or confidence_weighted selection, or the self_certainty verifier)")
 
     def count_tokens(self, text: str) -> int:
         if not text:

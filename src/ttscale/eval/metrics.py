@@ -15,7 +15,7 @@ from math import comb
 from typing import Any
 
 from ttscale.grading import is_equiv_many
-from ttscale.grading.select import select
+from ttscale.grading.select import CONFIDENCE_SELECTIONS, select
 from ttscale.types import SELECTIONS, ProblemResult
 
 METHODS = SELECTIONS
@@ -55,8 +55,11 @@ def correctness(results: Sequence[ProblemResult]) -> dict[str, list[bool]]:
 
 
 def _methods_for(results: Sequence[ProblemResult]) -> list[str]:
+    """Majority always; the verifier picks where candidates were scored; the confidence picks where they
+    carry token confidence (else each would only repeat majority)."""
     scored = any(c.step_scores for r in results for c in r.completions)
-    return list(METHODS) if scored else ["majority"]
+    confident = any(c.confidence is not None for r in results for c in r.completions)
+    return [m for m in METHODS if m == "majority" or (scored if m not in CONFIDENCE_SELECTIONS else confident)]
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,9 @@ def run_metrics(results: Sequence[ProblemResult], reduction: str = "last", seeds
     }
 
 
+_SHORT = {"majority": "maj", "self_certainty": "selfcert", "confidence_weighted": "conf-wtd"}
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """A short text table: one row per method, one column per N."""
     curves_ = metrics.get("curves", {})
@@ -250,6 +256,6 @@ def format_table(metrics: dict[str, Any]) -> str:
         ks = sorted({int(k) for c in curves_.values() for k in c})
         lines.append("method    " + "".join(f"{'@' + str(k):>8}" for k in ks))
         for method, c in curves_.items():
-            label = "pass" if method == "pass" else {"majority": "maj", "naive": "naive", "weighted": "weighted"}[method]
+            label = _SHORT.get(method, method)
             lines.append(f"{label:<10}" + "".join(f"{100 * c[str(k)]:>7.1f}%" if str(k) in c else " " * 8 for k in ks))
     return "\n".join(lines)

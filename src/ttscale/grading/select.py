@@ -1,5 +1,6 @@
 """Deciding one answer from scored candidates: step-score reductions and the majority, naive and
-weighted picks. Search (to choose), evaluation (to recompute) and the server stand on these.
+weighted picks, and the reward-free picks by the policy's own confidence. Search (to choose),
+evaluation (to recompute) and the server stand on these.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from collections.abc import Sequence
 
 from ttscale.grading.vote import vote
 from ttscale.types import Completion, Reduction, Selection
+
+# Picks that read each candidate's token confidence (Completion.confidence), not verifier scores.
+CONFIDENCE_SELECTIONS = ("self_certainty", "confidence_weighted")
 
 
 def reduce_scores(scores: Sequence[float], reduction: Reduction) -> float:
@@ -49,11 +53,15 @@ def select(
     best-scored member of that answer's group; naive: the best-scored completion.
     Unscored completions fall back to majority. The reduction is the caller's, not
     always `last` (a gap users hit in the reference toolkit).
+
+    self_certainty and confidence_weighted read no verifier: see `confidence_pick`.
     """
     if not completions:
         return None
-    scored = all(c.step_scores for c in completions)
     texts = [c.text for c in completions] if distinct else None
+    if selection in CONFIDENCE_SELECTIONS:
+        return confidence_pick(completions, selection, texts)
+    scored = all(c.step_scores for c in completions)
     if selection == "majority" or not scored:
         result = vote([c.answer for c in completions], texts=texts)
         return result.members[0] if result.members else 0
@@ -64,3 +72,25 @@ def select(
     if not result.members:
         return max(range(len(completions)), key=lambda i: (scores[i], -i))
     return max(result.members, key=lambda i: (scores[i], -i))
+
+
+def confidence_pick(completions: Sequence[Completion], selection: Selection, texts: Sequence[str] | None) -> int:
+    """Reward-free best-of-N by self-certainty (Kang et al. 2025, arXiv 2502.18581).
+
+    self_certainty: the completion whose tokens the policy was surest of; confidence_weighted:
+    a* = argmax_a sum_i 1(answer_i = a) * self_certainty_i (the confidence-weighted vote of DeepConf,
+    Fu et al. 2025, with Kang et al.'s measure), then the surest member of a*. A completion recorded
+    without log-probabilities counts 0; a problem none of whose completions has them falls back to
+    majority, as unscored completions do for the verifier picks.
+    """
+    if all(c.confidence is None for c in completions):
+        result = vote([c.answer for c in completions], texts=texts)
+        return result.members[0] if result.members else 0
+    certainty = [c.confidence.self_certainty if c.confidence is not None else 0.0 for c in completions]
+    surest = max(range(len(completions)), key=lambda i: (certainty[i], -i))
+    if selection == "self_certainty":
+        return surest
+    result = vote([c.answer for c in completions], weights=certainty, texts=texts)
+    if not result.members:
+        return surest
+    return max(result.members, key=lambda i: (certainty[i], -i))

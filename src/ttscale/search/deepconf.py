@@ -19,16 +19,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ttscale.backends.base import Generator
-from ttscale.confidence import group_confidence, summarize, token_confidence, trace_confidence
+from ttscale.confidence import DEFAULT_TOP_K, group_confidence, summarize, token_confidence, trace_confidence
 from ttscale.grading import vote
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
-
-# DeepConf's experiments read the top 20 log-probabilities; used when sampling.logprobs is left at 0.
-DEFAULT_TOP_K = 20
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator
-from ttscale.confidence import summarize
+from ttscale.confidence import DEFAULT_TOP_K, TopLogprobs, split_rows, summarize
 from ttscale.grading import solution_key, stated_answer
-from ttscale.grading.select import reduce_scores, select
+from ttscale.grading.select import CONFIDENCE_SELECTIONS, reduce_scores, select
 from ttscale.search import caps
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, Expansion, ProblemState
@@ -60,6 +60,9 @@ class Expander:
     def __init__(self, generator: Generator, verifier: Verifier | None, settings: SearchSettings,
                  score_once: bool = False) -> None:
         """`score_once`: the verifier scores each candidate once, after the last round, not every round."""
+        if not settings.logprobs and (settings.selection in CONFIDENCE_SELECTIONS or reads_logprobs(verifier)):
+            # The pick or the verifier reads the policy's token confidence: record it, as DeepConf does.
+            settings = replace(settings, logprobs=DEFAULT_TOP_K)
         self.generator, self.verifier, self.settings = generator, verifier, settings
         self.score_once = score_once
         self.rule = StepRule(settings.step_split, settings.step_delimiter, settings.min_step_tokens,
@@ -182,8 +185,13 @@ class Expander:
     def child(self, d: Draft) -> Beam:
         s, parent, whole = self.settings, d.parent, d.e.whole
         n_tokens = parent.n_tokens + d.n_tokens
+        head = parent.steps
         if whole:
             text = parent.carry + d.text
+            if d.e.max_tokens is not None and head:
+                # A chunk stops anywhere, mid-step too: its parent's last step is cut again with the new text, so a
+                # verifier scoring the partial solution every chunk sees the steps a whole sample would have.
+                head, text = head[:-1], head[-1] + text
             # A whole-solution child holds many steps: split them so the verifier scores each, as it would have.
             new_steps, carry = self.rule.steps(text) or (text,), ""
         else:
@@ -198,7 +206,7 @@ class Expander:
             d.st.budget.thinking_tokens += d.think.tokens - (parent.think.tokens if parent.think else 0)
         node = d.st.add_node(parent.node if parent.node >= 0 else None, parent.carry + d.text, d.n_tokens, finished)
         return Beam(
-            steps=(*parent.steps, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
+            steps=(*head, *new_steps), scores=parent.scores, n_tokens=n_tokens, finished=finished,
             finish_reason=reason, node=node, group=d.e.group, top_logprobs=parent.top_logprobs + d.top_logprobs,
             logprobs=parent.logprobs + d.logprobs, carry=carry, think=d.think,
         )
@@ -250,7 +258,11 @@ class Expander:
         d = self.settings.step_delimiter
         problems = [st.problem for st, _ in pairs]
         steps = [[clean_step(x, d) for x in b.steps] for b in scored_on]
-        scores = self.verifier.score(problems, steps)
+        if reads_logprobs(self.verifier):
+            rows = [self.step_rows(b) for b in scored_on]
+            scores = self.verifier.score_logprobs(problems, steps, rows)  # type: ignore[attr-defined]
+        else:
+            scores = self.verifier.score(problems, steps)
         seen: set[int] = set()
         out = []
         for (st, beam), look, sc, item in zip(pairs, scored_on, scores, steps):
@@ -263,6 +275,10 @@ class Expander:
             value = reduce_scores(sc, self.settings.reduction) if look is not beam else reduce_scores(own, self.settings.reduction)
             out.append(replace(beam, scores=own, value=value))
         return out
+
+    def step_rows(self, beam: Beam) -> list[TopLogprobs]:
+        """The recorded top-k rows of each step's tokens, the steps' shares counted by the policy's tokenizer."""
+        return split_rows(beam.top_logprobs, [self.generator.count_tokens(x) for x in beam.steps])
 
     def _rollout(self, states: list[ProblemState], beams: list[Beam]) -> list[Beam]:
         """Lookahead: roll each unfinished beam `lookahead` greedy steps; score the end of the roll."""
@@ -287,8 +303,10 @@ class Expander:
         if beam.think is not None and forced.state is not None:  # always, when beam.think is (for the type checker)
             st.budget.thinking_tokens += forced.state.tokens - beam.think.tokens
         done = not forced.injected and (ended or _states_answer(beam.text + forced.text, forced.state, forced.text))
+        # Its rows go with it: a verifier that reads the policy's confidence scores the roll's end as a PRM would.
         return replace(beam, steps=(*beam.steps, beam.carry + forced.text), carry="", finished=done,
-                       think=forced.state)
+                       think=forced.state, top_logprobs=beam.top_logprobs + gen.top_logprobs,
+                       logprobs=beam.logprobs + gen.logprobs)
 
     # -- results -----------------------------------------------------------------
     def admit(self, st: ProblemState, expansions: Sequence[Expansion]) -> list[Expansion]:
@@ -339,6 +357,11 @@ class Expander:
             tree=tuple(st.tree) if self.settings.save_trees else (),
             distinct=distinct,
         )
+
+
+def reads_logprobs(verifier: Verifier | None) -> bool:
+    """Does the verifier score from the policy's recorded log-probabilities (verifiers/self_certainty.py)?"""
+    return bool(getattr(verifier, "reads_logprobs", False))
 
 
 def _states_answer(text: str, think: ThinkState | None, step: str) -> bool:

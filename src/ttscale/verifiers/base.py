@@ -17,6 +17,10 @@ class Verifier(Protocol):
     Steps arrive without their delimiter. Partial solutions are scored the same way
     as complete ones; beam search relies on a step's score not changing when later
     steps are appended (true for causal PRMs).
+
+    A verifier with `reads_logprobs = True` scores from what the policy recorded, not from text:
+    the search calls its `score_logprobs(problems, steps, rows)`, rows[i][j] being the top-k
+    log-probability rows of steps[i][j]'s tokens (verifiers/self_certainty.py).
     """
 
     name: str
@@ -38,6 +42,7 @@ VERIFIERS.register("arithmetic_rules", "ttscale.verifiers.arithmetic:ArithmeticR
 VERIFIERS.register("oracle", "ttscale.verifiers.oracle:OracleVerifier")
 VERIFIERS.register("trained_prm", "ttscale.verifiers.trained_prm:TrainedPRM")
 VERIFIERS.register("http", "ttscale.verifiers.http:HTTPVerifier")
+VERIFIERS.register("self_certainty", "ttscale.verifiers.self_certainty:SelfCertaintyVerifier")
 
 
 def build_verifier(cfg: VerifierConfig) -> Verifier | None:
