@@ -115,7 +115,7 @@ def test_cli_writes_report_plots_and_policy(runs, tmp_path):
     assert "![accuracy vs N](accuracy_vs_n.png)" in report and "2-fold CV" in report and "51.9%" in report
     # intervals in the tables, and the report says which differences the intervals cannot separate
     assert "95% CI" in report and "## Which differences are real" in report
-    assert "not separated at 95%" in report
+    assert "| A - B (points) | differ at 95% |" in report  # every pair, paired over shared problems
     assert json.loads((out / "metrics.json").read_text())["references"] == {"Llama-3.1-8B 0-shot": pytest.approx(0.519)}
 
 

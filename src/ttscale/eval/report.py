@@ -1,4 +1,5 @@
-"""Write an evaluation: metrics.json, policy.json, the PNG figures and report.md that embeds them."""
+"""Write an evaluation: metrics.json, policy.json, the PNG figures, report.md that embeds them, and
+report.html, the interactive page of the same numbers and of every problem's search."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 from ttscale.data.outputs import claim_output, writing
 from ttscale.eval import plots
-from ttscale.eval.evaluate import evaluate_runs
+from ttscale.eval.evaluate import check_options, evaluate_loaded, load_run
+from ttscale.eval.html_report import HTML_REPORT, write_page
 from ttscale.eval.metrics import Point
+from ttscale.eval.paired import paired_differences
 from ttscale.eval.records import BinTable, CrossValidation, Curve, Evaluation, RunSummary
 
 METRICS = "metrics.json"
@@ -26,17 +29,21 @@ def write_evaluation(
     seeds: int = 8,
 ) -> dict[str, Any]:
     """Evaluate run directories into `output`; returns the metrics written to metrics.json."""
-    ev = evaluate_runs(paths, reductions, seeds, references)
+    check_options(reductions, seeds)
     out = Path(output)
     # an earlier evaluation's folder is written over; a run folder or anyone else's folder never is
     claim_output(out, [Path(p) for p in paths], _is_evaluation)
+    runs = [load_run(p) for p in paths]
+    ev = evaluate_loaded(runs, reductions, seeds, references)
     with writing(out):
-        return _write(ev, out)
+        metrics = _write(ev, out)
+    write_page(ev, runs, out / HTML_REPORT)
+    return metrics
 
 
 def _is_evaluation(folder: Path) -> bool:
     """Whether `folder` holds only what an evaluation writes (even one cut short before report.md)."""
-    return all(e.is_file() and (e.name in (METRICS, POLICY, REPORT) or e.suffix == ".png") for e in folder.iterdir())
+    return all(e.is_file() and (e.name in (METRICS, POLICY, REPORT, HTML_REPORT) or e.suffix == ".png") for e in folder.iterdir())
 
 
 def _write(ev: Evaluation, out: Path) -> dict[str, Any]:
@@ -117,20 +124,18 @@ def _matched_section(curves: Sequence[Curve]) -> str:
     return "\n".join(lines)
 
 
-def _overlap_section(curves: Sequence[Curve]) -> str:
-    """At each N, the most accurate selectable method and those whose interval overlaps its own."""
-    lines = []
-    for n in sorted({p.n for c in curves if c.kind != "pass" for p in c.points}):
-        at = [(c.method, p) for c in curves if c.kind != "pass" for p in c.points if p.n == n]
-        if len(at) < 2:
-            continue
-        top, best = max(at, key=lambda mp: mp[1].accuracy())
-        low, high = best.interval()
-        tied = [m for m, p in at if m != top and p.interval()[1] >= low and p.interval()[0] <= high]
-        verdict = (f"its interval overlaps those of {', '.join(tied)}: not separated at 95%" if tied
-                   else "its interval overlaps no other method's")
-        lines.append(f"- N={n}: {top} is highest ({_acc(best)}); {verdict}.")
-    return "\n".join(lines) if lines else "Only one method per N: nothing to compare."
+def _paired_section(curves: Sequence[Curve]) -> str:
+    """Every pair of methods at each N, paired over the problems both answered (eval/paired.py)."""
+    pairs = paired_differences(curves)
+    if not pairs:
+        return "Only one method per N: nothing to compare."
+    rows = [[str(d.n), d.a, d.b, str(d.n_problems), f"{100 * d.difference:+.1f} [{100 * d.ci[0]:+.1f}, {100 * d.ci[1]:+.1f}]",
+             "yes" if d.separated else "no"] for d in pairs]
+    return "\n".join([
+        "Each row is method A minus method B in accuracy points, over the problems both answered, with a 95% "
+        "bootstrap interval of the per-problem difference. Paired, so a shared hard problem does not widen it: "
+        "two methods whose own intervals overlap can still differ (last column: the interval excludes 0).", "",
+        _table(["N", "A", "B", "problems", "A - B (points)", "differ at 95%"], rows)])
 
 
 def _grouped_section(grouped: dict[str, dict[str, dict[str, float]]], what: str) -> str:
@@ -178,7 +183,7 @@ def _compute_optimal_section(kind: str, result: CrossValidation) -> str:
 _SUBSAMPLING_NOTE = (
     "Sampling runs are subsampled to every smaller N (mean over subsample seeds); a search run is one point "
     "(its own pick); `:pass` is pass@N, an upper bound that needs the gold answer. Brackets are 95% "
-    "bootstrap intervals over problems: two methods whose intervals overlap are not shown to differ."
+    "bootstrap intervals over problems; whether two methods differ is read from their paired difference below."
 )
 _CV_NOTE = (
     "For each bin and N the most accurate method is chosen on one half of the problems and scored on "
@@ -206,7 +211,7 @@ def render_report(ev: Evaluation) -> str:
     parts += ["## Accuracy vs N", "",
               _SUBSAMPLING_NOTE, "",
               _curves_section(curves), "", "![accuracy vs N](accuracy_vs_n.png)", "",
-              "## Which differences are real", "", _overlap_section(curves), "",
+              "## Which differences are real", "", _paired_section(curves), "",
               "## Accuracy vs compute", "", _compute_section(curves), "",
               "Against majority voting at equal accuracy:", "", _matched_section(curves), "",
               "![accuracy vs compute](accuracy_vs_compute.png)", "",
