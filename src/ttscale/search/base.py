@@ -82,6 +82,7 @@ STRATEGIES.register("particle_filtering", "ttscale.search.particle:ParticleFilte
 STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOptimal")
 STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
 STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
+STRATEGIES.register("speculative_rejection", "ttscale.search.speculative_rejection:SpeculativeRejection")
 
 
 def build_strategy(name: str) -> Strategy:
