@@ -34,7 +34,6 @@ NOT_YET_CLEAN = frozenset({
     "src/ttscale/eval/metrics.py",
     "src/ttscale/eval/plots.py",
     "src/ttscale/eval/records.py",
-    "src/ttscale/eval/report.py",
     "src/ttscale/grading/cli.py",
     "src/ttscale/grading/extract.py",
     "src/ttscale/grading/normalize.py",

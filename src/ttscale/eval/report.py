@@ -102,8 +102,9 @@ def _compute_section(curves: Sequence[Curve]) -> str:
 
 
 def _matched_section(curves: Sequence[Curve]) -> str:
-    """Each search or adaptive run against majority voting on one budget axis (issue 20): the smallest
-    fixed-N majority point it matches, and the share of generated tokens it saves against that point."""
+    """Each search or adaptive run against majority voting on one budget axis: the smallest fixed-N
+    majority point it matches, and the share of generated tokens it saves against that point (an
+    adaptive method is worth its name only if it reaches majority's accuracy for fewer tokens)."""
     majority = next((c for c in curves if c.kind == "vote" and c.method.endswith(":majority")), None)
     searched = [(c, p) for c in curves if c.kind == "search" for p in c.points]
     if majority is None or not searched:
