@@ -187,6 +187,34 @@ def tree(
 
 
 @app.command()
+def view(
+    run_dirs: Annotated[list[str], typer.Argument(help="run directories (written by `ttscale run`), shown side by side")],
+    output: Annotated[str, typer.Option(help="the page to write")] = "report.html",
+    serve_page: Annotated[bool, typer.Option("--serve", help="then serve the page at http://HOST:PORT until Ctrl-C")] = False,
+    host: Annotated[str, typer.Option(help="--serve: address to bind; the default serves this machine only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="--serve: port to bind (0 = any free port)")] = 8008,
+) -> None:
+    """Write report.html for run folders (no `ttscale evaluate` needed): curves, problem table, every search tree."""
+    from ttscale.eval.html_report import serve, view as write_view
+
+    try:
+        page = write_view(run_dirs, output)
+        server = serve(page, host, port) if serve_page else None
+    except TTScaleError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(TTScaleError(f"cannot serve on {host}:{port}: {e.strerror or e}"))
+    typer.echo(f"page in {page}")
+    if server is not None:
+        typer.echo(f"serving http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
+        with server:
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+
+
+@app.command()
 def evaluate(
     run_dirs: Annotated[list[str], typer.Argument(help="run directories (written by `ttscale run`)")],
     output: Annotated[Optional[str], typer.Option(help="output directory (default: RUN_DIR/eval for one run, else ./eval)")] = None,
@@ -196,6 +224,7 @@ def evaluate(
 ) -> None:
     """Curves, difficulty bins, compute-optimal selection, plots and report.md from run directories."""
     from ttscale.eval.evaluate import parse_reference
+    from ttscale.eval.html_report import HTML_REPORT
     from ttscale.eval.report import REPORT, write_evaluation
 
     out = Path(output) if output else (Path(run_dirs[0]) / "eval" if len(run_dirs) == 1 else Path("eval"))
@@ -204,7 +233,7 @@ def evaluate(
         write_evaluation(run_dirs, out, refs, reduction, seeds)
     except TTScaleError as e:
         _fail(e)
-    typer.echo(f"report in {out / REPORT}")
+    typer.echo(f"report in {out / REPORT} and {out / HTML_REPORT}")
 
 
 @app.command()

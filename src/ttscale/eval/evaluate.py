@@ -143,6 +143,15 @@ def _search_curves(label: str, runs: list[Run]) -> list[Curve]:
     return [own, upper]
 
 
+def check_options(reductions: Sequence[str] | None, seeds: int) -> None:
+    """The evaluation's options, checked before any run folder is read."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds {seeds!r} is invalid; accepted: an integer >= 1 (subsamples per N)")
+    for red in reductions or ():
+        if red not in REDUCTIONS:
+            raise ConfigError(f"--reduction {red!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
+
+
 def evaluate_runs(
     paths: Sequence[str | Path],
     reductions: Sequence[str] | None = None,
@@ -152,12 +161,20 @@ def evaluate_runs(
     n_folds: int = 2,
 ) -> Evaluation:
     """Every number of the evaluation, the curves they came from, and the learned policy (None without model bins)."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds {seeds!r} is invalid; accepted: an integer >= 1 (subsamples per N)")
-    for red in reductions or ():
-        if red not in REDUCTIONS:
-            raise ConfigError(f"--reduction {red!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
-    runs = [load_run(p) for p in paths]
+    check_options(reductions, seeds)
+    return evaluate_loaded([load_run(p) for p in paths], reductions, seeds, references, n_bins, n_folds)
+
+
+def evaluate_loaded(
+    runs: Sequence[Run],
+    reductions: Sequence[str] | None = None,
+    seeds: int = 8,
+    references: dict[str, float] | None = None,
+    n_bins: int = 5,
+    n_folds: int = 2,
+) -> Evaluation:
+    """`evaluate_runs` on runs already loaded, so a caller that also shows them grades each answer once."""
+    check_options(reductions, seeds)
     curves = build_curves(group_runs(runs), reductions, seeds)
     problems = {r.id: r.problem for run in runs for r in run.results}
     binnings = _binnings(runs, n_bins)

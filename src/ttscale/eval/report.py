@@ -30,11 +30,11 @@ def write_evaluation(
 ) -> dict[str, Any]:
     """Evaluate run directories into `output`; returns the metrics written to metrics.json."""
     check_options(reductions, seeds)
+    runs = [load_run(p) for p in paths]
+    ev = evaluate_loaded(runs, reductions, seeds, references)
     out = Path(output)
     # an earlier evaluation's folder is written over; a run folder or anyone else's folder never is
     claim_output(out, [Path(p) for p in paths], _is_evaluation)
-    runs = [load_run(p) for p in paths]
-    ev = evaluate_loaded(runs, reductions, seeds, references)
     with writing(out):
         metrics = _write(ev, out)
     write_page(ev, runs, out / HTML_REPORT)
