@@ -65,6 +65,7 @@ class Expander:
             settings = replace(settings, logprobs=DEFAULT_TOP_K)
         self.generator, self.verifier, self.settings = generator, verifier, settings
         self.score_once = score_once
+        self._counted: dict[str, int] = {}
         self.rule = StepRule(settings.step_split, settings.step_delimiter, settings.min_step_tokens,
                              settings.max_step_tokens, tuple(settings.step_markers), generator.count_tokens)
 
@@ -278,7 +279,13 @@ class Expander:
 
     def step_rows(self, beam: Beam) -> list[TopLogprobs]:
         """The recorded top-k rows of each step's tokens, the steps' shares counted by the policy's tokenizer."""
-        return split_rows(beam.top_logprobs, [self.generator.count_tokens(x) for x in beam.steps])
+        return split_rows(beam.top_logprobs, [self._step_tokens(x) for x in beam.steps])
+
+    def _step_tokens(self, step: str) -> int:
+        # A beam's earlier steps are read again every round: each text is tokenized once per search.
+        if step not in self._counted:
+            self._counted[step] = self.generator.count_tokens(step)
+        return self._counted[step]
 
     def _rollout(self, states: list[ProblemState], beams: list[Beam]) -> list[Beam]:
         """Lookahead: roll each unfinished beam `lookahead` greedy steps; score the end of the roll."""
