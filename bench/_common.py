@@ -128,5 +128,7 @@ def provenance() -> str:
     except OSError:
         pass
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"# {when}; {cpu}, {os.cpu_count()} cores ({flags or 'flags unknown'}); torch {torch.__version__}; "
+    # Timings taken while other work shares the cores are slower by an unknown factor; the load says so.
+    load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
+    return (f"# {when}; {cpu}, {os.cpu_count()} cores ({flags or 'flags unknown'}), {load}; torch {torch.__version__}; "
             f"{code_stamp()}\n# command: python {' '.join(sys.argv)}")
