@@ -16,10 +16,11 @@ from ttscale.eval.records import BinTable, CrossValidation, Curve, Evaluation, R
 _COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
            "#FECB52")
 
-_AXES: dict[str, tuple[str, Callable[[Point], float]]] = {
-    "n": ("N (candidates per problem)", lambda p: float(p.n)),
-    "tokens": ("generated tokens per problem", lambda p: p.mean_tokens()),
-    "flops": ("FLOPs per problem", lambda p: p.mean_flops()),
+# axis -> (title, axis label, the point's value on it)
+_AXES: dict[str, tuple[str, str, Callable[[Point], float]]] = {
+    "n": ("accuracy vs N", "N (candidates per problem)", lambda p: float(p.n)),
+    "tokens": ("accuracy vs generated tokens", "generated tokens per problem", lambda p: p.mean_tokens()),
+    "flops": ("accuracy vs FLOPs", "FLOPs per problem", lambda p: p.mean_flops()),
 }
 
 
@@ -37,7 +38,7 @@ def _colors(curves: Sequence[Curve]) -> dict[str, str]:
 def _trace(c: Curve, axis: str, color: str) -> dict[str, Any]:
     from plotly import graph_objects as go
 
-    get = _AXES[axis][1]
+    get = _AXES[axis][2]
     pts = [p for p in c.points if get(p) > 0]
     acc = [100 * p.accuracy() for p in pts]
     ci = [tuple(100 * v for v in p.interval()) for p in pts]
@@ -60,7 +61,7 @@ def curve_figure(curves: Sequence[Curve], references: dict[str, float], axis: st
 
     colors = _colors(curves)
     fig = go.Figure([_trace(c, axis, colors[c.method]) for c in curves])
-    xaxis: dict[str, Any] = {"title": {"text": _AXES[axis][0]}, "type": "log"}
+    xaxis: dict[str, Any] = {"title": {"text": _AXES[axis][1]}, "type": "log"}
     if axis == "n":
         ns = sorted({p.n for c in curves for p in c.points})
         xaxis.update(tickvals=ns, ticktext=[str(n) for n in ns])
@@ -69,7 +70,7 @@ def curve_figure(curves: Sequence[Curve], references: dict[str, float], axis: st
                       annotation={"text": escape(label), "font": {"size": 10}})
     fig.update_layout(template="plotly_white", xaxis=xaxis, yaxis={"title": {"text": "accuracy (%)"}},
                       margin={"l": 55, "r": 10, "t": 30, "b": 45}, height=380, hovermode="closest",
-                      legend={"font": {"size": 10}}, title={"text": f"accuracy vs {axis}", "font": {"size": 14}})
+                      legend={"font": {"size": 10}}, title={"text": _AXES[axis][0], "font": {"size": 14}})
     return json.loads(fig.to_json())
 
 

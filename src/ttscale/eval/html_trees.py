@@ -29,6 +29,8 @@ def _parents(nodes: Sequence[TreeNode]) -> list[int]:
     Ids come from a file: an unknown parent, a node that is its own ancestor, or an id listed twice
     would otherwise loop or draw a node twice, so each such node hangs from the root instead.
     """
+    if all(n.id == i and (n.parent is None or 0 <= n.parent < i) for i, n in enumerate(nodes)):
+        return [-1 if n.parent is None else n.parent for n in nodes]  # as search writes them: nothing to repair
     index: dict[int, int] = {}
     for i, n in enumerate(nodes):
         index.setdefault(n.id, i)
@@ -48,8 +50,10 @@ def _parents(nodes: Sequence[TreeNode]) -> list[int]:
     return parent
 
 
-def _order(parent: Sequence[int]) -> list[int]:
-    """Indices with every parent before its children (breadth-first from the roots)."""
+def _order(parent: Sequence[int]) -> Sequence[int]:
+    """Indices with every parent before its children."""
+    if all(p < i for i, p in enumerate(parent)):
+        return range(len(parent))
     children: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(parent):
         children[p].append(i)
@@ -65,13 +69,21 @@ def _match(keys: Sequence[str], completed: Sequence[bool], leaf: Sequence[bool],
 
     A finished leaf is preferred: an unfinished beam that a later step did not change reads the same.
     """
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for i in sorted(range(len(keys)), key=lambda i: (not completed[i], not leaf[i], i)):
-        by_key[keys[i]].append(i)
-    out = []
-    for text in texts:
-        free = by_key.get(solution_key(text), [])
-        out.append(free.pop(0) if free else -1)
+    want = [solution_key(t) for t in texts]
+    out = [-1] * len(texts)
+    n = len(keys)
+    tiers = (lambda i: completed[i] and leaf[i], lambda i: completed[i] and not leaf[i], lambda i: not completed[i])
+    for in_tier in tiers:
+        missing = [k for k, end in enumerate(out) if end < 0]
+        if not missing:
+            break
+        free: dict[str, list[int]] = defaultdict(list)
+        for i in range(n - 1, -1, -1):  # reversed, so pop() hands out the earliest node first
+            if in_tier(i):
+                free[keys[i]].append(i)
+        for k in missing:
+            if free.get(want[k]):
+                out[k] = free[want[k]].pop()
     return out
 
 
@@ -79,14 +91,13 @@ def tree_payload(nodes: Sequence[TreeNode], texts: Sequence[str], selected: int 
     """Columns of the tree for report.js: parent index, score, tokens, state code, step; the chosen path;
     and `candidate_nodes`, the node each candidate (by `texts`) ends at."""
     parent = _parents(nodes)
-    order = _order(parent)
     leaf = [True] * len(nodes)
     for p in parent:
         if p >= 0:
             leaf[p] = False
     path: list[str] = [""] * len(nodes)
     depth = [0] * len(nodes)
-    for i in order:
+    for i in _order(parent):
         p = parent[i]
         path[i] = (path[p] if p >= 0 else "") + nodes[i].step
         depth[i] = depth[p] + 1 if p >= 0 else 1
@@ -100,10 +111,8 @@ def tree_payload(nodes: Sequence[TreeNode], texts: Sequence[str], selected: int 
         seen.add((depth[i], keys[i]))
     completed = [n.completed for n in nodes]
     ends = _match(keys, completed, leaf, texts)
-    state = [EXPANDED if not leaf[i] else COMPLETED if completed[i] else PRUNED for i in range(len(nodes))]
-    for i in range(len(nodes)):
-        if duplicate[i]:
-            state[i] = DUPLICATE
+    state = [DUPLICATE if duplicate[i] else EXPANDED if not leaf[i] else COMPLETED if completed[i] else PRUNED
+             for i in range(len(nodes))]
     for node in ends:
         if node >= 0:
             state[node] = CANDIDATE

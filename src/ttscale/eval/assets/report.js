@@ -293,7 +293,8 @@
     const stats = $(".tree-stats", view.pane);
     stats.dataset.nodes = n;
     stats.dataset.leaves = leaves;
-    stats.textContent = `${n} nodes, ${leaves} leaves, ${lay.x.reduce((a, b) => Math.max(a, b), 0)} steps deep (x: step) · ` +
+    const deep = lay.x.reduce((a, b) => Math.max(a, b), 0);
+    stats.textContent = `${n} nodes, ${leaves} leaves, ${deep} step${deep === 1 ? "" : "s"} deep (x: step) · ` +
       counts.map(([name, c]) => `${c} ${LABELS[name]}`).join(", ");
     const div = $(".tree", view.pane);
     div.style.height = `${Math.min(900, Math.max(320, 14 * leaves))}px`;  // wide trees get room; zoom does the rest
