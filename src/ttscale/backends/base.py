@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,6 +33,19 @@ class Generator(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+@runtime_checkable
+class CancellableGenerator(Protocol):
+    """A backend that can stop a call part way. `cancelled[i]` is prompt i's flag (None: it cannot be
+    cancelled); once it is set, that prompt's samples stop at the backend's next decode step and come back
+    cut where they stopped (finish_reason "length", unless they had ended before), while the other
+    prompts of the call run on. A server cancels a request past its deadline, or whose client has gone,
+    this way instead of waiting out a call that may be the whole search (best-of-N is one call)."""
+
+    def generate_cancellable(
+        self, prompts: Sequence[str], params: Sequence[SamplingParams], cancelled: Sequence[threading.Event | None]
+    ) -> list[list[Generation]]: ...
+
+
 GENERATORS: Registry[Generator] = Registry("backend")
 GENERATORS.register("hf", "ttscale.backends.hf:HFGenerator")
 GENERATORS.register("fake", "ttscale.backends.fake:FakeGenerator")
@@ -41,6 +55,11 @@ GENERATORS.register("openai", "ttscale.backends.openai_http:OpenAIGenerator")
 
 def build_generator(cfg: ModelConfig) -> Generator:
     return GENERATORS.get(cfg.backend)(cfg)
+
+
+def cancelled_generation(prompt_tokens: int) -> Generation:
+    """A sample of a cancelled prompt that a backend stopped before it began (CancellableGenerator)."""
+    return Generation(text="", n_tokens=0, finish_reason="length", prompt_tokens=prompt_tokens)
 
 
 def child_seeds(params: SamplingParams) -> list[int | None]:

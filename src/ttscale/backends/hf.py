@@ -7,11 +7,12 @@ read from the prefix KV store instead of being re-encoded (issue 11).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ttscale.backends.base import child_seeds, same_params, truncate_at_stop
+from ttscale.backends.base import cancelled_generation, child_seeds, same_params, truncate_at_stop
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
@@ -20,6 +21,30 @@ from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 STATIC_WIDTH_STEP = 64
+
+
+class CancelledRows:
+    """A transformers stopping criterion: a row whose flag is set is done at the next decode step.
+
+    A criterion answers one bool per row; `generate` keeps finished rows out of sampling and ends once
+    every row is done (transformers generation/utils.py, `_sample`: `unfinished_sequences &
+    ~stopping_criteria(...)`), so a cancelled prompt costs one more step, and a call whose prompts are
+    all cancelled ends. `cut[row]` is how many tokens the row had generated when it was stopped: what
+    it holds past that came after the stop (padding, or tokens nobody asked for).
+    """
+
+    def __init__(self, flags: Sequence[threading.Event | None], width: int) -> None:
+        self.flags, self.width = flags, width
+        self.cut: dict[int, int] = {}
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = [f is not None and f.is_set() for f in self.flags]
+        for row, stopped in enumerate(done):
+            if stopped:
+                self.cut.setdefault(row, input_ids.shape[1] - self.width)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class HFGenerator:
@@ -57,6 +82,12 @@ class HFGenerator:
         return len(encode_prompt(self.tokenizer, text))
 
     def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
+        return self.generate_cancellable(prompts, params, [None] * len(prompts))
+
+    def generate_cancellable(
+        self, prompts: Sequence[str], params: Sequence[SamplingParams], cancelled: Sequence[threading.Event | None]
+    ) -> list[list[Generation]]:
+        """`generate`, where prompt i stops at the next decode step once `cancelled[i]` is set (base.py)."""
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
         out: list[list[Generation]] = [[] for _ in prompts]
         # Rows with other token caps share a call: each row samples from its own stream, so decoding
@@ -66,11 +97,17 @@ class HFGenerator:
             per_batch = 1 if self.batch_invariant else max(1, self.max_batch_size // shared.n)
             for start in range(0, len(order), per_batch):
                 chunk = order[start : start + per_batch]
+                flags = [cancelled[i] for i in chunk]
+                if all(f is not None and f.is_set() for f in flags):
+                    for i in chunk:  # nobody waits for these: not even a prefill
+                        out[i] = [cancelled_generation(len(encoded[i]))] * shared.n
+                    continue
                 caps = [params[i].max_new_tokens for i in chunk]
                 seeds = [s for i in chunk for s in child_seeds(params[i])]
                 call = replace(shared, max_new_tokens=max(caps))
-                for i, gens in zip(chunk, self._generate_batch([encoded[i] for i in chunk], call, seeds, caps)):
-                    out[i] = gens
+                gens = self._generate_batch([encoded[i] for i in chunk], call, seeds, caps, flags)
+                for i, row in zip(chunk, gens):
+                    out[i] = row
         return out
 
     def _layout(self, batch: list[list[int]]) -> tuple[Any, Any, Any, int]:
@@ -134,7 +171,8 @@ class HFGenerator:
         return input_ids, mask, width
 
     def _generate_batch(
-        self, batch: list[list[int]], params: SamplingParams, seeds: list[int | None], caps: list[int]
+        self, batch: list[list[int]], params: SamplingParams, seeds: list[int | None], caps: list[int],
+        cancelled: list[threading.Event | None],
     ) -> list[list[Generation]]:
         import torch
 
@@ -153,12 +191,16 @@ class HFGenerator:
             # the global RNG, so a row's tokens do not depend on its batch (issue 15).
             sampling: dict[str, Any] = {"do_sample": False}
             sampler = None
+            padding = input_ids.shape[0] - len(seeds)  # static mode pads rows; their draws are discarded
             if params.temperature > 0:
-                rows = input_ids.shape[0]  # static mode pads rows; their draws are discarded
-                sampler = RowSampler(seeds + [0] * (rows - len(seeds)), params.temperature, params.top_p)
+                sampler = RowSampler(seeds + [0] * padding, params.temperature, params.top_p)
             recorder = LogprobRecorder(params.logprobs, sampler) if params.logprobs else None
             if recorder is not None or sampler is not None:
                 sampling["logits_processor"] = [recorder or sampler]
+            # A padding row copies the first prompt, so it stops with it and never keeps a cancelled call going.
+            stop = CancelledRows([f for f in cancelled for _ in range(params.n)] + [cancelled[0]] * padding, width)
+            if any(f is not None for f in cancelled):
+                sampling["stopping_criteria"] = [stop]
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, **cache_args,
                 max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
@@ -167,7 +209,8 @@ class HFGenerator:
             )
             gens = []
             for r, row in enumerate(out.sequences[: len(batch) * params.n]):  # static mode pads rows
-                new_ids = row[width:].tolist()[: caps[r // params.n]]
+                cap = caps[r // params.n]
+                new_ids = row[width:].tolist()[: min(cap, stop.cut.get(r, cap))]
                 kept, gen = self._to_generation(new_ids, len(batch[r // params.n]), params)
                 if recorder is not None:
                     sampled, top = recorder.row(r, gen.n_tokens)

@@ -7,10 +7,14 @@ step-wise search re-sends every shared prefix each round.
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from ttscale.backends.base import cancelled_generation, child_seeds
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.errors import MissingDependencyError, ModelLoadError
@@ -79,6 +83,7 @@ class VLLMGenerator:
             raise ModelLoadError(f"vLLM could not load '{cfg.name_or_path}': {e}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self.n_params = estimate_params(self.llm.llm_engine.model_config.hf_config)
+        self._request_ids = itertools.count()
 
     def count_tokens(self, text: str) -> int:
         return len(encode_prompt(self.tokenizer, text))
@@ -93,6 +98,51 @@ class VLLMGenerator:
             use_tqdm=False,
         )
         return [[to_generation(o, len(i), p.logprobs) for o in out.outputs] for out, i, p in zip(outputs, ids, params)]
+
+    def generate_cancellable(
+        self, prompts: Sequence[str], params: Sequence[SamplingParams], cancelled: Sequence[threading.Event | None]
+    ) -> list[list[Generation]]:
+        """`generate`, where prompt i's requests are aborted between engine steps once `cancelled[i]` is set.
+
+        `LLM.generate` adds its requests, then steps the engine until none is unfinished
+        (vllm/entrypoints/llm.py, `_run_engine`). The same loop runs here over the engine's public
+        calls, with `LLMEngine.abort_request` between steps, so a cancelled prompt frees its batch
+        slots and KV blocks at once and the call ends when what is left is done. Each of a prompt's
+        n samples is its own request seeded seed + k, as vLLM fans n out itself
+        (v1/engine/parallel_sampling.py), so a seeded sample is the one `generate` gives.
+        """
+        if all(f is None for f in cancelled):
+            return self.generate(prompts, params)
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        ids = [encode_prompt(self.tokenizer, p) for p in prompts]
+        owner: dict[str, tuple[int, int]] = {}  # request id -> (prompt, sample)
+        for i, (tokens, p) in enumerate(zip(ids, params)):
+            for k, seed in enumerate(child_seeds(p)):
+                request = self._vllm.SamplingParams(**sampling_args(replace(p, n=1, seed=seed)))
+                request.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate: only the finished text
+                rid = f"ttscale-{next(self._request_ids)}"
+                engine.add_request(rid, {"prompt_token_ids": tokens}, request)
+                owner[rid] = (i, k)
+        finished: dict[str, Any] = {}
+        aborted: set[str] = set()
+        while engine.has_unfinished_requests():
+            gone = {i for i, flag in enumerate(cancelled) if flag is not None and flag.is_set()}
+            stop = [rid for rid, (i, _) in owner.items() if i in gone and rid not in finished and rid not in aborted]
+            if stop:
+                engine.abort_request(stop)
+                aborted.update(stop)
+                continue  # what is left may be nothing
+            for output in engine.step():
+                if output.finished and output.request_id in owner and output.request_id not in aborted:
+                    finished[output.request_id] = output
+        out = [[cancelled_generation(len(tokens))] * p.n for tokens, p in zip(ids, params)]
+        for rid, (i, k) in owner.items():
+            if rid in finished:
+                out[i][k] = to_generation(finished[rid].outputs[0], len(ids[i]), params[i].logprobs)
+        return out
+
 
 
 def to_generation(output: Any, prompt_tokens: int, k: int = 0) -> Generation:
