@@ -2,8 +2,8 @@
 
 Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
 GET /metrics (Prometheus text). One ASGI guard in front of them checks the API key
-and the body size and counts every request; bad input is answered in OpenAI's error
-shape, never with a 500.
+and the body size, counts every request, and answers 503 while the server drains
+(server/shutdown.py); bad input is answered in OpenAI's error shape, never with a 500.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations, and `Request`
@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ttscale.config import RunConfig
-from ttscale.errors import ConfigError, MissingDependencyError
+from ttscale.errors import ConfigError, MissingDependencyError, closest
 from ttscale.server.config import ServeConfig
+from ttscale.server.shutdown import Drain, draining_server
 
 if TYPE_CHECKING:
     from ttscale.server.engine import Engine
@@ -59,27 +60,34 @@ def read_api_key(serve: ServeConfig) -> str | None:
     return key
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: dict[str, str] | None = None) -> None:
     import json
 
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 
 class Guard:
-    """ASGI middleware: API key, body size (413), request counts and latency for every request."""
+    """ASGI middleware: API key, body size (413), draining (503), request counts and latency for every request."""
 
     # routes counted by name (any other is "other"), and those whose latency is observed
     known_paths: frozenset[str] = frozenset(KNOWN_PATHS)
     timed_paths: frozenset[str] = frozenset(SEARCH_PATHS)
+    # still answered while draining: a scraper sees the server out
+    drain_paths: frozenset[str] = frozenset({"/metrics"})
 
     def __init__(self, app: Any, engine: "Engine", api_key: str | None) -> None:
-        self.app, self.engine, self.api_key = app, engine, api_key
+        self.app, self.engine = app, engine
+        # Compared as bytes: a header's bytes are what the client sent (ASGI gives them undecoded), and the key's
+        # are its UTF-8, with surrogateescape giving back an environment variable's bytes that are not UTF-8.
+        self.api_key = api_key.encode("utf-8", "surrogateescape") if api_key is not None else None
         self.max_body = engine.serve.max_body_bytes
+        self.drain: Drain = engine.drain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,20 +101,26 @@ class Guard:
             await send(message)
 
         path = scope["path"] if scope["path"] in self.known_paths else "other"
+        self.drain.in_flight += 1
         try:
             await self._guarded(scope, receive, send_counted)
         finally:
+            self.drain.in_flight -= 1
             m = self.engine.metrics
             m.inc("ttscale_requests_total", path=path, status=str(status[0]))
             if path in self.timed_paths:
                 m.observe_latency(time.perf_counter() - started, path=path)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from ttscale.server.protocol import error_body
+        from ttscale.server.protocol import error_body, shutting_down
 
         if not self._authorized(scope):
             await _send_json(send, 401, error_body("invalid or missing API key (send Authorization: Bearer KEY)",
                                                    "authentication_error", code="invalid_api_key"))
+            return
+        if self.drain.draining and scope["path"] not in self.drain_paths:
+            e = shutting_down(self.drain.retry_after_s(), "it takes no new requests")
+            await _send_json(send, e.status, error_body(e.message, e.kind, code=e.code), e.headers)
             return
         if scope["method"] in ("POST", "PUT", "PATCH"):
             body, too_big = await self._read_body(scope, receive)
@@ -121,10 +135,9 @@ class Guard:
     def _authorized(self, scope: Scope) -> bool:
         if self.api_key is None:
             return True
-        headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = given.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), self.api_key.encode())
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.api_key)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool]:
         declared = dict(scope["headers"]).get(b"content-length")
@@ -177,8 +190,7 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
 
     @app.exception_handler(BadRequest)
     async def _bad_request(_: Request, e: BadRequest) -> JSONResponse:
-        kind = {503: "server_busy", 504: "timeout"}.get(e.status, "invalid_request_error")
-        return JSONResponse(error_body(e.message, kind, e.param, e.code), status_code=e.status)
+        return JSONResponse(error_body(e.message, e.kind, e.param, e.code), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
@@ -273,27 +285,47 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "warning") -> None:
-    """Load the models, bind, print the address, serve until interrupted."""
-    _import_server()
+def check_listen(port: int, log_level: str) -> None:
+    """The listening options, refused before anything loads (socket.bind's OverflowError and uvicorn's KeyError
+    would be tracebacks, the latter only after the models are loaded)."""
+    from uvicorn.config import LOG_LEVELS
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port} is invalid; accepted: 0 (any free port) to 65535")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r} is invalid{closest(log_level, LOG_LEVELS)}; "
+                          f"accepted: {', '.join(LOG_LEVELS)}")
+
+
+def run_uvicorn(app: Any, sock: socket.socket, drain: Drain, log_level: str) -> None:
+    """Serve `app` on `sock` until a signal; the first SIGTERM or SIGINT drains (server/shutdown.py)."""
     import uvicorn
 
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+    draining_server(config, drain).run(sockets=[sock])
+
+
+def serve(cfg: RunConfig, serve_cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "warning") -> None:
+    """Check the options, load the models, bind, print the address, serve until SIGTERM has drained."""
+    _import_server()
     from ttscale.server.engine import Engine
 
+    check_listen(port, log_level)
     api_key = read_api_key(serve_cfg)
     sock = bind(host, port)
-    if api_key is None and not is_loopback(host):
-        print(f"ttscale serve: warning: listening on {host} without an API key: anyone who can reach this "
-              "address can run searches on this machine; pass --api-key-env", file=sys.stderr, flush=True)
-    engine = Engine(cfg, serve_cfg)
-    app = create_app(engine, api_key)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"ttscale serve: {engine.model_name} ({cfg.search.strategy}, {cfg.model.backend} backend) "
-          f"listening on http://{shown}:{sock.getsockname()[1]}/v1", flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if api_key is None and not is_loopback(host):
+            print(f"ttscale serve: warning: listening on {host} without an API key: anyone who can reach this "
+                  "address can run searches on this machine; pass --api-key-env", file=sys.stderr, flush=True)
+        engine = Engine(cfg, serve_cfg)
+        try:
+            app = create_app(engine, api_key)
+            shown = f"[{host}]" if ":" in host else host
+            print(f"ttscale serve: {engine.model_name} ({cfg.search.strategy}, {cfg.model.backend} backend) "
+                  f"listening on http://{shown}:{sock.getsockname()[1]}/v1", flush=True)
+            run_uvicorn(app, sock, engine.drain, log_level)
+        finally:
+            engine.close()
     finally:
-        engine.close()
         sock.close()

@@ -8,7 +8,12 @@ one caller, which also makes a non-thread-safe backend (HF) safe to share.
 
 Every call can share a backend call: a backend takes one SamplingParams per prompt, each
 with its own seed, so a seeded request gives the same samples whatever it was merged
-with (issue 15).
+with.
+
+A search's cancel flag travels with its items into the merged call: a backend that can stop a
+call part way (backends/base.py, CancellableGenerator) stops that search's prompts at its next
+decode step and lets its neighbours run on, so a cancelled search frees the dispatcher, and the
+requests queued behind it, without waiting out a call that may be its whole search.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ttscale.backends.base import Generator
+from ttscale.backends.base import CancellableGenerator, Generator
 from ttscale.errors import TTScaleError
 from ttscale.types import Generation, Problem, SamplingParams
 from ttscale.verifiers.base import Verifier
@@ -31,7 +36,11 @@ Out = TypeVar("Out")
 
 
 class SearchCancelled(TTScaleError):
-    """The caller of a search went away (a client disconnected); raised before the next backend call."""
+    """The search was cancelled (its client went away, its deadline passed, the server is stopping); raised
+    at its next backend call, or when the call it was in returns."""
+
+
+Flags = list[threading.Event | None]  # one cancel flag per item of a merged call (None: it cannot be cancelled)
 
 
 @dataclass
@@ -46,15 +55,15 @@ class _Job(Generic[Item, Out]):
 
 
 class MicroBatcher(Generic[Item, Out]):
-    """Merges concurrent `submit` calls with equal keys into one `run(context, items)` call.
+    """Merges concurrent `submit` calls with equal keys into one `run(context, items, cancelled)` call.
 
-    `run` gets the first job's context and the concatenated items and returns one
-    output per item. The dispatcher waits up to `window_s` for more jobs, but only
+    `run` gets the first job's context, the concatenated items and each item's job's cancel
+    flag, and returns one output per item. The dispatcher waits up to `window_s` for more jobs, but only
     while fewer jobs are queued than sessions are open: a lone search never waits.
     """
 
     def __init__(
-        self, run: Callable[[Any, list[Item]], list[Out]], window_s: float = 0.005, max_items: int = 1024,
+        self, run: Callable[[Any, list[Item], Flags], list[Out]], window_s: float = 0.005, max_items: int = 1024,
         name: str = "batcher",
     ) -> None:
         self._run, self.window_s, self.max_items = run, window_s, max_items
@@ -145,7 +154,8 @@ class MicroBatcher(Generic[Item, Out]):
         if not live:
             return
         try:
-            outputs = self._run(live[0].context, [x for job in live for x in job.items])
+            outputs = self._run(live[0].context, [x for job in live for x in job.items],
+                                [job.cancelled for job in live for _ in job.items])
             self.calls += 1
             self.jobs += len(live)
         except BaseException as e:  # noqa: BLE001 - handed to the callers, never lost
@@ -159,7 +169,11 @@ class MicroBatcher(Generic[Item, Out]):
             return
         start = 0
         for job in live:
-            job.result = outputs[start : start + len(job.items)]
+            if job.cancelled is not None and job.cancelled.is_set():
+                # its outputs may have been cut short by the backend: nobody must take them for samples
+                job.error = SearchCancelled("the request was cancelled during its backend call")
+            else:
+                job.result = outputs[start : start + len(job.items)]
             start += len(job.items)
             job.done.set()
 
@@ -189,8 +203,7 @@ class BatchingGenerator:
         self.inner = inner
         self.name, self.n_params, self.tokenizer = inner.name, inner.n_params, inner.tokenizer
         self._batcher: MicroBatcher[tuple[str, SamplingParams], list[Generation]] = MicroBatcher(
-            lambda _, items: inner.generate([p for p, _ in items], [q for _, q in items]), window_s, max_prompts,
-            "generate",
+            lambda _, items, cancelled: _generate(inner, items, cancelled), window_s, max_prompts, "generate",
         )
 
     @property
@@ -222,6 +235,13 @@ class BatchingGenerator:
         self._batcher.close()
 
 
+def _generate(inner: Generator, items: list[tuple[str, SamplingParams]], cancelled: Flags) -> list[list[Generation]]:
+    prompts, params = [p for p, _ in items], [q for _, q in items]
+    if isinstance(inner, CancellableGenerator):
+        return inner.generate_cancellable(prompts, params, cancelled)
+    return inner.generate(prompts, params)
+
+
 class _Handle:
     def __init__(self, owner: BatchingGenerator, cancelled: threading.Event | None) -> None:
         self._owner, self._cancelled = owner, cancelled
@@ -241,7 +261,7 @@ class BatchingVerifier:
         self.inner = inner
         self.name, self.n_params = inner.name, inner.n_params
         self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
-            lambda _, pairs: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
+            lambda _, pairs, __: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
         )
 
     def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:

@@ -10,6 +10,13 @@ from typing import Any
 from ttscale.errors import ConfigError
 
 
+# Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds' default): the grace, the
+# stopped requests' answers and uvicorn's close fit inside it.
+SHUTDOWN_GRACE_S = 20.0
+SHUTDOWN_GRACE_HELP = ("on SIGTERM: new requests get HTTP 503 at once; those in flight get this long to finish, "
+                       "then are stopped (HTTP 503); then the server exits 0")
+
+
 def _check(cond: bool, name: str, value: Any, accepted: str) -> None:
     if not cond:
         raise ConfigError(f"serve.{name}={value!r} is invalid; accepted: {accepted}")
@@ -39,6 +46,7 @@ class ServeConfig:
     max_request_steps: int = field(default=1 << 16, metadata={
         "help": "most step expansions one request may ask for: prompts x choices x n x max_iterations x (1 + lookahead)"})
     request_timeout_s: float = field(default=600.0, metadata={"help": "a search still running after this gets HTTP 504"})
+    shutdown_grace_s: float = field(default=SHUTDOWN_GRACE_S, metadata={"help": SHUTDOWN_GRACE_HELP})
     batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other searches' calls to batch"})
     max_batch_prompts: int = field(default=1024, metadata={"help": "prompts in one merged backend call"})
 
@@ -55,6 +63,8 @@ class ServeConfig:
                self.batch_window_ms, "a finite number >= 0")
         _check(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",
                self.request_timeout_s, "a finite number of seconds > 0")
+        _check(math.isfinite(self.shutdown_grace_s) and self.shutdown_grace_s >= 0, "shutdown_grace_s",
+               self.shutdown_grace_s, "a finite number of seconds >= 0")
 
 
 @dataclass
@@ -68,6 +78,7 @@ class VerifierServeConfig:
     max_body_bytes: int = field(default=8 << 20, metadata={"help": "request bodies over this get HTTP 413"})
     max_pending: int = field(default=8192, metadata={"help": "items scoring or queued before HTTP 503"})
     request_timeout_s: float = field(default=600.0, metadata={"help": "a request still scoring after this gets HTTP 504"})
+    shutdown_grace_s: float = field(default=SHUTDOWN_GRACE_S, metadata={"help": SHUTDOWN_GRACE_HELP})
     batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other requests' items to batch"})
     max_batch_items: int = field(default=1024, metadata={"help": "items in one merged verifier call"})
 
@@ -79,3 +90,5 @@ class VerifierServeConfig:
                self.batch_window_ms, "a finite number >= 0")
         _check(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",
                self.request_timeout_s, "a finite number of seconds > 0")
+        _check(math.isfinite(self.shutdown_grace_s) and self.shutdown_grace_s >= 0, "shutdown_grace_s",
+               self.shutdown_grace_s, "a finite number of seconds >= 0")

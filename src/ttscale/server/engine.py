@@ -3,8 +3,10 @@
 Each request's search runs in its own thread with the same `Strategy` code as
 `ttscale run`; the threads share one batching generator and one batching verifier,
 so concurrent requests' rounds become shared backend calls (server/batching.py).
-A request whose client goes away has its cancel flag set; its search stops before
-its next backend call.
+A request whose client goes away, whose deadline passes, or that is still running when a
+draining server's grace ends (server/shutdown.py) is answered at once and has its cancel
+flag set: its search stops at its next backend call, and a backend that can (HF, vLLM) stops
+the call it is in at its next decode step, so a best-of-N search, which is one call, stops too.
 """
 
 from __future__ import annotations
@@ -28,8 +30,16 @@ from ttscale.search.progress import RoundObserver, observe_rounds
 from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.server.config import ServeConfig
 from ttscale.server.metrics import Metrics
-from ttscale.server.protocol import BadRequest, Bounds, ChatCompletionRequest, CompletionRequest, SearchRequest
+from ttscale.server.protocol import (
+    BadRequest,
+    Bounds,
+    ChatCompletionRequest,
+    CompletionRequest,
+    SearchRequest,
+    shutting_down,
+)
 from ttscale.server.replies import tokenizer_logprobs
+from ttscale.server.shutdown import Drain
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier, build_verifier
 
@@ -87,6 +97,8 @@ class Engine:
             raise ConfigError(f"search.strategy={cfg.search.strategy!r} is not a registered strategy")
         if strategies[cfg.search.strategy] and cfg.verifier.name == "none" and verifier in (None, _UNSET):
             raise ConfigError(f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name")
+        # As `ttscale run` refuses it: else every request that keeps the recipe's n gets a 400 it did not earn.
+        check_beam_width(cfg.search.strategy, cfg.search.n, cfg.search.beam_width)
         backend = generator or build_generator(cfg.model)
         inner_verifier = build_verifier(cfg.verifier) if verifier is _UNSET else verifier
         window = serve.batch_window_ms / 1000
@@ -100,6 +112,7 @@ class Engine:
         self.model_name = serve.served_model_name or cfg.model.name_or_path
         self.tokenize = tokenizer_logprobs(backend.tokenizer)
         self.metrics = Metrics()
+        self.drain = Drain(serve.shutdown_grace_s)
         self._pool = ThreadPoolExecutor(serve.max_concurrent_searches, thread_name_prefix="ttscale-search")
         self._pending = 0
         self.poll_s = 0.05
@@ -216,41 +229,55 @@ class Engine:
         return await self.wait(self.start(job), disconnected)
 
     async def wait(self, running: RunningSearch, disconnected: Callable[[], Awaitable[bool]]) -> list[ProblemResult]:
-        """The search's results. It is cancelled when `disconnected()` turns true, when its deadline passes
-        (BadRequest 504) and when this coroutine is cancelled (a streaming client went away)."""
-        future, timed_out = running.future, False
+        """The search's results. It is cancelled when `disconnected()` turns true (SearchCancelled), when its
+        deadline passes (BadRequest 504), when a draining server's grace ends (BadRequest 503) and when this
+        coroutine is cancelled (a streaming client went away). A cancelled search is answered at once: its
+        thread may be inside one long backend call, which stops at its next decode step where the backend can
+        stop it (backends/base.py, CancellableGenerator) and runs out where it cannot; its place in
+        max_pending is freed when its thread returns (start())."""
+        future, ended = running.future, None
         try:
-            while not future.done():
+            while not future.done() and ended is None:
                 await asyncio.wait({future}, timeout=self.poll_s)
-                if future.done():
-                    break
-                timed_out = time.monotonic() > running.deadline
-                if timed_out or await disconnected():
-                    running.cancelled.set()
-                    break
-            results = await future
+                if not future.done():
+                    ended = self._ended(running) or ("cancelled" if await disconnected() else None)
+            if ended is None:
+                results = await future
         except asyncio.CancelledError:
-            running.cancelled.set()
-            # Nobody awaits the thread now; its SearchCancelled is expected, not "never retrieved" noise.
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self.metrics.inc("ttscale_searches_total", running.searches, outcome="cancelled")
-            raise
-        except SearchCancelled:
-            self.metrics.inc("ttscale_searches_total", running.searches,
-                             outcome="timeout" if timed_out else "cancelled")
-            if timed_out:
-                raise BadRequest(f"the search ran past the server's request_timeout_s={self.serve.request_timeout_s:g} "
-                                 "and was stopped; ask for less work", status=504, code="timeout") from None
+            self._cancel(running, "cancelled")
             raise
         except Exception:
             self.metrics.inc("ttscale_searches_total", running.searches, outcome="failed")
             raise
+        if ended is not None:
+            raise self._cancel(running, ended)
         self.metrics.inc("ttscale_searches_total", len(results), outcome="ok")
         for r in results:
             self.metrics.inc("ttscale_prompt_tokens_total", r.budget.prompt_tokens)
             self.metrics.inc("ttscale_generated_tokens_total", r.budget.generated_tokens)
             self.metrics.inc("ttscale_verifier_tokens_total", r.budget.verifier_tokens)
         return results
+
+    def _ended(self, running: RunningSearch) -> str | None:
+        """Why the server stops this search now, if it does: its deadline passed, or the server is stopping."""
+        if self.drain.halted:
+            return "shutdown"
+        if time.monotonic() > running.deadline:
+            return "timeout"
+        return None
+
+    def _cancel(self, running: RunningSearch, outcome: str) -> Exception:
+        """Stop the search and count it; the exception its request is answered with."""
+        running.cancelled.set()
+        # Nobody awaits the thread now; its SearchCancelled is expected, not "never retrieved" noise.
+        running.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.metrics.inc("ttscale_searches_total", running.searches, outcome=outcome)
+        if outcome == "timeout":
+            return BadRequest(f"the search ran past the server's request_timeout_s={self.serve.request_timeout_s:g} "
+                              "and was stopped; ask for less work", status=504, code="timeout")
+        if outcome == "shutdown":
+            return shutting_down(self.drain.retry_after_s(), "this search was stopped at the end of its grace")
+        return SearchCancelled("the client went away; the search was stopped")
 
     def _search(self, job: SearchJob, cancelled: threading.Event, observer: RoundObserver | None) -> list[ProblemResult]:
         strategy = build_strategy(job.strategy)
@@ -278,7 +305,7 @@ class Engine:
 
 def _rounds(strategy: str, s: SearchSettings) -> int:
     """Expansions per sample at most: whole samples are one (best-of-N, adaptive_consistency), DeepConf
-    online's chunked traces one per chunk (issue 20), step-wise search one per round."""
+    online's chunked traces one per chunk, step-wise search one per round."""
     if strategy in ("best_of_n", "adaptive_consistency") or (strategy == "deepconf" and s.deepconf_mode == "offline"):
         return 1
     if strategy == "deepconf":

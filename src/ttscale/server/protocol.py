@@ -34,11 +34,29 @@ class Bounds:
 
 
 class BadRequest(Exception):
-    """A request the server refuses; `status` is its HTTP status, `param` the field at fault."""
+    """A request the server refuses; `status` is its HTTP status, `param` the field at fault, `retry_after_s`
+    (a 503's) when a retry may succeed."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str = "invalid_request") -> None:
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str = "invalid_request",
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message, self.param, self.status, self.code = message, param, status, code
+        self.retry_after_s = retry_after_s
+
+    @property
+    def kind(self) -> str:
+        """OpenAI's error `type` for this status."""
+        return {503: "server_busy", 504: "timeout"}.get(self.status, "invalid_request_error")
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s is not None else None
+
+
+def shutting_down(retry_after_s: int, what: str) -> BadRequest:
+    """The 503 of a server that is draining (server/shutdown.py): `what` was refused or stopped."""
+    return BadRequest(f"the server is shutting down; {what}; retry in {retry_after_s} s, on this address or "
+                      "another replica", status=503, code="server_shutting_down", retry_after_s=retry_after_s)
 
 
 def _bounds(info: ValidationInfo) -> Bounds:

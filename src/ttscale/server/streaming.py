@@ -175,8 +175,7 @@ def _outcome(task: asyncio.Future[list[ProblemResult]], writer: ChunkWriter, red
     try:
         results = task.result()
     except BadRequest as e:
-        return [_event(error_body(e.message, "timeout" if e.status == 504 else "invalid_request_error", e.param,
-                                  e.code))]
+        return [_event(error_body(e.message, e.kind, e.param, e.code))]
     except SearchCancelled:
         return [_event(error_body("the search was stopped", "server_error"))]
     except Exception as e:  # a backend failure is the server's, reported with its cause

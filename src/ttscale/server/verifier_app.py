@@ -26,10 +26,11 @@ from typing import Any
 
 from ttscale.config import RunConfig
 from ttscale.errors import ConfigError
-from ttscale.server.app import Guard, _import_server, bind, is_loopback, read_api_key
+from ttscale.server.app import Guard, _import_server, bind, check_listen, is_loopback, read_api_key, run_uvicorn
 from ttscale.server.batching import MicroBatcher
 from ttscale.server.config import VerifierServeConfig
 from ttscale.server.metrics import Metrics
+from ttscale.server.shutdown import Drain
 from ttscale.types import Problem
 from ttscale.verifiers.base import Verifier, build_verifier
 
@@ -47,9 +48,11 @@ class VerifierService:
     def __init__(self, verifier: Verifier, serve: VerifierServeConfig, model_name: str) -> None:
         self.verifier, self.serve, self.model_name = verifier, serve, model_name
         self.metrics = Metrics()
+        self.drain = Drain(serve.shutdown_grace_s)
+        self.poll_s = 0.05
         self.pending = 0
         self._batcher: MicroBatcher[Item, Scored] = MicroBatcher(
-            lambda _, items: self._score(items), serve.batch_window_ms / 1000, serve.max_batch_items, "verify")
+            lambda _, items, __: self._score(items), serve.batch_window_ms / 1000, serve.max_batch_items, "verify")
         # Threads only wait on the batcher: one per request that may be pending.
         self._pool = ThreadPoolExecutor(min(serve.max_pending, 256), thread_name_prefix="ttscale-verify")
         self.metrics.gauge("ttscale_verifier_calls_total", "verifier calls issued, after merging",
@@ -68,7 +71,9 @@ class VerifierService:
             return self._batcher.submit(None, items)
 
     async def score(self, items: list[Item]) -> list[Scored]:
-        from ttscale.server.protocol import BadRequest
+        """The items' scores; BadRequest 504 past the deadline, 503 when a draining server's grace ends (the
+        verifier call runs out in its thread: a verifier cannot stop one part way)."""
+        from ttscale.server.protocol import BadRequest, shutting_down
 
         if self.pending + len(items) > self.serve.max_pending:
             raise BadRequest(f"the server is busy ({self.pending} items pending, this request adds {len(items)}, "
@@ -76,10 +81,18 @@ class VerifierService:
         self.pending += len(items)
         try:
             work = asyncio.get_running_loop().run_in_executor(self._pool, self._submit, items)
-            return await asyncio.wait_for(work, self.serve.request_timeout_s)
-        except asyncio.TimeoutError:
-            raise BadRequest(f"scoring ran past the server's request_timeout_s={self.serve.request_timeout_s:g}; "
-                             "send fewer items per request", status=504, code="timeout") from None
+            deadline = time.monotonic() + self.serve.request_timeout_s
+            while not work.done():
+                await asyncio.wait({work}, timeout=self.poll_s)
+                if work.done():
+                    break
+                if self.drain.halted:
+                    raise shutting_down(self.drain.retry_after_s(), "this request was stopped at the end of its grace")
+                if time.monotonic() > deadline:
+                    raise BadRequest(f"scoring ran past the server's request_timeout_s="
+                                     f"{self.serve.request_timeout_s:g}; send fewer items per request",
+                                     status=504, code="timeout")
+            return await work
         finally:
             self.pending -= len(items)
 
@@ -114,8 +127,7 @@ def create_verifier_app(service: VerifierService, api_key: str | None = None) ->
 
     @app.exception_handler(BadRequest)
     async def _bad_request(_: Request, e: BadRequest) -> JSONResponse:
-        kind = {503: "server_busy", 504: "timeout"}.get(e.status, "invalid_request_error")
-        return JSONResponse(error_body(e.message, kind, e.param, e.code), status_code=e.status)
+        return JSONResponse(error_body(e.message, e.kind, e.param, e.code), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, e: HTTPException) -> JSONResponse:
@@ -161,28 +173,27 @@ def create_verifier_app(service: VerifierService, api_key: str | None = None) ->
 
 def serve_verifier(cfg: RunConfig, serve_cfg: VerifierServeConfig, host: str = "127.0.0.1", port: int = 8001,
                    log_level: str = "warning") -> None:
-    """Load the recipe's verifier, bind, print the address, serve until interrupted."""
+    """Check the options, load the recipe's verifier, bind, print the address, serve until SIGTERM has drained."""
     _import_server()
-    import uvicorn
-
+    check_listen(port, log_level)
     if cfg.verifier.name == "none":
         raise ConfigError("serve-verifier needs a verifier: set verifier.name (e.g. --set verifier.name=arithmetic_rules)")
     api_key = read_api_key(serve_cfg)  # type: ignore[arg-type] - reads .api_key_env only
     sock = bind(host, port)
-    if api_key is None and not is_loopback(host):
-        print(f"ttscale serve-verifier: warning: listening on {host} without an API key: anyone who can reach this "
-              "address can run the verifier on this machine; pass --api-key-env", file=sys.stderr, flush=True)
-    verifier = build_verifier(cfg.verifier)
-    assert verifier is not None
-    name = serve_cfg.served_model_name or cfg.verifier.model or cfg.verifier.name
-    service = VerifierService(verifier, serve_cfg, name)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"ttscale serve-verifier: {name} ({cfg.verifier.name}, {verifier.n_params} parameters) "
-          f"listening on http://{shown}:{sock.getsockname()[1]}/v1", flush=True)
-    config = uvicorn.Config(create_verifier_app(service, api_key), log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=5)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if api_key is None and not is_loopback(host):
+            print(f"ttscale serve-verifier: warning: listening on {host} without an API key: anyone who can reach "
+                  "this address can run the verifier on this machine; pass --api-key-env", file=sys.stderr, flush=True)
+        verifier = build_verifier(cfg.verifier)
+        assert verifier is not None
+        name = serve_cfg.served_model_name or cfg.verifier.model or cfg.verifier.name
+        service = VerifierService(verifier, serve_cfg, name)
+        try:
+            shown = f"[{host}]" if ":" in host else host
+            print(f"ttscale serve-verifier: {name} ({cfg.verifier.name}, {verifier.n_params} parameters) "
+                  f"listening on http://{shown}:{sock.getsockname()[1]}/v1", flush=True)
+            run_uvicorn(create_verifier_app(service, api_key), sock, service.drain, log_level)
+        finally:
+            service.close()
     finally:
-        service.close()
         sock.close()
