@@ -48,21 +48,6 @@ def _finite(x: float) -> bool:
     return math.isfinite(x)
 
 
-def check_beam_width(strategy: str, n: int, beam_width: int) -> None:
-    """Beam search keeps N/M beams and DVTS grows N/M subtrees: M must divide N, or N silently shrinks.
-
-    Checked where a search starts (run, serve), not when a config loads: a run folder written
-    before this check must still evaluate."""
-    if strategy not in ("beam_search", "dvts") or n % beam_width == 0:
-        return
-    lower, upper = n - n % beam_width, n - n % beam_width + beam_width
-    nearest = [str(v) for v in (lower, upper) if v >= beam_width]
-    raise ConfigError(
-        f"search.beam_width={beam_width} does not divide search.n={n} ({strategy} runs N/M beams); "
-        f"use search.n={' or '.join(nearest)}, or a beam_width that divides {n}"
-    )
-
-
 def _one_of(section: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(

@@ -11,7 +11,12 @@ class TTScaleError(Exception):
 
 
 class ConfigError(TTScaleError):
-    """A recipe key or value is wrong."""
+    """A recipe key or value is wrong; `field` names it ("search.beam_width") where one field is at fault,
+    so a server can point a client at its own request field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DataError(TTScaleError):

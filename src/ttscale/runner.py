@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.config import RunConfig, check_beam_width
+from ttscale.config import RunConfig
 from ttscale.data.datasets import load_problems
 from ttscale.data.prompts import build_prompt_format
 from ttscale.data.results import LOG, RunDir, read_results
 from ttscale.errors import ConfigError
 from ttscale.eval.metrics import run_metrics
 from ttscale.grading.select import CONFIDENCE_SELECTIONS
-from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy
+from ttscale.search.base import SearchSettings, Strategy, checked_strategy
 from ttscale.shards import shard_dir, shard_problems, write_shard_file
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import VERIFIERS, Verifier, build_verifier
@@ -37,17 +37,6 @@ class RunOutcome:
     n_new: int
     n_skipped: int
     n_changed: int = 0  # of n_new: problems whose old row was for a different question or gold answer
-
-
-def _validate(cfg: RunConfig) -> Strategy:
-    strategy = build_strategy(cfg.search.strategy)
-    if strategy.needs_verifier and cfg.verifier.name == "none":
-        raise ConfigError(
-            f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name "
-            "(e.g. arithmetic_rules, lm_judge, rlhflow)"
-        )
-    check_beam_width(cfg.search.strategy, cfg.search.n, cfg.search.beam_width)
-    return strategy
 
 
 def _search_batch(
@@ -83,14 +72,14 @@ def _preflight(cfg: RunConfig, strategy: Strategy, generator: Generator) -> dict
     check = getattr(generator, "check_search", None)
     if check is None:
         return {}
-    check(cfg.sampling.temperature, getattr(strategy, "step_wise", True), _reads_logprobs(cfg, strategy))
+    check(cfg.sampling.temperature, strategy.step_wise, _reads_logprobs(cfg, strategy))
     return generator.capabilities.to_dict()
 
 
 def _reads_logprobs(cfg: RunConfig, strategy: Strategy) -> bool:
     """Does the search read token log-probabilities (DeepConf, a confidence pick, a confidence verifier)?"""
     verifier = cfg.verifier.name != "none" and getattr(VERIFIERS.get(cfg.verifier.name), "reads_logprobs", False)
-    return (cfg.sampling.logprobs > 0 or strategy.name == "deepconf" or bool(verifier)
+    return (cfg.sampling.logprobs > 0 or strategy.reads_logprobs or bool(verifier)
             or cfg.search.selection in CONFIDENCE_SELECTIONS)
 
 
@@ -112,7 +101,7 @@ def run(
     shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Search every problem not yet in the run dir; `shard=(i, K)` runs only the i-th of K shards."""
-    strategy = _validate(cfg)
+    strategy = checked_strategy(cfg, has_verifier=cfg.verifier.name != "none")
     problems = load_problems(cfg.dataset, recipe_dir)  # bad data fails here, before any model loads
     run_dir = RunDir(cfg.output.dir)
     if shard is not None:
@@ -176,7 +165,3 @@ def _search_all(
         bar.update(len(results))
         bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - started, 1e-9):.0f}")
     bar.close()
-
-
-def strategy_names() -> list[str]:
-    return STRATEGIES.names()

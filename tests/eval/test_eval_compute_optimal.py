@@ -84,7 +84,7 @@ def test_policy_round_trip_and_budget_lookup(tmp_path):
 
 
 def test_bad_policy_is_a_clear_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="needs search.policy"):
+    with pytest.raises(ConfigError, match="needs a policy.json: set search.policy"):
         Policy.load(None)
     with pytest.raises(ConfigError, match="file not found"):
         Policy.load(tmp_path / "nope.json")

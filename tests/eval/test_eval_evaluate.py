@@ -181,8 +181,9 @@ def test_fake_runs_of_several_strategies_evaluate_and_the_policy_applies(fake_cf
 
     problems = arithmetic_problems(4, seed=9)
     prompts = [f"Question: {p.question}\nSolution:\n" for p in problems]
-    s = SearchSettings(n=4, step_delimiter="\n", end_markers=("\nQuestion:",), max_step_tokens=40, max_new_tokens=200)
-    results = ComputeOptimal(tmp_path / "eval" / "policy.json").search(problems, prompts, FakeGenerator(), FakeVerifier(), s)
+    s = SearchSettings(n=4, step_delimiter="\n", end_markers=("\nQuestion:",), max_step_tokens=40, max_new_tokens=200,
+                       policy=str(tmp_path / "eval" / "policy.json"))
+    results = ComputeOptimal().search(problems, prompts, FakeGenerator(), FakeVerifier(), s)
     assert [r.id for r in results] == [p.id for p in problems]
     assert all(r.strategy == "compute_optimal" and r.completions and r.selected is not None for r in results)
     assert all(r.budget.generator_calls >= 2 for r in results)  # the probe is charged to the problem

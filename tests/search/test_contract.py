@@ -8,6 +8,7 @@ import pytest
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.synthetic import arithmetic_problems
+from ttscale.errors import ConfigError
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.base import STRATEGIES as REGISTRY
 from ttscale.search.steps import split_steps
@@ -34,11 +35,59 @@ def search(name, s, gen=None, ver=None, problems=PROBLEMS, prompts=PROMPTS):
 
 def right_count(name, got, n):
     """Exactly N, except for a strategy that says it stops early (`fixed_n = False`, the adaptive ones): 1..N."""
-    return got == n if getattr(build_strategy(name), "fixed_n", True) else 1 <= got <= n
+    return got == n if build_strategy(name).fixed_n else 1 <= got <= n
 
 
 def test_the_contract_covers_the_whole_registry():
     assert {"best_of_n", "beam_search", "dvts", "particle_filtering", "compute_optimal"} <= set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_strategy_declares_its_rules(name):
+    """The runner and the server ask the strategy, so each one answers every question, with the right types."""
+    strategy = build_strategy(name)
+    assert strategy.name == name
+    for flag in ("needs_verifier", "fixed_n", "step_wise", "reads_logprobs"):
+        assert isinstance(getattr(strategy, flag), bool), flag
+    assert strategy.validate(settings()) is None
+    assert isinstance(strategy.max_expansions(settings()), int) and strategy.max_expansions(settings()) >= 8
+
+
+# Beam search and DVTS run N/M beams; compute_optimal's table routes to beam search.
+REFUSE_UNEVEN_WIDTH = {"beam_search", "dvts", "compute_optimal"}
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_strategy_refuses_a_beam_width_that_does_not_divide_n_only_if_it_runs_n_over_m_beams(name):
+    strategy = build_strategy(name)
+    if name not in REFUSE_UNEVEN_WIDTH:
+        strategy.validate(settings(n=6, beam_width=4))
+        return
+    with pytest.raises(ConfigError, match="search.beam_width=4 does not divide search.n=6") as e:
+        strategy.validate(settings(n=6, beam_width=4))
+    assert e.value.field == "search.beam_width" and "\n" not in str(e.value)
+
+
+def test_compute_optimal_refuses_to_start_without_a_readable_policy(tmp_path):
+    strategy = build_strategy("compute_optimal")
+    with pytest.raises(ConfigError, match="needs a policy.json") as e:
+        strategy.validate(settings(policy=None))
+    assert e.value.field == "search.policy"
+    with pytest.raises(ConfigError, match="file not found"):
+        strategy.validate(settings(policy=str(tmp_path / "nope.json")))
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_max_expansions_bounds_every_sample_a_search_asks_for(name, lookahead):
+    """A server refuses a request by this bound before it starts; a search that never finishes a solution
+    asks for the most it can."""
+    s = settings(n=8, beam_width=4, max_iterations=4, max_step_tokens=10, max_new_tokens=60, chunk_tokens=16,
+                 rejection_chunk_tokens=16, lookahead=lookahead)
+    gen = Spy(script=endless)
+    search(name, s, gen, problems=PROBLEMS[:1], prompts=PROMPTS[:1])
+    asked = sum(q.n for _, params, _ in gen.log for q in params)
+    assert 0 < asked <= build_strategy(name).max_expansions(s)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

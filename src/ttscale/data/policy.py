@@ -74,7 +74,8 @@ class Policy:
     @classmethod
     def load(cls, path: str | Path | None) -> Policy:
         if path is None:
-            raise ConfigError("search.strategy=compute_optimal needs search.policy (a policy.json from `ttscale evaluate`)")
+            raise ConfigError("search.strategy=compute_optimal needs a policy.json: set search.policy to one that "
+                              "`ttscale evaluate` wrote", field="search.policy")
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             budgets = {
@@ -83,9 +84,11 @@ class Policy:
             policy = cls(tuple(raw["edges"]), raw["reduction"], budgets, int(raw.get("probe_n", PROBE_N)),
                          raw.get("meta", {}))
         except FileNotFoundError:
-            raise ConfigError(f"search.policy={str(path)!r}: file not found; write one with `ttscale evaluate`") from None
+            raise ConfigError(f"search.policy={str(path)!r}: file not found; write one with `ttscale evaluate`",
+                              field="search.policy") from None
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-            raise ConfigError(f"search.policy={str(path)!r} is not a policy.json from `ttscale evaluate` ({e})") from None
+            raise ConfigError(f"search.policy={str(path)!r} is not a policy.json from `ttscale evaluate` ({e})",
+                              field="search.policy") from None
         if not policy.budgets:
-            raise ConfigError(f"search.policy={str(path)!r} holds no budgets")
+            raise ConfigError(f"search.policy={str(path)!r} holds no budgets", field="search.policy")
         return policy

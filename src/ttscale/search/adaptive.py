@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from ttscale.backends.base import Generator
 from ttscale.grading import vote
-from ttscale.search.base import SearchSettings
+from ttscale.search.base import BaseStrategy, SearchSettings
 from ttscale.search.beams import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
@@ -102,11 +102,15 @@ class AdaptivePolicy:
         return Verdict(tuple(self.beams), result.members[0] if result.members else (0 if self.beams else None))
 
 
-class AdaptiveConsistency:
+class AdaptiveConsistency(BaseStrategy):
     name = "adaptive_consistency"
     needs_verifier = False
-    step_wise = False  # samples whole solutions: a chat-only server can serve it
-    fixed_n = False  # returns at most search.n candidates: the point is to stop early (contract exception)
+    step_wise = False
+    fixed_n = False  # the point is to stop before N once the vote is settled
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """Whole samples, one generator request each; waves roll no lookahead (search/waves.py)."""
+        return settings.n
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:

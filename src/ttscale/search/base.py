@@ -8,6 +8,7 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
+from ttscale.errors import ConfigError
 from ttscale.registry import Registry
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
@@ -23,8 +24,9 @@ _EXTRA = {
 
 
 def _settings_fields() -> list[tuple[str, object, object]]:
-    """Every search and sampling field (same name, type and default: one truth per setting, issue 17),
-    the extras, and the prompt format's end markers."""
+    """Every search and sampling field with the same name, type and default (a setting is defined once, in
+    config.py, so a strategy cannot run under a default the recipe does not show), the extras, and the
+    prompt format's end markers."""
     out = []
     sections = {"search": SearchConfig, "sampling": SamplingConfig, "verifier": VerifierConfig, "output": OutputConfig}
     for cls in (SearchConfig, SamplingConfig):
@@ -63,15 +65,53 @@ SearchSettings = dataclasses.make_dataclass(
 
 
 class Strategy(Protocol):
-    """Searches a batch of problems together; returns one result per problem, in order."""
+    """Searches a batch of problems together; returns one result per problem, in order.
+
+    A strategy states what it needs, so the runner and the server ask it instead of knowing each one:
+    """
 
     name: str
-    needs_verifier: bool
-    # A strategy may set `fixed_n = False`: it returns at most N candidates, stopping early,
-    # and `step_wise = False`: it never continues a partial solution (a chat-only server can serve it).
+    needs_verifier: bool  # it ranks steps or samples by a verifier's scores: refused without one
+    fixed_n: bool  # it returns exactly search.n candidates; False: at most N, as it may stop early
+    step_wise: bool  # it continues partial solutions; False: whole samples, which a chat-only server can serve
+    reads_logprobs: bool  # it reads the policy's token log-probabilities whatever sampling.logprobs says
+
+    def validate(self, settings: SearchSettings) -> None:
+        """Refuse settings this strategy cannot run under: one ConfigError naming the field, before any search."""
+        ...
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """The most samples one problem's search asks the generator for, each lookahead step counted: what
+        a server bounds a request's work by before it starts (the caps may stop a search sooner)."""
+        ...
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]: ...
+
+
+class BaseStrategy:
+    """The defaults of a step-wise strategy that scores with a verifier and returns N candidates.
+
+    A strategy that differs says so by overriding the attribute or method; the contract suite
+    (tests/search/test_contract.py) holds every registered strategy to what it declares.
+    """
+
+    name = "strategy"
+    needs_verifier = True
+    fixed_n = True
+    step_wise = True
+    reads_logprobs = False
+
+    def validate(self, settings: SearchSettings) -> None:
+        return None
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """Up to N children a round for `max_iterations` rounds, each child rolled `lookahead` steps to be scored."""
+        return settings.n * settings.max_iterations * (1 + settings.lookahead)
+
+    def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
+               verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
+        raise NotImplementedError
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
@@ -87,3 +127,14 @@ STRATEGIES.register("speculative_rejection", "ttscale.search.speculative_rejecti
 
 def build_strategy(name: str) -> Strategy:
     return STRATEGIES.get(name)()
+
+
+def checked_strategy(cfg: RunConfig, has_verifier: bool) -> Strategy:
+    """The recipe's strategy once it has accepted the recipe: what it cannot run is refused in one line,
+    before a model loads (a run, a server)."""
+    strategy = build_strategy(cfg.search.strategy)
+    if strategy.needs_verifier and not has_verifier:
+        raise ConfigError(f"search.strategy={strategy.name!r} needs a verifier; set verifier.name "
+                          "(e.g. arithmetic_rules, lm_judge, rlhflow)", field="verifier.name")
+    strategy.validate(SearchSettings.from_config(cfg, end_markers=()))
+    return strategy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ttscale.errors import ConfigError
 from ttscale.search.base import SearchSettings
 from ttscale.search.beams import Beam, CompletionPool, Expansion, top
 from ttscale.search.rounds import RoundStrategy
@@ -39,8 +40,25 @@ class BeamPolicy(CompletionPool):
         return self.rounds_left == 0
 
 
+def check_beam_width(strategy: str, settings: SearchSettings) -> None:
+    """N/M beams (or subtrees) need M to divide N; else N silently shrinks to a multiple of M.
+
+    Checked where a search starts (run, serve), not when a config loads: a run folder written
+    without this check must still evaluate."""
+    n, m = settings.n, settings.beam_width
+    if n % m == 0:
+        return
+    nearest = [str(v) for v in (n - n % m, n - n % m + m) if v >= m]
+    raise ConfigError(f"search.beam_width={m} does not divide search.n={n} ({strategy} runs N/M beams); "
+                      f"use search.n={' or '.join(nearest)}, or a beam_width that divides {n}", field="search.beam_width")
+
+
 class BeamSearch(RoundStrategy):
     name = "beam_search"
+    needs_verifier = True
+
+    def validate(self, settings: SearchSettings) -> None:
+        check_beam_width(self.name, settings)
 
     def policy(self, problem: Problem, settings: SearchSettings) -> BeamPolicy:
         return BeamPolicy(settings.n, settings.beam_width, settings.max_iterations)

@@ -32,7 +32,7 @@ class BestOfNPolicy:
 class BestOfN(RoundStrategy):
     name = "best_of_n"
     needs_verifier = False
-    step_wise = False  # samples whole solutions: a chat-only server can serve it
+    step_wise = False
     # Independent samples: a repeated text is a repeated vote (self-consistency), never a duplicate to drop.
     distinct = False
 
@@ -41,3 +41,7 @@ class BestOfN(RoundStrategy):
 
     def settings_for(self, settings: SearchSettings) -> SearchSettings:
         return replace(settings, filter_duplicates=False)
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """One round of N samples (lookahead would roll only a sample cut short)."""
+        return settings.n * (1 + settings.lookahead)

@@ -12,29 +12,39 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ttscale.backends.base import Generator
 from ttscale.data.policy import Policy
 from ttscale.grading.select import mean_solution_score
-from ttscale.search.base import SearchSettings, build_strategy
+from ttscale.search.base import BaseStrategy, SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
 from ttscale.search.seeds import request_seed
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
 
-class ComputeOptimal:
+class ComputeOptimal(BaseStrategy):
     name = "compute_optimal"
-    needs_verifier = True
+    needs_verifier = True  # the probe's mean verifier score is what bins a problem
+    fixed_n = False  # a bin may be routed to a strategy that stops early
 
-    def __init__(self, policy: str | Path | None = None) -> None:
-        self.policy_path = policy  # else search.policy, from the settings
+    def validate(self, settings: SearchSettings) -> None:
+        """search.policy must name a readable policy.json, and every strategy its table may route to
+        must accept the settings it would run under."""
+        for entry in Policy.load(settings.policy).for_budget(settings.n).values():
+            build_strategy(entry.strategy).validate(replace(settings, **entry.settings))
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """The probe's samples and the most any strategy of the budget's table may ask for."""
+        policy = Policy.load(settings.policy)
+        chosen = max(build_strategy(e.strategy).max_expansions(replace(settings, **e.settings))
+                     for e in policy.for_budget(settings.n).values())
+        return BestOfN().max_expansions(replace(settings, n=policy.probe_n)) + chosen
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
-        policy = Policy.load(self.policy_path or settings.policy)
+        policy = Policy.load(settings.policy)
         # Its own seed: the probe's samples must not reappear as the first samples of the chosen strategy.
         probe_caps, chosen_caps = split_caps(settings, policy.probe_n / (policy.probe_n + settings.n))
         probe = replace(settings, n=policy.probe_n, reduction=policy.reduction, save_trees=False,

@@ -21,7 +21,7 @@ from dataclasses import replace
 from ttscale.backends.base import Generator
 from ttscale.confidence import DEFAULT_TOP_K, group_confidence, summarize, token_confidence, trace_confidence
 from ttscale.grading import vote
-from ttscale.search.base import SearchSettings
+from ttscale.search.base import BaseStrategy, SearchSettings
 from ttscale.search.beams import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
@@ -167,10 +167,18 @@ class OnlinePolicy(_Traces):
         return Verdict(tuple(self.beams), selected, {i: "stopped" for i in sorted(self.stopped)})
 
 
-class DeepConf:
+class DeepConf(BaseStrategy):
     name = "deepconf"
     needs_verifier = False
     fixed_n = False  # online stops early; offline returns all N (the filtered ones marked)
+    reads_logprobs = True  # trace confidence is read from the tokens' top-k log-probabilities
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        """Offline: N whole traces. Online: a trace is continued one chunk at a time, up to max_new_tokens.
+        Waves roll no lookahead (search/waves.py)."""
+        if settings.deepconf_mode == "offline":
+            return settings.n
+        return settings.n * math.ceil(settings.max_new_tokens / settings.chunk_tokens)
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:

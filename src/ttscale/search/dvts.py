@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ttscale.search.base import SearchSettings
+from ttscale.search.beam import check_beam_width
 from ttscale.search.beams import Beam, Expansion, top
 from ttscale.search.rounds import RoundStrategy
 from ttscale.types import Problem
@@ -51,6 +52,10 @@ class DVTSPolicy:
 
 class DVTS(RoundStrategy):
     name = "dvts"
+    needs_verifier = True
+
+    def validate(self, settings: SearchSettings) -> None:
+        check_beam_width(self.name, settings)
 
     def policy(self, problem: Problem, settings: SearchSettings) -> DVTSPolicy:
         return DVTSPolicy(settings.n, settings.beam_width, settings.max_iterations)

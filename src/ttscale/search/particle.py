@@ -68,6 +68,7 @@ class ParticlePolicy:
 
 class ParticleFiltering(RoundStrategy):
     name = "particle_filtering"
+    needs_verifier = True
 
     def policy(self, problem: Problem, settings: SearchSettings) -> ParticlePolicy:
         return ParticlePolicy(settings.n, settings.particle_temperature, settings.resample_ess,

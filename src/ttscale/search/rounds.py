@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ttscale.backends.base import Generator
-from ttscale.search.base import SearchSettings
+from ttscale.search.base import BaseStrategy, SearchSettings
 from ttscale.search.beams import Beam, Expansion, Policy, ProblemState
 from ttscale.search.expand import Expander
 from ttscale.search.progress import report_round
@@ -66,11 +66,10 @@ def run_rounds(
     return [expander.result(st, strategy, pol.finish(), distinct) for st, pol in zip(states, policies)]
 
 
-class RoundStrategy:
+class RoundStrategy(BaseStrategy):
     """A strategy defined by its per-problem Policy; batching and the round loop are shared."""
 
     name = "round_strategy"
-    needs_verifier = True
     distinct = True
 
     def policy(self, problem: Problem, settings: SearchSettings) -> Policy:
@@ -79,6 +78,9 @@ class RoundStrategy:
     def settings_for(self, settings: SearchSettings) -> SearchSettings:
         """The settings this strategy runs under (a strategy may pin one that does not apply to it)."""
         return settings
+
+    def max_expansions(self, settings: SearchSettings) -> int:
+        return super().max_expansions(self.settings_for(settings))
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:

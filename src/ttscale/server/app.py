@@ -1,4 +1,4 @@
-"""`ttscale serve`: an OpenAI-compatible HTTP server whose replies come from test-time search (issue 9).
+"""`ttscale serve`: an OpenAI-compatible HTTP server whose replies come from test-time search.
 
 Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
 GET /metrics (Prometheus text). One ASGI guard in front of them checks the API key

@@ -38,13 +38,14 @@ class ServeConfig:
     max_body_bytes: int = field(default=1 << 20, metadata={"help": "request bodies over this get HTTP 413"})
     max_concurrent_searches: int = field(default=64, metadata={"help": "searches running at once (threads)"})
     max_pending: int = field(default=1024, metadata={"help": "running + queued searches before HTTP 503"})
-    # Each limit above alone let 16 prompts x 8 choices x 64 samples x 4096 tokens (~33M tokens) into
-    # one 2 KB request (issue 18): the products are bounded too.
+    # Each limit above alone would let 16 prompts x 8 choices x 64 samples x 4096 tokens (~33M tokens)
+    # into one 2 KB request: the products are bounded too.
     max_request_tokens: int = field(default=1 << 20, metadata={
         "help": "most tokens one request may generate: prompts x choices x n x max_tokens "
                 "(per search at most search.max_tokens_per_problem when the recipe sets it)"})
     max_request_steps: int = field(default=1 << 16, metadata={
-        "help": "most step expansions one request may ask for: prompts x choices x n x max_iterations x (1 + lookahead)"})
+        "help": "most step expansions one request may ask for: prompts x choices x the strategy's most per search "
+                "(beam search: n x max_iterations x (1 + lookahead))"})
     request_timeout_s: float = field(default=600.0, metadata={"help": "a search still running after this gets HTTP 504"})
     shutdown_grace_s: float = field(default=SHUTDOWN_GRACE_S, metadata={"help": SHUTDOWN_GRACE_HELP})
     batch_window_ms: float = field(default=5.0, metadata={"help": "wait for other searches' calls to batch"})

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
-from ttscale.config import RunConfig, check_beam_width
+from ttscale.config import RunConfig
 from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
-from ttscale.search.base import STRATEGIES, SearchSettings, build_strategy
+from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy, checked_strategy
 from ttscale.search.progress import RoundObserver, observe_rounds
 from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.server.config import ServeConfig
@@ -72,15 +72,19 @@ class SearchJob:
     settings: SearchSettings
 
 
-def _strategy_table() -> dict[str, bool]:
-    """Registered strategy -> whether it needs a verifier; a strategy that cannot load is left out, loudly."""
+def _servable_strategies() -> dict[str, Strategy]:
+    """Every registered strategy that loads; one that cannot is left out, loudly."""
     table = {}
     for name in STRATEGIES.names():
         try:
-            table[name] = bool(getattr(STRATEGIES.get(name), "needs_verifier", False))
+            table[name] = build_strategy(name)
         except Exception as e:  # noqa: BLE001 - one broken plug-in must not take the server down
             log.warning("strategy %r is not served: %s: %s", name, type(e).__name__, e)
     return table
+
+
+# The request field a client sets for each recipe field a strategy may refuse; the others are the server's own.
+_REQUEST_FIELDS = {f"search.{k}": f"ttscale.{k}" for k in ("n", "beam_width", "max_iterations", "lookahead", "selection")}
 
 
 class Engine:
@@ -92,13 +96,11 @@ class Engine:
         verifier: Verifier | None | object = _UNSET,
     ) -> None:
         self.cfg, self.serve = cfg, serve
-        strategies = _strategy_table()
-        if cfg.search.strategy not in strategies:
+        self.strategies = _servable_strategies()
+        if cfg.search.strategy not in self.strategies:
             raise ConfigError(f"search.strategy={cfg.search.strategy!r} is not a registered strategy")
-        if strategies[cfg.search.strategy] and cfg.verifier.name == "none" and verifier in (None, _UNSET):
-            raise ConfigError(f"search.strategy={cfg.search.strategy!r} needs a verifier; set verifier.name")
-        # As `ttscale run` refuses it: else every request that keeps the recipe's n gets a 400 it did not earn.
-        check_beam_width(cfg.search.strategy, cfg.search.n, cfg.search.beam_width)
+        # As `ttscale run` refuses them: else every request that keeps the recipe's settings gets a 400 it did not earn.
+        checked_strategy(cfg, has_verifier=cfg.verifier.name != "none" or verifier not in (None, _UNSET))
         backend = generator or build_generator(cfg.model)
         inner_verifier = build_verifier(cfg.verifier) if verifier is _UNSET else verifier
         window = serve.batch_window_ms / 1000
@@ -108,7 +110,7 @@ class Engine:
                                           cfg.sampling.thinking)
         self.base = SearchSettings.from_config(cfg, self.format.end_markers, self.format.thinking)
         self.base = replace(self.base, save_trees=False)
-        self.bounds = Bounds(serve, strategies, self.verifier is not None)
+        self.bounds = Bounds(serve, self.strategies, self.verifier is not None)
         self.model_name = serve.served_model_name or cfg.model.name_or_path
         self.tokenize = tokenizer_logprobs(backend.tokenizer)
         self.metrics = Metrics()
@@ -161,9 +163,10 @@ class Engine:
                              f"(served over: {', '.join(LOGPROB_BACKENDS)})", param="logprobs")
         strategy, settings = req.ttscale.strategy or self.cfg.search.strategy, self._settings(req, n)
         try:
-            check_beam_width(strategy, settings.n, settings.beam_width)
+            self.strategies[strategy].validate(settings)
         except ConfigError as e:
-            raise BadRequest(str(e), param="ttscale.beam_width") from None
+            # A field the request set is the client's to change; a recipe field is not: another strategy may run.
+            raise BadRequest(str(e), param=_REQUEST_FIELDS.get(e.field or "", "ttscale.strategy")) from None
         job = SearchJob(strategy=strategy, problems=problems, prompts=tuple(p for p in prompts for _ in range(k)),
                         settings=settings)
         self._check_work(job, len(prompts), k)
@@ -172,10 +175,6 @@ class Engine:
     def _check_work(self, job: SearchJob, n_prompts: int, k: int) -> None:
         """Refuse a request whose total work is over the server's budget, before any of it starts."""
         s, limits = job.settings, self.serve
-        if job.strategy == "compute_optimal" and s.policy is None:
-            # The client asked for a strategy this server cannot run; searching would only fail (a 500).
-            raise BadRequest("strategy 'compute_optimal' needs a policy.json, and this server's recipe sets no "
-                             "search.policy; pick another ttscale.strategy", param="ttscale.strategy")
         per_search = s.n * s.max_new_tokens
         if s.max_tokens_per_problem is not None:
             per_search = min(per_search, s.max_tokens_per_problem)
@@ -185,14 +184,14 @@ class Engine:
                 f"this request may generate {tokens} tokens (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
                 f"x max_tokens {s.max_new_tokens}), over the server's max_request_tokens={limits.max_request_tokens}; "
                 "ask for fewer", param="max_tokens", code="request_too_large")
-        rounds = _rounds(job.strategy, s)
-        steps = n_prompts * k * s.n * rounds * (1 + s.lookahead)
+        expansions = self.strategies[job.strategy].max_expansions(s)
+        steps = n_prompts * k * expansions
         if steps > limits.max_request_steps:
             raise BadRequest(
-                f"this request may expand {steps} steps (prompts {n_prompts} x choices {k} x ttscale.n {s.n} "
-                f"x max_iterations {rounds} x (1 + lookahead {s.lookahead})), over the server's "
-                f"max_request_steps={limits.max_request_steps}; ask for fewer", param="ttscale.n",
-                code="request_too_large")
+                f"this request may expand {steps} steps (prompts {n_prompts} x choices {k} x {expansions} for one "
+                f"{job.strategy} search at ttscale.n {s.n}, max_iterations {s.max_iterations}, lookahead "
+                f"{s.lookahead}), over the server's max_request_steps={limits.max_request_steps}; ask for fewer",
+                param="ttscale.n", code="request_too_large")
 
     def chat_job(self, rid: str, req: ChatCompletionRequest) -> SearchJob:
         question = req.question
@@ -280,7 +279,7 @@ class Engine:
         return SearchCancelled("the client went away; the search was stopped")
 
     def _search(self, job: SearchJob, cancelled: threading.Event, observer: RoundObserver | None) -> list[ProblemResult]:
-        strategy = build_strategy(job.strategy)
+        strategy = self.strategies[job.strategy]
         started = time.perf_counter()
         with (self.generator.session(cancelled) as generator, self._verifier_session() as verifier,
               observe_rounds(observer)):
@@ -301,13 +300,3 @@ class Engine:
         self.generator.close()
         if self.verifier is not None:
             self.verifier.close()
-
-
-def _rounds(strategy: str, s: SearchSettings) -> int:
-    """Expansions per sample at most: whole samples are one (best-of-N, adaptive_consistency), DeepConf
-    online's chunked traces one per chunk, step-wise search one per round."""
-    if strategy in ("best_of_n", "adaptive_consistency") or (strategy == "deepconf" and s.deepconf_mode == "offline"):
-        return 1
-    if strategy == "deepconf":
-        return -(-s.max_new_tokens // s.chunk_tokens)
-    return s.max_iterations

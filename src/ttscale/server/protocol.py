@@ -13,9 +13,9 @@ independent choices, here n independent searches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -23,13 +23,16 @@ from ttscale.errors import closest
 from ttscale.server.config import ServeConfig
 from ttscale.types import Selection
 
+if TYPE_CHECKING:
+    from ttscale.search.base import Strategy
+
 
 @dataclass(frozen=True)
 class Bounds:
     """What `parse` checks requests against: the server's maxima and what its engine can run."""
 
     serve: ServeConfig
-    strategies: dict[str, bool]  # name -> needs a verifier
+    strategies: Mapping[str, Strategy]  # the strategies this server can run, by name
     has_verifier: bool
 
 
@@ -107,8 +110,8 @@ class TTScaleOptions(BaseModel):
             return v
         if v not in b.strategies:
             raise ValueError(f"unknown strategy {v!r}{closest(v, b.strategies)}; accepted: {', '.join(sorted(b.strategies))}")
-        if b.strategies[v] and not b.has_verifier:
-            usable = sorted(s for s, needs in b.strategies.items() if not needs)
+        if b.strategies[v].needs_verifier and not b.has_verifier:
+            usable = sorted(name for name, s in b.strategies.items() if not s.needs_verifier)
             raise ValueError(f"strategy {v!r} needs a verifier and this server has none; accepted: {', '.join(usable)}")
         return v
 
@@ -233,7 +236,7 @@ class ChatCompletionRequest(SearchRequest):
     max_completion_tokens: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
-    # Refused until supported (issue 18): ignoring them answered a question the client did not ask.
+    # Refused, not ignored: a reply that ignored them would answer a question the client did not ask.
     tools: Any = None
     tool_choice: Any = None
     functions: Any = None
