@@ -78,7 +78,7 @@ def _table_rows(shown: Sequence[Shown]) -> list[dict[str, Any]]:
     """One row per problem (the first run's order, then any only later runs hold): what the table sorts and
     filters. Per run: [answer, right, pass@N, tokens, failed], or null where the run lacks the problem."""
     by_id = [{r.id: r for r in s.run.results} for s in shown]
-    ids = list(dict.fromkeys(pid for s in shown for pid in (r.id for r in s.run.results)))
+    ids = list(dict.fromkeys(r.id for s in shown for r in s.run.results))
     rows = []
     for pid in ids:
         p = next(m[pid].problem for m in by_id if pid in m)

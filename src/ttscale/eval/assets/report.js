@@ -72,6 +72,7 @@
   function buildFilters() {
     const levels = [...new Set(ROWS.map((r) => r.level).filter((l) => l != null))].sort((a, b) => a - b);
     $("#filter-level").insertAdjacentHTML("beforeend", levels.map((l) => `<option value="${esc(l)}">${esc(l)}</option>`).join(""));
+    $("#run-legend").textContent = RUNS.map((run, j) => `${runTag(j)}: ${run.label}`).join(" · ");
     $("#filter-runs").innerHTML = RUNS.map((run, j) =>
       `<label title="${esc(run.label)}">${runTag(j)} <select data-run="${j}" class="filter-run">` +
       `<option value="">any</option><option value="right">pick right</option><option value="wrong">pick wrong</option>` +
