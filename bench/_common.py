@@ -11,8 +11,8 @@ from typing import Any
 from ttscale.config import PromptConfig
 from ttscale.data.prompts import build_prompt_format
 from ttscale.data.synthetic import arithmetic_problem, arithmetic_problems
+from ttscale.grading import correct_flags
 from ttscale.grading.select import select
-from ttscale.learn.common import correct_flags
 from ttscale.search.steps import clean_step
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from ttscale.cli import resolve_recipe
 from ttscale.confidence import trace_confidence
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import bootstrap_interval, correctness
+from ttscale.eval.metrics import bootstrap_interval
+from ttscale.grading import correctness
 from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.search.deepconf import keep_top, weighted_pick

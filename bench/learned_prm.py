@@ -30,8 +30,9 @@ from _common import claim_out, accuracy, rescore
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
+from ttscale.grading import correct_flags
 from ttscale.learn.agreement import step_agreement
-from ttscale.learn.common import correct_flags, read_rows
+from ttscale.learn.common import read_rows
 from ttscale.learn.labels import label_steps
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config

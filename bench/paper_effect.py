@@ -25,7 +25,8 @@ from _common import claim_out, header, rescore, row
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import bootstrap_interval, correctness, subsampled_points
+from ttscale.eval.metrics import bootstrap_interval, subsampled_points
+from ttscale.grading import correctness
 from ttscale.grading.select import select
 from ttscale.recipe import load_config
 from ttscale.runner import run

@@ -27,7 +27,8 @@ from _common import claim_out, header, row
 
 from ttscale.cli import resolve_recipe
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import bootstrap_interval, correctness
+from ttscale.eval.metrics import bootstrap_interval
+from ttscale.grading import correctness
 from ttscale.grading.select import select
 from ttscale.recipe import load_config
 from ttscale.runner import run

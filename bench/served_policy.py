@@ -27,7 +27,7 @@ from pathlib import Path
 from _common import header, row
 
 from ttscale.eval.metrics import bootstrap_interval
-from ttscale.learn.common import correct_flags
+from ttscale.grading import correct_flags
 from ttscale.models.loading import resolve_source
 from ttscale.recipe import load_config
 from ttscale.runner import run

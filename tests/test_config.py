@@ -66,3 +66,15 @@ def test_a_step_delimiter_typed_on_the_command_line_is_the_newline_meant(typed, 
     """A shell passes `--set search.step_delimiter=\\n` as backslash + n: decoded, not a literal backslash.
     (A real newline inside YAML single quotes folds to a space: YAML's rule, kept.)"""
     assert load_config(None, [f"search.step_delimiter={typed}"]).search.step_delimiter == meant
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("\\n\\n", "\n\n"),
+    ("\\t", "\t"),
+    (" ки\\n", " ки\n"),  # non-ASCII survives (a unicode_escape decode would turn it into mojibake)
+    ("\\boxed{\\frac{1}{2}}", "\\boxed{\\frac{1}{2}}"),  # LaTeX is not an escape
+])
+def test_a_shell_typed_escape_is_decoded_and_nothing_else(typed, meant):
+    from ttscale.config import unescape
+
+    assert unescape(typed) == meant

@@ -111,6 +111,31 @@ def test_needs_verifier_error(fake_cfg):
         run(fake_cfg("search.strategy=beam_search"), generator=FakeGenerator(), progress=False)
 
 
+class Closable(FakeGenerator):
+    closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_generator_the_run_builds_is_closed_and_one_it_is_given_is_not(fake_cfg, monkeypatch):
+    """An HTTP backend holds a connection pool and threads: the run that built it releases them."""
+    built = Closable()
+    monkeypatch.setattr("ttscale.runner.build_generator", lambda cfg: built)
+    run(fake_cfg("dataset.limit=2"), progress=False)
+    assert built.closed == 1
+    given = Closable()
+    run(fake_cfg("dataset.limit=2", "output.dir=" + fake_cfg().output.dir + "-given"), generator=given, progress=False)
+    assert given.closed == 0 and given.calls > 0
+
+
+def test_a_beam_width_that_does_not_divide_n_is_refused_before_any_problem_is_read(fake_cfg):
+    cfg = fake_cfg("search.strategy=beam_search", "verifier.name=fake", "search.n=6", "search.beam_width=4",
+                   "dataset.source=/nowhere.jsonl")
+    with pytest.raises(ConfigError, match="search.beam_width=4 does not divide search.n=6"):
+        run(cfg, generator=FakeGenerator(), progress=False)
+
+
 def _jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 

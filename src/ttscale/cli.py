@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ttscale.cli_options import field_options
+from ttscale.config import OutputConfig
 from ttscale.errors import TTScaleError
 from ttscale.server.config import ServeConfig, VerifierServeConfig
 
@@ -220,7 +221,7 @@ def evaluate(
     output: Annotated[Optional[str], typer.Option(help="output directory (default: RUN_DIR/eval for one run, else ./eval)")] = None,
     reference: Annotated[Optional[list[str]], typer.Option(help="reference line 'LABEL=PERCENT', e.g. 'Llama-3.1-8B 0-shot=51.9' (repeatable)")] = None,
     reduction: Annotated[Optional[list[str]], typer.Option(help="step-score reduction for naive/weighted best-of-N: last | min | prod | mean (repeatable; default: each run's verifier.reduction)")] = None,
-    seeds: Annotated[int, typer.Option(help="subsample seeds per N for sampling runs")] = 8,
+    seeds: Annotated[int, typer.Option(help="subsample seeds per N for sampling runs")] = OutputConfig.subsample_seeds,
 ) -> None:
     """Curves, difficulty bins, compute-optimal selection, plots and report.md from run directories."""
     from ttscale.eval.evaluate import parse_reference

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from ttscale.errors import ConfigError, closest
 from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
@@ -200,9 +199,10 @@ class PromptConfig:
         _check(0 <= self.n_shot <= 8, "prompt", "n_shot", self.n_shot, "0..8")
 
 
-def _unescape(text: str, tabs: bool = True) -> str:
+def unescape(text: str, tabs: bool = True) -> str:
     """A shell passes `--set x=\\n` as backslash + n: decode \\n (and \\t where asked) only, so LaTeX such as
-    \\boxed survives (and \\text or \\times, where tabs=False: the thinking texts)."""
+    \\boxed survives (and \\text or \\times, where tabs=False: the thinking texts), and so does any
+    non-ASCII text (a separator such as Math-Shepherd's "ки")."""
     text = text.replace("\\n", "\n")
     return text.replace("\\t", "\t") if tabs else text
 
@@ -224,7 +224,7 @@ class ThinkingConfig:
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "continue_text", "answer_cue"):
-            object.__setattr__(self, name, _unescape(getattr(self, name), tabs=False))
+            object.__setattr__(self, name, unescape(getattr(self, name), tabs=False))
         _check(self.min_tokens >= 0, "sampling.thinking", "min_tokens", self.min_tokens, "an integer >= 0")
         _check(self.max_tokens is None or self.max_tokens >= max(1, self.min_tokens), "sampling.thinking",
                "max_tokens", self.max_tokens, f"null or an integer >= min_tokens ({self.min_tokens}) and >= 1")
@@ -331,7 +331,7 @@ class SearchConfig:
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
-        self.step_delimiter = _unescape(self.step_delimiter)
+        self.step_delimiter = unescape(self.step_delimiter)
         _one_of("search", "step_split", self.step_split, ("delimiter", "paragraph", "markers"))
         _check(self.min_step_tokens >= 0, "search", "min_step_tokens", self.min_step_tokens, "an integer >= 0")
         _check(all(m.strip() for m in self.step_markers) and (self.step_markers or self.step_split != "markers"),
@@ -378,9 +378,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
 SECTIONS: dict[str, type] = {

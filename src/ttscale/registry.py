@@ -44,3 +44,11 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def release(part: object) -> None:
+    """Close a part that was built for one run, where it holds something to close (an HTTP backend's or
+    verifier's connection pool and threads); a part that holds nothing has no `close`."""
+    close = getattr(part, "close", None)
+    if close is not None:
+        close()

@@ -10,6 +10,7 @@ import logging
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ from typing import Any
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig
 from ttscale.data.datasets import load_problems
-from ttscale.data.prompts import build_prompt_format
 from ttscale.data.results import LOG, RunDir, read_results
 from ttscale.errors import ConfigError
 from ttscale.eval.metrics import run_metrics
 from ttscale.grading.select import CONFIDENCE_SELECTIONS
-from ttscale.search.base import SearchSettings, Strategy, checked_strategy
+from ttscale.isolation import run_isolating
+from ttscale.registry import release
+from ttscale.search.base import SearchSettings, Strategy, checked_strategy, run_settings
 from ttscale.shards import shard_dir, shard_problems, write_shard_file
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import VERIFIERS, Verifier, build_verifier
@@ -47,19 +49,17 @@ def _search_batch(
     verifier: Verifier | None,
     settings: SearchSettings,
 ) -> list[ProblemResult]:
-    """Search a batch; when it fails, retry problem by problem so one bad problem fails alone."""
-    try:
-        return strategy.search(batch, prompts, generator, verifier, settings)
-    except Exception:  # noqa: BLE001 - isolated below, then recorded per problem
-        if len(batch) == 1:
-            err = traceback.format_exc(limit=3)
-            log.error("problem %s failed:\n%s", batch[0].id, err)
-            return [ProblemResult(problem=batch[0], strategy=strategy.name, error=err.strip().splitlines()[-1])]
-    return [
-        r
-        for p, pr in zip(batch, prompts)
-        for r in _search_batch(strategy, [p], [pr], generator, verifier, settings)
-    ]
+    """Search a batch; a problem that fails alone is recorded in its row and the others go on."""
+
+    def search(pairs: list[tuple[Problem, str]]) -> list[ProblemResult]:
+        return strategy.search([p for p, _ in pairs], [q for _, q in pairs], generator, verifier, settings)
+
+    def failed(pair: tuple[Problem, str], _: BaseException) -> ProblemResult:
+        err = traceback.format_exc(limit=3)
+        log.error("problem %s failed:\n%s", pair[0].id, err)
+        return ProblemResult(problem=pair[0], strategy=strategy.name, error=err.strip().splitlines()[-1])
+
+    return run_isolating(search, list(zip(batch, prompts)), failed)
 
 
 def _preflight(cfg: RunConfig, strategy: Strategy, generator: Generator) -> dict[str, Any]:
@@ -120,12 +120,17 @@ def run(
         todo = [p for p in problems if p.id not in done]
         log.info("%d problems, %d already done, %d to search", len(problems), len(problems) - len(todo), len(todo))
         if todo:
-            generator = generator or build_generator(cfg.model)
-            server = _preflight(cfg, strategy, generator)
-            if server:
-                run_dir.write_server(server)
-            verifier = verifier if verifier is not None else build_verifier(cfg.verifier)
-            _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
+            with ExitStack() as built:  # what this run builds, it closes; what it is given, its caller does
+                if generator is None:
+                    generator = build_generator(cfg.model)
+                    built.callback(release, generator)
+                server = _preflight(cfg, strategy, generator)
+                if server:
+                    run_dir.write_server(server)
+                if verifier is None:
+                    verifier = build_verifier(cfg.verifier)
+                    built.callback(release, verifier)
+                _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
         wanted = {p.id: p.content_hash for p in problems}
         results = [r for r in read_results(run_dir.path) if wanted.get(r.id) == r.problem.content_hash]
         metrics = run_metrics(results, cfg.verifier.reduction, cfg.output.subsample_seeds)
@@ -151,8 +156,7 @@ def _search_all(
 ) -> None:
     from tqdm.auto import tqdm
 
-    fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer, cfg.sampling.thinking)
-    settings = SearchSettings.from_config(cfg, fmt.end_markers, fmt.thinking)
+    fmt, settings = run_settings(cfg, generator.tokenizer)
     bar = tqdm(total=len(todo), desc=f"{strategy.name} N={cfg.search.n}", unit="problem", disable=not progress)
     tokens, started = 0, time.perf_counter()
     step = cfg.search.problems_per_batch

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ttscale.config import OutputConfig, VerifierConfig
 from ttscale.data.jsonl import dumps
 from ttscale.data.outputs import writing
 from ttscale.data.results import COMPLETIONS, CONFIG, TREES, RunDir, config_difference, read_results, read_trees
@@ -145,8 +146,8 @@ def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = Fals
                 (out.path / TREES).write_text("".join(t + "\n" for t in trees), encoding="utf-8")
             from ttscale.eval.metrics import run_metrics
 
-            metrics = run_metrics(read_results(out.path), (cfg.get("verifier") or {}).get("reduction", "last"),
-                                  cfg["output"].get("subsample_seeds", 8))
+            metrics = run_metrics(read_results(out.path), (cfg.get("verifier") or {}).get("reduction", VerifierConfig.reduction),
+                                  cfg["output"].get("subsample_seeds", OutputConfig.subsample_seeds))
             out.write_metrics(metrics)
     finally:
         out.release()

@@ -8,7 +8,8 @@ from eval_helpers import completion, problem, result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttscale.eval.metrics import Point, correctness, pass_at_k, search_point, subsampled_points
+from ttscale.eval.metrics import Point, pass_at_k, search_point, subsampled_points
+from ttscale.grading import correctness
 
 
 @given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))

@@ -18,7 +18,7 @@ from ttscale.verifiers.arithmetic import (
     NO_ARITHMETIC,
     WRONG,
     ArithmeticRulesVerifier,
-    check_equations,
+    equations,
     question_numbers,
 )
 from ttscale.verifiers.encoding import bucket_batches
@@ -68,8 +68,8 @@ EQUATIONS = [
 
 
 @pytest.mark.parametrize(("step", "verdicts"), EQUATIONS)
-def test_check_equations(step, verdicts):
-    assert check_equations(step)[0] == verdicts
+def test_each_checkable_equation_gets_a_verdict(step, verdicts):
+    assert [e.holds for e in equations(step)] == verdicts
 
 
 Q = "Tom has 5 apples. Tom buys 4 more apples. Then Tom triples the number of apples. How many apples?"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from ttscale.config import PromptConfig, ThinkingConfig
+from ttscale.config import PromptConfig, RunConfig, ThinkingConfig
 from ttscale.data.synthetic import arithmetic_problem
 from ttscale.errors import ConfigError
 from ttscale.types import Problem
@@ -20,12 +20,6 @@ from ttscale.types import Problem
 # Exemplars come from the synthetic world itself, with a seed no dataset uses.
 _EXEMPLAR_SEED = 917_263
 _EXEMPLAR_LEVELS = (3, 1, 4, 2, 5, 1, 3, 2)
-
-
-class HasChatTemplate(Protocol):
-    bos_token: str | None
-
-    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -106,6 +100,12 @@ def build_prompt_format(
         chat_template_kwargs=dict(cfg.chat_template_kwargs),
         thinking=resolve_thinking(thinking or ThinkingConfig(), tokenizer),
     )
+
+
+def run_prompt_format(cfg: RunConfig, tokenizer: Any) -> PromptFormat:
+    """The recipe's prompt format for the policy's tokenizer: what `ttscale run`, `ttscale serve` and
+    `ttscale learn label-steps` render problems with, so a served or labelled prompt is a run's prompt."""
+    return build_prompt_format(cfg.prompt, cfg.search.step_delimiter, tokenizer, cfg.sampling.thinking)
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:

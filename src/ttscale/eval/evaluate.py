@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ttscale.config import SearchConfig
+from ttscale.config import OutputConfig, SearchConfig, VerifierConfig
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
-from ttscale.eval.metrics import Point, correctness, search_point, selected_accuracy, subsampled_points
+from ttscale.eval.metrics import Point, search_point, selected_accuracy, subsampled_points
+from ttscale.grading import correctness
 from ttscale.eval.records import BinTable, Curve, Evaluation, RunSummary
 from ttscale.types import REDUCTIONS, ProblemResult
 
@@ -60,7 +61,7 @@ class Run:
 
     @property
     def reduction(self) -> str:
-        return (self.config.get("verifier") or {}).get("reduction", "last")
+        return (self.config.get("verifier") or {}).get("reduction", VerifierConfig.reduction)
 
     @property
     def scored(self) -> bool:
@@ -155,7 +156,7 @@ def check_options(reductions: Sequence[str] | None, seeds: int) -> None:
 def evaluate_runs(
     paths: Sequence[str | Path],
     reductions: Sequence[str] | None = None,
-    seeds: int = 8,
+    seeds: int = OutputConfig.subsample_seeds,
     references: dict[str, float] | None = None,
     n_bins: int = 5,
     n_folds: int = 2,
@@ -168,7 +169,7 @@ def evaluate_runs(
 def evaluate_loaded(
     runs: Sequence[Run],
     reductions: Sequence[str] | None = None,
-    seeds: int = 8,
+    seeds: int = OutputConfig.subsample_seeds,
     references: dict[str, float] | None = None,
     n_bins: int = 5,
     n_folds: int = 2,
@@ -275,7 +276,7 @@ def _policy(
         }
     source = _sampling_run(runs)
     meta = {"runs": [str(r.path) for r in runs], "bins_from": str(source.path) if source else None}
-    return Policy(binning.edges, source.reduction if source else "last", budgets, meta=meta)
+    return Policy(binning.edges, source.reduction if source else VerifierConfig.reduction, budgets, meta=meta)
 
 
 def parse_reference(text: str) -> tuple[str, float]:

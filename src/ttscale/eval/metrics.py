@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Any
 
-from ttscale.grading import is_equiv_many
+from ttscale.config import OutputConfig, VerifierConfig
+from ttscale.grading import correctness
 from ttscale.grading.select import CONFIDENCE_SELECTIONS, select
 from ttscale.types import SELECTIONS, ProblemResult
 
@@ -37,21 +38,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - comb(n - c, k) / comb(n, k)
-
-
-def correctness(results: Sequence[ProblemResult]) -> dict[str, list[bool]]:
-    """Per problem id, whether each completion's answer equals the gold (one batched grading pass)."""
-    pairs, owners = [], []
-    for r in results:
-        for i, c in enumerate(r.completions):
-            if c.answer is not None:
-                pairs.append((r.problem.answer, c.answer))
-                owners.append((r.id, i))
-    verdicts = is_equiv_many(pairs) if pairs else []
-    out = {r.id: [False] * len(r.completions) for r in results}
-    for (pid, i), ok in zip(owners, verdicts):
-        out[pid][i] = ok
-    return out
 
 
 def _methods_for(results: Sequence[ProblemResult]) -> list[str]:
@@ -231,7 +217,8 @@ def budget_summary(results: Sequence[ProblemResult]) -> dict[str, float]:
     return {f: sum(getattr(r.budget, f) for r in results) / len(results) for f in fields}
 
 
-def run_metrics(results: Sequence[ProblemResult], reduction: str = "last", seeds: int = 8) -> dict[str, Any]:
+def run_metrics(results: Sequence[ProblemResult], reduction: str = VerifierConfig.reduction,
+                seeds: int = OutputConfig.subsample_seeds) -> dict[str, Any]:
     correct = correctness(results)
     return {
         "n_problems": len(results),

@@ -77,15 +77,12 @@ def train_prm_cmd(
 
     The training options are TrainSettings' fields (learn/train.py), with their defaults and meaning there.
     """
-    import codecs
-
+    from ttscale.config import unescape
     from ttscale.learn.train import train_prm
 
     fields = dict(fields or {})
-    # a shell passes "\\n" as two characters; the separator is meant as the escape it spells
-    sep = fields.get("step_separator", "")
-    if "\\" in sep:
-        fields["step_separator"] = codecs.decode(sep, "unicode_escape")
+    if "step_separator" in fields:
+        fields["step_separator"] = unescape(fields["step_separator"])
     try:
         out = train_prm(data, base, output, TrainSettings(**fields), progress=not quiet)
     except TTScaleError as e:

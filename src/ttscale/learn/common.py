@@ -1,9 +1,9 @@
-"""What the learn commands share: reading a run's config and results, grading, writing JSONL + datasets."""
+"""What the learn commands share: reading a run's config and results, writing JSONL + datasets."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,8 @@ from ttscale.config import RunConfig
 from ttscale.data.jsonl import dumps, iter_lines
 from ttscale.data.results import CONFIG, RunDir, read_results
 from ttscale.errors import MissingDependencyError, RunDirError
-from ttscale.grading import is_equiv_many
 from ttscale.recipe import config_from_dict
-from ttscale.types import Completion, ProblemResult
+from ttscale.types import ProblemResult
 
 
 def read_run(run_dir: str | Path) -> tuple[RunConfig, list[ProblemResult]]:
@@ -23,17 +22,6 @@ def read_run(run_dir: str | Path) -> tuple[RunConfig, list[ProblemResult]]:
     if not (path / CONFIG).is_file():
         raise RunDirError(f"{path} has no {CONFIG}; learn commands read the run's recipe from it")
     return config_from_dict(RunDir(path).config()), [r for r in results if r.error is None]
-
-
-def correct_flags(result: ProblemResult, completions: Sequence[Completion] | None = None) -> list[bool]:
-    """Whether each completion's answer equals the gold answer; a missing answer is wrong."""
-    completions = result.completions if completions is None else completions
-    with_answer = [i for i, c in enumerate(completions) if c.answer is not None]
-    verdicts = is_equiv_many([(result.problem.answer, completions[i].answer) for i in with_answer])
-    flags = [False] * len(completions)
-    for i, ok in zip(with_answer, verdicts):
-        flags[i] = ok
-    return flags
 
 
 def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:

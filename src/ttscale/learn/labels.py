@@ -22,17 +22,19 @@ import json
 import logging
 import shutil
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig, ThinkingConfig
-from ttscale.data.prompts import PromptFormat, build_prompt_format
+from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.data.outputs import claim_output, writing
 from ttscale.errors import ConfigError, RunDirError
-from ttscale.grading import extract_answer, is_equiv_many, solution_key
-from ttscale.learn.common import append_rows, correct_flags, read_rows, read_run, save_dataset
+from ttscale.grading import correct_flags, extract_answer, is_equiv_many, solution_key
+from ttscale.learn.common import append_rows, read_rows, read_run, save_dataset
+from ttscale.registry import release
 from ttscale.search.seeds import problem_seed, request_seed
 from ttscale.search.steps import clean_step, strip_end_marker
 from ttscale.search.thinking import answer_part_of
@@ -222,24 +224,35 @@ def _label_into(out: Path, settings: LabelSettings, cfg: RunConfig, results: lis
     todo = [r for r in results if r.id not in done]
     failed = 0
     if todo:
-        generator = generator or build_generator(cfg.model)
-        fmt = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, generator.tokenizer, cfg.sampling.thinking)
-        from tqdm.auto import tqdm
-
-        for result in tqdm(todo, desc=f"label-steps k={rollouts}", unit="problem", disable=not progress):
-            try:
-                rows = label_rows(result, fmt, generator, rollout_params(cfg, settings, result, fmt.end_markers),
-                                  settings, cfg.search.step_delimiter)
-            except Exception as e:  # noqa: BLE001 - one bad problem must not end the labelling; retried on resume
-                log.error("label-steps: problem %s failed (%s: %s); it is retried on the next run", result.id,
-                          type(e).__name__, e)
-                failed += 1
-                continue
-            append_rows(out / STEPS_JSONL, rows)
+        with ExitStack() as built:  # what this builds, it closes; a generator it is given, its caller does
+            if generator is None:
+                generator = build_generator(cfg.model)
+                built.callback(release, generator)
+            failed = _label_all(out, settings, cfg, todo, generator, progress, rollouts)
     rows = read_rows(out / STEPS_JSONL)
     shutil.rmtree(out / DATASET, ignore_errors=True)
     save_dataset(rows, out / DATASET, stepwise_features(mode))
     return LabelOutcome(out, len(rows), len(todo) - failed, len(results) - len(todo), failed)
+
+
+def _label_all(out: Path, settings: LabelSettings, cfg: RunConfig, todo: list[ProblemResult], generator: Generator,
+               progress: bool, rollouts: int) -> int:
+    """Label each problem and append its rows; the number that failed."""
+    from tqdm.auto import tqdm
+
+    fmt = run_prompt_format(cfg, generator.tokenizer)
+    failed = 0
+    for result in tqdm(todo, desc=f"label-steps k={rollouts}", unit="problem", disable=not progress):
+        try:
+            rows = label_rows(result, fmt, generator, rollout_params(cfg, settings, result, fmt.end_markers),
+                              settings, cfg.search.step_delimiter)
+        except Exception as e:  # noqa: BLE001 - one bad problem must not end the labelling; retried on resume
+            log.error("label-steps: problem %s failed (%s: %s); it is retried on the next run", result.id,
+                      type(e).__name__, e)
+            failed += 1
+            continue
+        append_rows(out / STEPS_JSONL, rows)
+    return failed
 
 
 def stepwise_features(mode: Mode) -> Any:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
+from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.registry import Registry
 from ttscale.types import Problem, ProblemResult
@@ -123,6 +124,13 @@ STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOp
 STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
 STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
 STRATEGIES.register("speculative_rejection", "ttscale.search.speculative_rejection:SpeculativeRejection")
+
+
+def run_settings(cfg: RunConfig, tokenizer: Any) -> tuple[PromptFormat, SearchSettings]:
+    """The recipe's prompt format for the policy's tokenizer, and the settings a search runs under, with
+    that format's end markers and its thinking markers resolved for the model."""
+    fmt = run_prompt_format(cfg, tokenizer)
+    return fmt, SearchSettings.from_config(cfg, fmt.end_markers, fmt.thinking)
 
 
 def build_strategy(name: str) -> Strategy:

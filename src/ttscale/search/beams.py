@@ -76,7 +76,6 @@ class ProblemState:
     budget: Budget = field(default_factory=Budget)
     tree: list[TreeNode] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
-    step_tokens: list[int] = field(default_factory=list)
     # Verifier tokens the search has committed to and not yet spent: the questions of candidates
     # that are scored once, after the last round (search/caps.py).
     verifier_tokens_owed: int = 0

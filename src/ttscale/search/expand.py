@@ -122,7 +122,6 @@ class Expander:
             if prefix is not None and prefix.text:
                 st.budget.prompt_tokens_reused += prompt_tokens
             st.budget.generated_tokens += sum(g.n_tokens for g in gens)
-            st.step_tokens.extend(g.n_tokens for g in gens)
         return outputs
 
     def _forced(self, think: ThinkState | None, offset: int, gen: Generation) -> tuple[Forced, bool]:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ttscale.backends.base import CancellableGenerator, Generator
 from ttscale.errors import TTScaleError
+from ttscale.isolation import run_isolating
 from ttscale.types import Generation, Problem, SamplingParams
 from ttscale.verifiers.base import Verifier
 
@@ -45,9 +46,7 @@ Flags = list[threading.Event | None]  # one cancel flag per item of a merged cal
 
 @dataclass
 class _Job(Generic[Item, Out]):
-    key: Hashable
     items: list[Item]
-    context: Any
     cancelled: threading.Event | None
     done: threading.Event = field(default_factory=threading.Event)
     result: list[Out] | None = None
@@ -55,15 +54,15 @@ class _Job(Generic[Item, Out]):
 
 
 class MicroBatcher(Generic[Item, Out]):
-    """Merges concurrent `submit` calls with equal keys into one `run(context, items, cancelled)` call.
+    """Merges concurrent `submit` calls into one `run(items, cancelled)` call.
 
-    `run` gets the first job's context, the concatenated items and each item's job's cancel
-    flag, and returns one output per item. The dispatcher waits up to `window_s` for more jobs, but only
+    `run` gets the concatenated items and each item's job's cancel flag, and returns one output
+    per item. The dispatcher waits up to `window_s` for more jobs, but only
     while fewer jobs are queued than sessions are open: a lone search never waits.
     """
 
     def __init__(
-        self, run: Callable[[Any, list[Item], Flags], list[Out]], window_s: float = 0.005, max_items: int = 1024,
+        self, run: Callable[[list[Item], Flags], list[Out]], window_s: float = 0.005, max_items: int = 1024,
         name: str = "batcher",
     ) -> None:
         self._run, self.window_s, self.max_items = run, window_s, max_items
@@ -87,14 +86,12 @@ class MicroBatcher(Generic[Item, Out]):
             with self._lock:
                 self._sessions -= 1
 
-    def submit(
-        self, key: Hashable, items: Sequence[Item], context: Any = None, cancelled: threading.Event | None = None
-    ) -> list[Out]:
+    def submit(self, items: Sequence[Item], cancelled: threading.Event | None = None) -> list[Out]:
         if cancelled is not None and cancelled.is_set():
             raise SearchCancelled("the request was cancelled before its next backend call")
         if not items:
             return []
-        job: _Job[Item, Out] = _Job(key, list(items), context, cancelled)
+        job: _Job[Item, Out] = _Job(list(items), cancelled)
         self._queue.put(job)
         job.done.wait()
         if job.error is not None:
@@ -144,6 +141,11 @@ class MicroBatcher(Generic[Item, Out]):
         return batch
 
     def _run_group(self, group: list[_Job[Item, Out]]) -> None:
+        # BaseException too: whatever a call raises is handed to its callers, who wait on `done`, never lost.
+        run_isolating(self._call, group, _fail, catch=BaseException)
+
+    def _call(self, group: list[_Job[Item, Out]]) -> list[None]:
+        """One backend call for the group's jobs not cancelled yet; each job is answered when it returns."""
         live = []
         for job in group:
             if job.cancelled is not None and job.cancelled.is_set():
@@ -152,21 +154,10 @@ class MicroBatcher(Generic[Item, Out]):
             else:
                 live.append(job)
         if not live:
-            return
-        try:
-            outputs = self._run(live[0].context, [x for job in live for x in job.items],
-                                [job.cancelled for job in live for _ in job.items])
-            self.calls += 1
-            self.jobs += len(live)
-        except BaseException as e:  # noqa: BLE001 - handed to the callers, never lost
-            if len(live) > 1:
-                # One bad request must not fail its batch neighbours: run each alone (runner.py does the same).
-                for job in live:
-                    self._run_group([job])
-                return
-            live[0].error = e
-            live[0].done.set()
-            return
+            return [None] * len(group)
+        outputs = self._run([x for job in live for x in job.items], [job.cancelled for job in live for _ in job.items])
+        self.calls += 1
+        self.jobs += len(live)
         start = 0
         for job in live:
             if job.cancelled is not None and job.cancelled.is_set():
@@ -176,24 +167,26 @@ class MicroBatcher(Generic[Item, Out]):
                 job.result = outputs[start : start + len(job.items)]
             start += len(job.items)
             job.done.set()
+        return [None] * len(group)
+
+
+def _fail(job: _Job[Item, Out], error: BaseException) -> None:
+    job.error = error
+    job.done.set()
 
 
 def _groups(jobs: list[_Job[Item, Out]], max_items: int) -> Iterator[list[_Job[Item, Out]]]:
-    """Jobs with equal keys, in arrival order, chunked so a call holds at most max_items (a job is never split)."""
-    by_key: dict[Hashable, list[_Job[Item, Out]]] = {}
+    """Jobs in arrival order, chunked so a call holds at most max_items (a job is never split)."""
+    chunk: list[_Job[Item, Out]] = []
+    size = 0
     for job in jobs:
-        by_key.setdefault(job.key, []).append(job)
-    for same in by_key.values():
-        chunk: list[_Job[Item, Out]] = []
-        size = 0
-        for job in same:
-            if chunk and size + len(job.items) > max_items:
-                yield chunk
-                chunk, size = [], 0
-            chunk.append(job)
-            size += len(job.items)
-        if chunk:
+        if chunk and size + len(job.items) > max_items:
             yield chunk
+            chunk, size = [], 0
+        chunk.append(job)
+        size += len(job.items)
+    if chunk:
+        yield chunk
 
 
 class BatchingGenerator:
@@ -203,7 +196,7 @@ class BatchingGenerator:
         self.inner = inner
         self.name, self.n_params, self.tokenizer = inner.name, inner.n_params, inner.tokenizer
         self._batcher: MicroBatcher[tuple[str, SamplingParams], list[Generation]] = MicroBatcher(
-            lambda _, items, cancelled: _generate(inner, items, cancelled), window_s, max_prompts, "generate",
+            lambda items, cancelled: _generate(inner, items, cancelled), window_s, max_prompts, "generate",
         )
 
     @property
@@ -223,7 +216,7 @@ class BatchingGenerator:
     def _submit(
         self, prompts: Sequence[str], params: Sequence[SamplingParams], cancelled: threading.Event | None
     ) -> list[list[Generation]]:
-        return self._batcher.submit(None, list(zip(prompts, params, strict=True)), None, cancelled)
+        return self._batcher.submit(list(zip(prompts, params, strict=True)), cancelled)
 
     @contextmanager
     def session(self, cancelled: threading.Event | None = None) -> Iterator[Generator]:
@@ -261,11 +254,11 @@ class BatchingVerifier:
         self.inner = inner
         self.name, self.n_params = inner.name, inner.n_params
         self._batcher: MicroBatcher[tuple[Problem, Sequence[str]], list[float]] = MicroBatcher(
-            lambda _, pairs, __: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
+            lambda pairs, _: inner.score([p for p, _ in pairs], [s for _, s in pairs]), window_s, 4096, "score"
         )
 
     def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
-        return self._batcher.submit(None, list(zip(problems, steps)))
+        return self._batcher.submit(list(zip(problems, steps)))
 
     def count_tokens(self, problem: Problem, steps: Sequence[str]) -> int:
         return self.inner.count_tokens(problem, steps)

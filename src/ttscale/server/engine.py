@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig
-from ttscale.data.prompts import build_prompt_format
 from ttscale.errors import ConfigError
-from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy, checked_strategy
+from ttscale.registry import release
+from ttscale.search.base import STRATEGIES, SearchSettings, Strategy, build_strategy, checked_strategy, run_settings
 from ttscale.search.progress import RoundObserver, observe_rounds
 from ttscale.server.batching import BatchingGenerator, BatchingVerifier, SearchCancelled
 from ttscale.server.config import ServeConfig
@@ -103,13 +103,14 @@ class Engine:
         checked_strategy(cfg, has_verifier=cfg.verifier.name != "none" or verifier not in (None, _UNSET))
         backend = generator or build_generator(cfg.model)
         inner_verifier = build_verifier(cfg.verifier) if verifier is _UNSET else verifier
+        # What the engine builds lives as long as it does; what it is given, its caller closes.
+        self._built = [part for part, given in ((backend, generator), (inner_verifier, verifier))
+                       if given in (None, _UNSET)]
         window = serve.batch_window_ms / 1000
         self.generator = BatchingGenerator(backend, window, serve.max_batch_prompts)
         self.verifier = BatchingVerifier(inner_verifier, window) if inner_verifier is not None else None  # type: ignore[arg-type]
-        self.format = build_prompt_format(cfg.prompt, cfg.search.step_delimiter, backend.tokenizer,
-                                          cfg.sampling.thinking)
-        self.base = SearchSettings.from_config(cfg, self.format.end_markers, self.format.thinking)
-        self.base = replace(self.base, save_trees=False)
+        self.format, base = run_settings(cfg, backend.tokenizer)
+        self.base = replace(base, save_trees=False)
         self.bounds = Bounds(serve, self.strategies, self.verifier is not None)
         self.model_name = serve.served_model_name or cfg.model.name_or_path
         self.tokenize = tokenizer_logprobs(backend.tokenizer)
@@ -300,3 +301,5 @@ class Engine:
         self.generator.close()
         if self.verifier is not None:
             self.verifier.close()
+        for part in self._built:
+            release(part)

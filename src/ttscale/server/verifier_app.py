@@ -52,7 +52,7 @@ class VerifierService:
         self.poll_s = 0.05
         self.pending = 0
         self._batcher: MicroBatcher[Item, Scored] = MicroBatcher(
-            lambda _, items, __: self._score(items), serve.batch_window_ms / 1000, serve.max_batch_items, "verify")
+            lambda items, _: self._score(items), serve.batch_window_ms / 1000, serve.max_batch_items, "verify")
         # Threads only wait on the batcher: one per request that may be pending.
         self._pool = ThreadPoolExecutor(min(serve.max_pending, 256), thread_name_prefix="ttscale-verify")
         self.metrics.gauge("ttscale_verifier_calls_total", "verifier calls issued, after merging",
@@ -68,7 +68,7 @@ class VerifierService:
 
     def _submit(self, items: list[Item]) -> list[Scored]:
         with self._batcher.session():
-            return self._batcher.submit(None, items)
+            return self._batcher.submit(items)
 
     async def score(self, items: list[Item]) -> list[Scored]:
         """The items' scores; BadRequest 504 past the deadline, 503 when a draining server's grace ends (the

@@ -109,12 +109,6 @@ def equations(step: str) -> list[Equation]:
     return found
 
 
-def check_equations(step: str) -> tuple[list[bool], Fraction | None]:
-    """(one verdict per checkable equation, the last stated result) of a step's text."""
-    found = equations(step)
-    return [e.holds for e in found], (found[-1].result if found else None)
-
-
 def stated_answer(step: str) -> Fraction | None:
     found = _BOXED.findall(step) or _ANSWER.findall(step)
     return _number(found[-1]) if found else None
