@@ -8,7 +8,7 @@ from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.adaptive import beta_leader_probability, dirichlet_leader_probability, should_stop, window_agrees
-from ttscale.search.beams import Beam
+from ttscale.search.records import Beam
 from ttscale.search.deepconf import crossed, keep_top, percentile
 
 PROBLEMS = arithmetic_problems(3, seed=2)

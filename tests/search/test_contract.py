@@ -310,7 +310,7 @@ def test_filter_duplicates_drops_identical_steps():
 
 
 def test_filter_duplicates_works_across_parents_and_ignores_trailing_whitespace():
-    from ttscale.search.beams import Beam, Expansion, ProblemState
+    from ttscale.search.records import Beam, Expansion, ProblemState
     from ttscale.search.expand import Expander
 
     def script(prompt, rng):
@@ -342,7 +342,7 @@ def test_filter_duplicates_spans_the_problem_in_beam_search_and_stays_in_its_sub
 
 
 def test_filter_duplicates_compares_children_within_their_group():
-    from ttscale.search.beams import Expansion, ProblemState
+    from ttscale.search.records import Expansion, ProblemState
     from ttscale.search.expand import Expander
 
     def same(prompt, rng):

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ttscale.search.beam import BeamPolicy
-from ttscale.search.beams import Beam
+from ttscale.search.records import Beam
 from ttscale.search.dvts import DVTSPolicy
 from ttscale.search.particle import ParticlePolicy, effective_sample_size, particle_weights
 

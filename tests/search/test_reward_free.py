@@ -107,7 +107,7 @@ def test_the_self_certainty_verifier_steers_search_with_no_reward_model(name):
 
 def test_a_lookahead_roll_is_scored_on_its_own_recorded_rows():
     """The roll's tokens are read too: a beam whose greedy continuation is sure outranks one whose is not."""
-    from ttscale.search.beams import Beam, ProblemState
+    from ttscale.search.records import Beam, ProblemState
     from ttscale.search.expand import Expander
 
     def script(prompt, rng):

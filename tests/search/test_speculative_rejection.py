@@ -109,7 +109,7 @@ def test_without_rejection_it_is_chunked_best_of_n():
 
 def test_a_chunk_continues_its_samples_last_step_so_the_verifier_sees_whole_steps():
     """A chunk ends mid-step: the verifier must read "Step 2: a b" as one step, not "Step 2: a" and " b"."""
-    from ttscale.search.beams import Beam, Expansion, ProblemState
+    from ttscale.search.records import Beam, Expansion, ProblemState
     from ttscale.search.expand import Expander
 
     core = Expander(FakeGenerator(script=lambda prompt, rng: " b c\nStep 3: d"), FakeVerifier(), settings())

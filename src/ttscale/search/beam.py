@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ttscale.errors import ConfigError
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Beam, CompletionPool, Expansion, top
+from ttscale.search.records import Beam, CompletionPool, Expansion, top
 from ttscale.search.rounds import RoundStrategy
 from ttscale.types import Problem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Beam, Expansion
+from ttscale.search.records import Beam, Expansion
 from ttscale.search.rounds import RoundStrategy
 from ttscale.types import Problem
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ttscale.search.beams import Beam, Expansion, ProblemState
+from ttscale.search.records import Beam, Expansion, ProblemState
 
 if TYPE_CHECKING:
     from ttscale.search.expand import Expander

@@ -22,7 +22,7 @@ from ttscale.backends.base import Generator
 from ttscale.confidence import DEFAULT_TOP_K, group_confidence, summarize, token_confidence, trace_confidence
 from ttscale.grading import vote
 from ttscale.search.base import BaseStrategy, SearchSettings
-from ttscale.search.beams import Beam, Expansion
+from ttscale.search.records import Beam, Expansion
 from ttscale.search.waves import Verdict, run_waves
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ttscale.search.base import SearchSettings
 from ttscale.search.beam import check_beam_width
-from ttscale.search.beams import Beam, Expansion, top
+from ttscale.search.records import Beam, Expansion, top
 from ttscale.search.rounds import RoundStrategy
 from ttscale.types import Problem
 

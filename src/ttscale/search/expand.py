@@ -18,7 +18,7 @@ from ttscale.grading import solution_key, stated_answer
 from ttscale.grading.select import CONFIDENCE_SELECTIONS, reduce_scores, select
 from ttscale.search import caps
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Beam, Expansion, ProblemState
+from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.seeds import request_seed
 from ttscale.search.steps import StepRule, clean_step, strip_end_marker
 from ttscale.search.thinking import Forced, ThinkState, answer_part, force, initial_state, token_cap

@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Beam, Expansion, softmax
+from ttscale.search.records import Beam, Expansion, softmax
 from ttscale.search.rounds import RoundStrategy
 from ttscale.search.seeds import problem_seed
 from ttscale.types import Problem

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from ttscale.search.beams import Beam
+from ttscale.search.records import Beam
 
 # (round index, per problem of the search: that round's scored children, empty once it is done)
 RoundObserver = Callable[[int, Sequence[Sequence[Beam]]], None]

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.beams import Beam, Expansion, ProblemState
+from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.expand import Expander
 from ttscale.search.progress import report_round
 from ttscale.search.rounds import expand_round, per_problem

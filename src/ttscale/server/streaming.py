@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
-from ttscale.search.beams import Beam
+from ttscale.search.records import Beam
 from ttscale.search.progress import RoundObserver
 from ttscale.server.batching import SearchCancelled
 from ttscale.server.engine import Engine, RunningSearch
@@ -57,7 +57,7 @@ def describe_round(round_: int, beams: Sequence[Beam], seen: Counter[str], votin
                     if b.finished or b.finish_reason == "length")  # a trace still growing has not voted yet
         votes = ", ".join(f"{answer} x{k}" for answer, k in seen.most_common())
         return f"Round {round_ + 1}: {sum(seen.values())} samples, votes so far: {votes or 'none'}\n\n"
-    lead = max(beams, key=lambda b: b.value)  # ties: the first generated, as search/beams.py's top()
+    lead = max(beams, key=lambda b: b.value)  # ties: the first generated, as search/records.py's top()
     return (f"Round {round_ + 1}: {len(beams)} candidates; the leading one (score {lead.value:.3f}):\n"
             f"{lead.text.strip()}\n\n")
 
