@@ -48,7 +48,6 @@ NOT_YET_CLEAN = frozenset({
     "src/ttscale/search/thinking.py",
     "src/ttscale/search/waves.py",
     "src/ttscale/verifiers/_hf.py",
-    "src/ttscale/verifiers/arithmetic.py",
     "src/ttscale/verifiers/kv_cache.py",
     "src/ttscale/verifiers/lm_judge.py",
     "src/ttscale/verifiers/qwen_prm.py",

@@ -1,4 +1,4 @@
-"""A rule verifier for the synthetic arithmetic world, grounded in the problem (issue 16).
+"""A rule verifier for the synthetic arithmetic world, grounded in the problem.
 
 Steps look like "Step 1: Tom buys 4 more apples, so 5 + 4 = 9." and the last one
 "Answer: \\boxed{9}". Every "a op b = c" is recomputed exactly, and every operand
@@ -109,7 +109,8 @@ def equations(step: str) -> list[Equation]:
     return found
 
 
-def stated_answer(step: str) -> Fraction | None:
+def stated_number(step: str) -> Fraction | None:
+    """The number a step gives as its answer (boxed, or after "Answer:"), as an exact value to check."""
     found = _BOXED.findall(step) or _ANSWER.findall(step)
     return _number(found[-1]) if found else None
 
@@ -212,7 +213,7 @@ class ArithmeticRulesVerifier:
         grounded = [ledger.record(e) for e in found]
         if not all(e.holds for e in found):
             return self.wrong
-        answer = stated_answer(step)
+        answer = stated_number(step)
         if answer is not None:
             return self._score_answer(ledger, answer)
         if not found:
