@@ -1,4 +1,4 @@
-"""Confidence of a sampled trace from its token log-probabilities (issue 20): pure functions.
+"""Confidence of a sampled trace from its token log-probabilities (DeepConf's measures): pure functions.
 
 Inputs are what a Generator records when `sampling.logprobs = k > 0`: per generated token,
 the top-k log-probabilities of the model's distribution, descending. Higher is more

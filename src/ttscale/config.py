@@ -209,7 +209,8 @@ def unescape(text: str, tabs: bool = True) -> str:
 
 @dataclass(frozen=True)
 class ThinkingConfig:
-    """A reasoning model's thinking block and its budget, forced as in s1 (Muennighoff et al. 2025; issue 21)."""
+    """A reasoning model's thinking block and its budget, forced as in s1 (Muennighoff et al. 2025; docs/ALGORITHMS.md,
+    "Thinking budgets")."""
 
     start: str = field(default="auto", metadata={
         "help": "marker that opens thinking: auto (<think> when the chat template has it, else no thinking) | text"})
@@ -238,7 +239,8 @@ class ThinkingConfig:
 
 @dataclass
 class SamplingConfig:
-    """Policy sampling settings (REFERENCE.md: T=0.8, 2048 new tokens)."""
+    """Policy sampling settings; the defaults are the setting ttscale reproduces (Beeching, Tunstall & Rush 2024:
+    T = 0.8, up to 2048 new tokens; docs/ALGORITHMS.md)."""
 
     temperature: float = field(default=SamplingParams.temperature, metadata={"help": "sampling temperature; 0 = greedy"})
     top_p: float = field(default=SamplingParams.top_p, metadata={"help": "nucleus sampling"})
@@ -290,7 +292,7 @@ class SearchConfig:
     max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
     max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
     policy: str | None = field(default=None, metadata={"help": "compute_optimal: policy.json path"})
-    # Adaptive compute (issue 20): adaptive_consistency and deepconf.
+    # Adaptive compute: adaptive_consistency and deepconf stop sampling a problem once its answer is settled.
     wave: int = field(default=4, metadata={"help": "adaptive strategies: samples drawn per wave (ESC's window)"})
     stop_rule: str = field(default="beta", metadata={
         "help": "adaptive_consistency stop: window (ESC) | beta | dirichlet (Adaptive-Consistency)"})

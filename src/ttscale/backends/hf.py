@@ -2,7 +2,8 @@
 
 Prompts are grouped so that each unique prompt is prefilled once and its KV cache
 forked n ways (`batch_repeat_interleave`), and prefixes seen in earlier rounds are
-read from the prefix KV store instead of being re-encoded (issue 11).
+read from the prefix KV store instead of being re-encoded: step-wise search sends every
+shared prefix again each round, and re-encoding it would cost a round as much as the first.
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ class HFGenerator:
                     mask = mask.repeat_interleave(params.n, 0)
                 cache_args = {self._cache_kwarg: cache}
             # Sampling runs in RowSampler on top of a greedy decode: one seeded stream per row, never
-            # the global RNG, so a row's tokens do not depend on its batch (issue 15).
+            # the global RNG, so a row's tokens do not depend on its batch (docs/DESIGN.md, "Where randomness
+            # comes from").
             sampling: dict[str, Any] = {"do_sample": False}
             sampler = None
             padding = input_ids.shape[0] - len(seeds)  # static mode pads rows; their draws are discarded

@@ -1,7 +1,8 @@
 """vLLM in-process backend (`model.backend: vllm`, extra `ttscale[vllm]`): the GPU path.
 
 Prompts go in as token ids rendered with ttscale's prompt code, so the chat
-template's BOS is not doubled (REFERENCE.md), and prefix caching is on because
+template's BOS is not doubled (a second BOS hurts Llama 3's accuracy: Beeching, Tunstall & Rush
+2024; data/prompts.py, encode_prompt), and prefix caching is on because
 step-wise search re-sends every shared prefix each round.
 """
 
@@ -49,7 +50,8 @@ def sampling_args(params: SamplingParams) -> dict[str, Any]:
         "stop": list(params.stop),
         "include_stop_str_in_output": True,
         "seed": params.seed,
-        # vLLM returns the top `logprobs` of each token plus the sampled one (issue 20); None costs nothing.
+        # vLLM returns the top `logprobs` of each token plus the sampled one (what DeepConf and the confidence
+        # picks read); None costs nothing.
         "logprobs": params.logprobs or None,
     }
 
@@ -91,7 +93,7 @@ class VLLMGenerator:
     def generate(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[list[Generation]]:
         ids = [encode_prompt(self.tokenizer, p) for p in prompts]
         # One SamplingParams per request: vLLM seeds each request's generator from its own seed
-        # (child k of n from seed + k), so identical prompts with their own seeds differ (issue 15).
+        # (child k of n from seed + k), so identical prompts with their own seeds differ (docs/DESIGN.md).
         outputs = self.llm.generate(
             [{"prompt_token_ids": i} for i in ids],
             [self._vllm.SamplingParams(**sampling_args(p)) for p in params],

@@ -63,7 +63,7 @@ class Point:
     tokens: dict[str, float]
     flops: dict[str, float]
     seed_accuracy: tuple[float, ...] = ()
-    thinking: dict[str, float] = field(default_factory=dict)  # of `tokens`: inside thinking blocks (issue 21)
+    thinking: dict[str, float] = field(default_factory=dict)  # of `tokens`: inside reasoning models' thinking blocks
 
     def accuracy(self, ids: Iterable[str] | None = None) -> float:
         return _mean(self.correct, ids)
@@ -82,7 +82,8 @@ class Point:
         return statistics.pstdev(self.seed_accuracy) if len(self.seed_accuracy) > 1 else 0.0
 
     def interval(self, ids: Iterable[str] | None = None) -> tuple[float, float]:
-        """95% bootstrap interval of the accuracy over problems (issue 16: twelve problems show nothing)."""
+        """95% bootstrap interval of the accuracy over problems: on a dozen problems a few points of difference
+        is noise, and the interval says so."""
         keys = list(self.correct) if ids is None else list(ids)
         return bootstrap_interval([self.correct[k] for k in keys])
 

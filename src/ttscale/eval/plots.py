@@ -105,7 +105,7 @@ def _accuracy_vs_log_x(curves: Sequence[Curve], references: dict[str, float], pa
         _with_intervals(ax, c, xs, colors[c.method])
     _references(ax, references)
     ax.set_xscale("log")
-    # Labels on the decades only: minor labels ("3x10^10 4x10^10") overlap (issue 16)
+    # Labels on the decades only: minor labels ("3x10^10 4x10^10") overlap
     ax.xaxis.set_major_locator(LogLocator(base=10))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
@@ -129,7 +129,7 @@ def thinks(curves: Sequence[Curve]) -> bool:
 
 
 def accuracy_vs_thinking(curves: Sequence[Curve], references: dict[str, float], path: Path) -> None:
-    """Accuracy against mean thinking tokens per problem (issue 21): the budget a reasoning model spends."""
+    """Accuracy against mean thinking tokens per problem: the budget a reasoning model spends."""
     _accuracy_vs_log_x(curves, references, path, Point.mean_thinking, "mean thinking tokens per problem (log)",
                        "Accuracy vs thinking tokens")
 

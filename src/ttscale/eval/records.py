@@ -1,5 +1,6 @@
-"""The evaluation's plain records (STYLE.md: plain records out; issue 17): what `evaluate_runs` returns,
-what the report and the plots read by attribute, and what metrics.json serialises through `to_dict`."""
+"""The evaluation's plain records: what `evaluate_runs` returns, what the report and the plots read by
+attribute, and what metrics.json serialises through `to_dict`. Frozen dataclasses, not nested dicts, so a
+reader sees every field and a misspelt one fails where it is written."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def _verdicts(pairs: list[tuple[str, str]], timeout_total: float | None) -> list
     Without a total every pair is graded at once (each bounded by DEFAULT_TIMEOUT). With one,
     pairs go in batches of one per worker, each under min(DEFAULT_TIMEOUT, half what is left)
     (a batch can spend that twice: a parse screen, then the comparison), so the whole file stays
-    within the total (issue 18: N pathological pairs cost ~5N/2 s on 2 cores). In the batch that
+    within the total (else N pathological pairs would cost ~5N/2 s on 2 cores). In the batch that
     hit the clipped deadline a False may be a cut-off pair, so it is reported undecided, not unequal.
     """
     if timeout_total is None:

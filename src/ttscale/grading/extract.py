@@ -4,7 +4,8 @@ Every scan here is linear in the text, so 10 kB of garbage costs microseconds:
 no backtracking regex touches unbounded input, and brace matching is one
 counting pass over the text.
 
-The ladder (issue 19; math-verify's own order, boxed first):
+The ladder (math-verify's own order, boxed first; each rung is there for real model outputs
+that the one above it misread, kept in tests/grading's golden tables):
   1. `\\boxed{}`/`\\fbox{}`: the last box, joined with the boxes just before it
      when only "and", commas, `\\quad` or a short `\\text{}` separate them
      (`\\boxed{1}, \\boxed{2}` answers `1, 2`); a "final answer is" sentence
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 # A group of more boxes than this is not one answer; the cap also bounds the join.
 _MAX_JOINED_BOXES = 8
-# "the final answer is: $\boxed{5}$. I hope it is correct." (Meta's prompt, REFERENCE.md), its
+# "the final answer is: $\boxed{5}$. I hope it is correct." (Meta's prompt, config.REFERENCE_SYSTEM_PROMPT), its
 # unboxed variants, and "Final Answer: The volume of $V$ is 120." (up to 100 characters between
 # "final answer" and "is", as math-verify allows). The lazy tail stops at the sentence end.
 _FINAL_ANSWER = re.compile(
@@ -250,7 +251,7 @@ def stated_answer(text: str) -> str | None:
     boxes = _boxes(text)
     if boxes:
         boxed, end = _box_group(text, boxes)
-        # "... = \boxed{255} ... Final Answer: The final answer is $10,455$." (issue 19)
+        # "... = \boxed{255} ... Final Answer: The final answer is $10,455$.": the box was an intermediate result
         return final[0] if final is not None and final[1] >= end else boxed
     if final is not None:
         return final[0]

@@ -24,7 +24,7 @@ _MAX_NORMALISED = 2000
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\displaystyle|\\limits")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
 _TEXT_CMD = re.compile(r"\\(?:mbox|textbf|textit|textrm|mathrm|mathbf|operatorname)\{")
-# `^{\circ}` takes its own braces only: `\boxed{90^\circ}` keeps the box's closing brace (issue 19).
+# `^{\circ}` takes its own braces only: `\boxed{90^\circ}` keeps the box's closing brace.
 _DEGREE_MARK = r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree)"
 _DEGREES = re.compile(_DEGREE_MARK)
 # `\sin 30^\circ` is sin(pi/6) = 1/2, not sin(30): inside a trig function a degree mark converts to
@@ -78,7 +78,7 @@ class Analysis:
     is_decimal: bool = False  # written with a decimal point: compared after rounding, like math-verify
     is_text: bool = False  # a word or a multiple-choice letter
     # The answer with its `x =` prefix kept: compared instead of `normalised` when the other
-    # side is an equation (`2x+4y-3=0` against `y=-\frac12x+\frac34`, issue 19).
+    # side is an equation (`2x+4y-3=0` against `y=-\frac12x+\frac34`).
     equation: str = ""
     # The value if a comma between digits is a decimal comma (`1000,99`); used only against a
     # number written with a decimal point, so the lists `1,2` and `0,1` stay lists otherwise.

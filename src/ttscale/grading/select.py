@@ -16,7 +16,7 @@ CONFIDENCE_SELECTIONS = ("self_certainty", "confidence_weighted")
 
 
 def reduce_scores(scores: Sequence[float], reduction: Reduction) -> float:
-    """One solution score from its step scores (REFERENCE.md: `last` is the default and works best)."""
+    """One solution score from its step scores (`last` is the default: the blog found it best, docs/ALGORITHMS.md)."""
     if not scores:
         return 0.0
     if reduction == "last":
@@ -46,13 +46,13 @@ def select(
     """Index of the chosen completion, or None when there is none.
 
     distinct: a completion repeating an earlier one (grading.vote.solution_key) casts no vote.
-    For a tree search's candidates, where one beam grown twice is one solution (issue 16); never
-    for independent samples, where a repeat is evidence.
+    For a tree search's candidates, where one beam grown twice is one solution (else a beam that
+    survived two rounds votes twice); never for independent samples, where a repeat is evidence.
 
-    weighted: a* = argmax_a sum_i 1(answer_i = a) * score_i (REFERENCE.md), then the
+    weighted: a* = argmax_a sum_i 1(answer_i = a) * score_i (docs/ALGORITHMS.md, "Best-of-N"), then the
     best-scored member of that answer's group; naive: the best-scored completion.
     Unscored completions fall back to majority. The reduction is the caller's, not
-    always `last` (a gap users hit in the reference toolkit).
+    always `last` as in search-and-learn's evaluation (docs/ALGORITHMS.md, "Step-score reductions").
 
     self_certainty and confidence_weighted read no verifier: see `confidence_pick`.
     """

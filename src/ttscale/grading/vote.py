@@ -2,8 +2,8 @@
 
 Answers are grouped by `canonical_key` in one O(n) pass; only the resulting
 groups' representatives are compared with `is_equiv`, and only against the
-few heaviest groups (REFERENCE.md: pairwise comparison of all answers cost
-more than generating them at N=256).
+few heaviest groups: comparing every pair of answers is O(N^2) equivalence checks,
+which at N=256 cost more than generating the answers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Adaptive-Consistency: self-consistency that stops sampling a problem once its vote is settled (issue 20).
+"""Adaptive-Consistency: self-consistency that stops sampling a problem once its vote is settled.
 
 Samples come in waves of `search.wave` up to `search.n`; after each wave the stopping rule
 reads the answers so far, grouped by canonical form as majority voting groups them

@@ -1,4 +1,5 @@
-"""PRM beam search (REFERENCE.md): keep the top N/M active beams, expand each by M."""
+"""PRM beam search (Snell et al. 2024; search-and-learn's beam_search.py, docs/ALGORITHMS.md): keep the top N/M
+active beams, expand each by M."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one expansion core every strategy shares (STYLE.md: the lesson of search-and-learn).
+"""The one expansion core every strategy shares, so no strategy drifts from another (docs/DESIGN.md).
 
 It owns batching (all requests of all problems in flight in one generator call and
 one verifier call per round), step detection, completion handling, budget
@@ -29,7 +29,7 @@ from ttscale.verifiers.base import Verifier
 @dataclass
 class Draft:
     """A child while it is generated: one generator call, or several when budget forcing writes text for
-    the model or a short step merges with the next (issue 21)."""
+    the model or a short step merges with the next."""
 
     st: ProblemState
     e: Expansion
@@ -175,7 +175,7 @@ class Expander:
 
     def _answered(self, d: Draft, step: str) -> bool:
         """A solution is complete at EOS or an end marker, on an empty step, or once its answer part states an
-        answer; while it thinks, only EOS ends it ("so the answer is 5... wait" is thinking, issue 21)."""
+        answer; while it thinks, only EOS ends it ("so the answer is 5... wait" is thinking, not an answer)."""
         if d.ended:
             return True
         if d.injected:  # text was just written for the model (a cue, "Wait"): it has not answered yet
@@ -217,7 +217,7 @@ class Expander:
 
         A request's seed comes from its index among its problem's requests this round, so
         identical prompts (DVTS roots, duplicate beams, a particle drawn twice) get distinct
-        children on every backend (issue 15).
+        children on every backend (else DVTS at N=16 would be N/M subtrees copied M times).
         """
         out: list[list[Beam]] = [[] for _ in requests]
         index: dict[int, int] = {}
@@ -333,7 +333,7 @@ class Expander:
         return 2.0 * self.generator.n_params * policy_tokens + 2.0 * verifier_params * b.verifier_tokens
 
     def completion(self, beam: Beam) -> Completion:
-        # A solution that never closed its thinking has no answer: graded as unanswered (issue 21).
+        # A solution that never closed its thinking has no answer, only thoughts: graded as unanswered.
         unclosed = beam.think is not None and not beam.think.closed
         return Completion(
             text=beam.text,

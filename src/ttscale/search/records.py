@@ -28,7 +28,7 @@ class Beam:
     value: float = 0.0  # what the policy ranks by: the scored (lookahead) sequence's reduction
     top_logprobs: tuple[tuple[float, ...], ...] = ()  # per generated token, when sampling.logprobs > 0
     logprobs: tuple[float, ...] = ()
-    # Text that opens the next step, already in the prompt: a step marker ("Wait") or forced text (issue 21).
+    # Text that opens the next step, already in the prompt: a step marker ("Wait") or text budget forcing wrote.
     carry: str = ""
     think: ThinkState | None = None  # None: the model has no thinking block
 
@@ -48,7 +48,8 @@ class Expansion:
     """Ask for `k` children of `parent` (None = the problem's root) in subtree `group`.
 
     `whole`: each child runs to the end of the solution instead of stopping at the next step.
-    `max_tokens`: a whole child stops after this many new tokens (DeepConf online's chunks, issue 20).
+    `max_tokens`: a whole child stops after this many new tokens (DeepConf online's and speculative rejection's
+    chunks, so a trace can be judged part way).
     `cap_share`: a whole child's share of what the per-problem caps leave (search/caps.py); it
     ends there for good, as at sampling.max_new_tokens, unfinished text and all.
     """
@@ -102,8 +103,8 @@ class Policy(Protocol):
 class CompletionPool:
     """Finished candidates are set aside, the rest stay active.
 
-    Whatever the policy keeps, `finish` returns exactly N, finished first (never more: a
-    bug users hit in the reference).
+    Whatever the policy keeps, `finish` returns exactly N, finished first (never more: a pick
+    over more than N candidates would not be a search of N, nor comparable with best-of-N).
     """
 
     def __init__(self, n: int) -> None:

@@ -1,4 +1,5 @@
-"""Seeds derived from what a sample is, never from where it sits in a batch (STYLE.md; issue 15)."""
+"""Seeds derived from what a sample is, never from where it sits in a batch (docs/DESIGN.md, "Where randomness
+comes from")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ttscale.types import Problem
 
 
 def request_seed(run_seed: int, problem_id: str, *path: object) -> int:
-    """The seed of one generation request: a hash of what the request is (STYLE.md, issue 15).
+    """The seed of one generation request: a hash of what the request is.
 
     (run seed, problem id, round, the request's index among its problem's requests), never
     its position in a batch, so a run is the same batched by 1 or 64, sharded or served.

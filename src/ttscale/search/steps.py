@@ -39,7 +39,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"')\]$]*(?=\s)\s*")
 
 @dataclass(frozen=True)
 class StepRule:
-    """What a step is (`search.step_split`, issue 21), the same for the policy and the verifier.
+    """What a step is (`search.step_split`), the same for the policy and the verifier.
 
     delimiter: a step ends at the delimiter (the reference's "\\n\\n").
     paragraph: likewise, but a step under `min_tokens` merges with the next and one over

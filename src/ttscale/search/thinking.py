@@ -1,4 +1,4 @@
-"""Budget forcing of a reasoning model's thinking block (s1, Muennighoff et al. 2025; issue 21).
+"""Budget forcing of a reasoning model's thinking block (s1, Muennighoff et al. 2025; docs/ALGORITHMS.md).
 
 Only stop strings and appended text, so it runs the same on every backend: while a solution
 thinks, its end marker is one of the stop strings. A close before `min_tokens` is undone and

@@ -1,4 +1,4 @@
-"""The driver of the adaptive strategies (issue 20): waves of whole traces on the shared expansion core.
+"""The driver of the adaptive strategies: waves of whole traces on the shared expansion core.
 
 A `WavePolicy` asks for traces (whole, or in chunks of `max_tokens`), reads them back, and
 decides when its problem has seen enough; `run_waves` batches every problem's requests into

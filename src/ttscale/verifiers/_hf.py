@@ -6,7 +6,7 @@ how those positions' outputs become scores in [0, 1] (`read`). Everything is cau
 so one forward pass over the whole solution scores every step, and a step's score
 does not depend on the steps after it.
 
-Causality also makes search's rescoring incremental (issue 11): every round, beam
+Causality also makes search's rescoring incremental: every round, beam
 search sends each beam's FULL step list again, and each beam extends one scored the
 round before. So every scored item's KV cache and step scores are kept
 (`StepKVCache`, keyed by token ids, LRU under a byte budget); a new item reuses the
@@ -120,7 +120,7 @@ class HFVerifier:
         encoded = {i: self.encode(problems[i], steps[i]) for i in todo}
         reuse = {i: self._reuse(encoded[i]) for i in todo}
         run = [len(encoded[i].input_ids) - reuse[i].tokens for i in todo]
-        # search asks count_tokens for every item it just scored (issue 6 FLOPs accounting)
+        # search asks count_tokens for every item it just scored, to charge the verifier's FLOPs to its problem
         self._last_lengths = {(problems[i].question, tuple(steps[i])): n for i, n in zip(todo, run)}
         for batch in bucket_batches(run, self.max_tokens_per_batch):
             scores = self._score_batch([encoded[todo[b]] for b in batch], [reuse[todo[b]] for b in batch])

@@ -1,4 +1,4 @@
-"""The verifiers' KV cache for incremental scoring (issue 11): scored items' KV chains and step scores.
+"""The verifiers' KV cache for incremental scoring: scored items' KV chains and step scores.
 
 Causality makes search's rescoring incremental: every round, beam search sends each
 beam's FULL step list again, and each beam extends one scored the round before. So
@@ -32,7 +32,7 @@ class CachedItem:
 
     Chained, not copied: an item that extends a cached one stores only its new tokens,
     so beams that grow by a step a round cost their new step each round, not their
-    whole length (and no fresh memory is touched for the prefix; issue 11).
+    whole length (and no fresh memory is touched for the prefix).
     `refs` counts the cache's entry for it plus its live children.
     """
 

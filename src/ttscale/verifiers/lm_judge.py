@@ -1,6 +1,6 @@
 """Any chat causal LM as a step judge: P(yes) against P(no) when asked whether a step is correct.
 
-Design (issue 5): the judge reads the solution as a conversation, one user turn per
+Design: the judge reads the solution as a conversation, one user turn per
 step ending in the question "Is this step correct?", each answered "yes" by the
 assistant, the way RLHFlow's PRMs read steps with "+". A step's score is
 P(yes) / (P(yes) + P(no)) at the position that predicts its reply, with "yes"/"Yes"

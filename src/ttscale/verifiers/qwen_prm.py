@@ -47,7 +47,7 @@ class QwenPRM(HFVerifier):
             raise ModelLoadError(f"could not load model '{name_or_path}': {e}") from None
         remote = REMOTE_CODE_ARCHITECTURES & set(raw.get("architectures") or ())
         if remote:
-            # Opt-in (issue 18): with it always on, a mistyped or hostile verifier.model ran its code.
+            # Opt-in: were it always on, a mistyped or hostile verifier.model would run its code.
             if not self.cfg.trust_remote_code:
                 raise ModelLoadError(
                     f"verifier.model '{name_or_path}' ({', '.join(sorted(remote))}) needs the Python code shipped "
