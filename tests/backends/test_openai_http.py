@@ -315,3 +315,31 @@ def test_a_run_in_which_every_problem_failed_exits_non_zero(tmp_path):
         http.probe_server = original
     assert result.exit_code == 1
     assert "all 2 problems failed" in result.output and "accuracy" not in result.output.split("failed")[0]
+
+
+def test_seeds_that_mix_in_any_concurrent_round_are_not_trusted_concurrently():
+    """A server seeding one global RNG can pass one round of concurrent requests by luck (a loaded server
+    that runs them one after another); the probe asks several rounds, and one mixed round is enough."""
+    import threading
+
+    from ttscale.backends.server_probe import CONCURRENCY_ROUNDS, CONCURRENT_PROBE_TOKENS, probe_server
+
+    lock, state = threading.Lock(), {"long": 0}
+
+    def post(path, body):
+        if path != "/completions":
+            raise GenerationError("no chat route")
+        seed, n = body.get("seed"), body.get("n", 1)
+        text = f"t{body['temperature']}-s{seed}" if body["temperature"] > 0 else "greedy text. More"
+        if body.get("max_tokens") == CONCURRENT_PROBE_TOKENS:
+            with lock:
+                state["long"] += 1
+                # alone (3 requests) and the first concurrent round (4) hold; the second round mixes
+                if 3 + 4 < state["long"] <= 3 + 8 and seed == 11:
+                    text += "-mixed"
+        return {"choices": [{"index": i, "text": text} for i in range(n)], "usage": {"completion_tokens": 3}}
+
+    caps = probe_server(post, "m")
+    assert CONCURRENCY_ROUNDS >= 2 and caps.seed and not caps.seed_concurrent
+    state["long"] = -10**9  # never mixes
+    assert probe_server(post, "m").seed_concurrent

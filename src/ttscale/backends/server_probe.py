@@ -32,6 +32,11 @@ PROBE_TOKENS = 12
 # A prompt with many likely continuations: two seeds at temperature 1 almost surely differ.
 PROBE_PROMPT = "Here is a list of random words, one per line:\n"
 PROBE_SEEDS = (11, 23, 37)
+# Concurrent seeded requests must overlap on the server to show whether their streams mix: longer than
+# the other probes, and asked several times (transformers serve 5.24 passed one short round under load
+# and then mixed and stalled concurrent requests during the run).
+CONCURRENT_PROBE_TOKENS = 48
+CONCURRENCY_ROUNDS = 3
 # transformers serve: a request's `generation_config` (JSON) replaces the model's defaults.
 TRANSFORMERS_SAMPLING = {"generation_config": json.dumps({"do_sample": True})}
 
@@ -118,7 +123,7 @@ def probe_server(post: Post, model: str | None) -> ServerCapabilities:
     seeded = _sample_body(base, extra, PROBE_SEEDS[1]) if seed else None
     return dataclasses.replace(
         caps, extra_body=tuple(sorted(extra.items())), seed=seed,
-        seed_concurrent=seed and _seeds_hold_concurrently(sample, extra, texts),
+        seed_concurrent=seed and _seeds_hold_concurrently(post, base, extra),
         n=_honours_n(post, base, extra), **_stop_behaviour(post, base, seeded), **_reports(post, base, extra))
 
 
@@ -149,13 +154,21 @@ def _text(reply: dict[str, Any]) -> str:
     return str((reply.get("choices") or [{}])[0].get("text") or "")
 
 
-def _seeds_hold_concurrently(sample: Callable[[int, dict[str, str]], str], extra: dict[str, str],
-                             alone: dict[int, str]) -> bool:
-    """Seeds a, b, a at once: a server that seeds one global RNG per request mixes their streams."""
+def _seeds_hold_concurrently(post: Post, base: dict[str, Any], extra: dict[str, str]) -> bool:
+    """Seeds a, b, a, c at once, CONCURRENCY_ROUNDS times: a server that seeds one global RNG per request
+    mixes their streams. One round can pass by luck (a loaded server that happens to run the requests
+    one after another), so every round must match the texts each seed gives alone, and the requests
+    are long enough to overlap on the server."""
+    body = {**base, "max_tokens": CONCURRENT_PROBE_TOKENS}
+    sample = _sampler(post, body)
+    alone = {s: sample(s, extra) for s in PROBE_SEEDS}
     order = (PROBE_SEEDS[0], PROBE_SEEDS[1], PROBE_SEEDS[0], PROBE_SEEDS[2])
     with ThreadPoolExecutor(len(order)) as pool:
-        got = list(pool.map(lambda s: sample(s, extra), order))
-    return all(text == alone[s] for s, text in zip(order, got))
+        for _ in range(CONCURRENCY_ROUNDS):
+            got = list(pool.map(lambda s: sample(s, extra), order))
+            if any(text != alone[s] for s, text in zip(order, got)):
+                return False
+    return True
 
 
 def _honours_n(post: Post, base: dict[str, Any], extra: dict[str, str]) -> bool:
