@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ttscale.backends.base import Generator
@@ -14,55 +15,89 @@ from ttscale.registry import Registry
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 
-# Run-level settings that no strategy reads: the runner batches problems and picks the strategy.
-_RUN_LEVEL = {"strategy", "problems_per_batch"}
-# What a strategy reads from outside the search and sampling sections, with where it comes from.
-_EXTRA = {
-    "reduction": ("verifier", "reduction"),
-    "save_trees": ("output", "save_trees"),
-    "save_logprobs": ("output", "save_logprobs"),
-}
+
+def _factory(cls: type, name: str) -> Any:
+    """A config field's default factory, so a list default is spelled once, in config.py."""
+    return next(f.default_factory for f in dataclasses.fields(cls) if f.name == name)
 
 
-def _settings_fields() -> list[tuple[str, object, object]]:
-    """Every search and sampling field with the same name, type and default (a setting is defined once, in
-    config.py, so a strategy cannot run under a default the recipe does not show), the extras, and the
-    prompt format's end markers."""
-    out = []
-    sections = {"search": SearchConfig, "sampling": SamplingConfig, "verifier": VerifierConfig, "output": OutputConfig}
-    for cls in (SearchConfig, SamplingConfig):
-        out += [(f.name, f.type, _same_default(f)) for f in dataclasses.fields(cls) if f.name not in _RUN_LEVEL]
-    for name, (section, key) in _EXTRA.items():
-        f = next(f for f in dataclasses.fields(sections[section]) if f.name == key)
-        out.append((name, f.type, _same_default(f)))
-    out.append(("end_markers", "tuple[str, ...]", dataclasses.field(default=())))
-    return out
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a strategy reads, resolved once from the recipe, so no config is threaded through a search.
 
+    Each field has the name, type and default of the recipe field it comes from (`search.*` and `sampling.*`,
+    unless its comment names another), so a strategy never runs under a default the recipe does not show.
+    A new search or sampling setting is added to config.py and here; tests/search/test_settings.py fails
+    until both agree. A strategy that runs under other values derives them with `dataclasses.replace`.
+    """
 
-def _same_default(f: dataclasses.Field) -> object:
-    if f.default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=f.default_factory)
-    return dataclasses.field(default=f.default)
+    # search.*: the budget and the shape of the search
+    n: int = SearchConfig.n  # N: samples / beams / particles per problem
+    beam_width: int = SearchConfig.beam_width  # M: children per kept beam
+    max_iterations: int = SearchConfig.max_iterations  # rounds of step-wise search
+    lookahead: int = SearchConfig.lookahead  # greedy steps rolled out before a child is scored
+    step_delimiter: str = SearchConfig.step_delimiter
+    step_split: str = SearchConfig.step_split  # delimiter | paragraph | markers
+    min_step_tokens: int = SearchConfig.min_step_tokens  # paragraph / markers: shorter steps merge
+    step_markers: list[str] = field(default_factory=_factory(SearchConfig, "step_markers"))  # markers: open a step
+    selection: str = SearchConfig.selection  # the answer pick among the candidates
+    filter_duplicates: bool = SearchConfig.filter_duplicates  # drop a beam repeating another of its round
+    particle_temperature: float = SearchConfig.particle_temperature  # particle filtering: softmax(logit(p) / T)
+    resample_ess: float = SearchConfig.resample_ess  # particle filtering: resample at ESS <= this x N
+    max_tokens_per_problem: int | None = SearchConfig.max_tokens_per_problem  # generated-token cap
+    max_flops_per_problem: float | None = SearchConfig.max_flops_per_problem  # FLOPs cap
+    policy: str | None = SearchConfig.policy  # compute_optimal: the policy.json path
+    wave: int = SearchConfig.wave  # adaptive strategies: samples drawn per wave
+    stop_rule: str = SearchConfig.stop_rule  # adaptive_consistency: window | beta | dirichlet
+    stop_confidence: float = SearchConfig.stop_confidence  # adaptive strategies: stop at this certainty
+    deepconf_mode: str = SearchConfig.deepconf_mode  # deepconf: online | offline
+    warmup: int = SearchConfig.warmup  # deepconf online: traces that set the threshold
+    eta: float = SearchConfig.eta  # deepconf: the top percentage of traces kept
+    confidence_window: int = SearchConfig.confidence_window  # tokens per sliding group of confidence
+    confidence_measure: str = SearchConfig.confidence_measure  # deepconf: how a trace's confidence is read
+    chunk_tokens: int = SearchConfig.chunk_tokens  # deepconf online: tokens between early-stop checks
+    rejection_rate: float = SearchConfig.rejection_rate  # speculative_rejection: share stopped per checkpoint
+    rejection_chunk_tokens: int = SearchConfig.rejection_chunk_tokens  # speculative_rejection: tokens per chunk
+    # sampling.*: how the policy samples
+    temperature: float = SamplingConfig.temperature
+    top_p: float = SamplingConfig.top_p
+    max_new_tokens: int = SamplingConfig.max_new_tokens  # token cap of one whole solution
+    max_step_tokens: int = SamplingConfig.max_step_tokens  # token cap of one step
+    seed: int = SamplingConfig.seed  # the run seed every sample's seed derives from
+    logprobs: int = SamplingConfig.logprobs  # top-k log-probabilities recorded per token (0 = off)
+    # the thinking markers resolved for the model (data/prompts.py), or the recipe's as written
+    thinking: ThinkingConfig = field(default_factory=ThinkingConfig)
+    # from other sections
+    reduction: str = VerifierConfig.reduction  # verifier.reduction: how step scores become one
+    save_trees: bool = OutputConfig.save_trees  # output.save_trees: record every search node
+    save_logprobs: bool = OutputConfig.save_logprobs  # output.save_logprobs: keep every token's logprobs
+    # the prompt format's texts that end a whole solution (a k-shot prompt's next "Question:")
+    end_markers: tuple[str, ...] = ()
 
-
-def _from_config(cls: type, cfg: RunConfig, end_markers: tuple[str, ...],
-                 thinking: ThinkingConfig | None = None) -> SearchSettings:
-    """`thinking`: the recipe's thinking settings with their markers resolved for the model (data/prompts.py)."""
-    values = {f.name: getattr(section, f.name) for section in (cfg.search, cfg.sampling)
-              for f in dataclasses.fields(section) if f.name not in _RUN_LEVEL}
-    if thinking is not None:
-        values["thinking"] = thinking
-    values.update({name: getattr(getattr(cfg, section), key) for name, (section, key) in _EXTRA.items()})
-    return cls(**values, end_markers=end_markers)
-
-
-# Everything a strategy reads, resolved once from the recipe (no config threaded through). Built from
-# the config's own fields, so a new search or sampling setting reaches every strategy by being added
-# to config.py alone, with its default and help text there.
-SearchSettings = dataclasses.make_dataclass(
-    "SearchSettings", _settings_fields(), frozen=True,
-    namespace={"from_config": classmethod(_from_config), "__module__": __name__},
-)
+    @classmethod
+    def from_config(cls, cfg: RunConfig, end_markers: tuple[str, ...],
+                    thinking: ThinkingConfig | None = None) -> SearchSettings:
+        """`thinking`: the recipe's thinking settings with their markers resolved for the model
+        (data/prompts.py); None keeps the recipe's."""
+        search, sampling = cfg.search, cfg.sampling
+        return cls(
+            n=search.n, beam_width=search.beam_width, max_iterations=search.max_iterations,
+            lookahead=search.lookahead, step_delimiter=search.step_delimiter, step_split=search.step_split,
+            min_step_tokens=search.min_step_tokens, step_markers=search.step_markers, selection=search.selection,
+            filter_duplicates=search.filter_duplicates, particle_temperature=search.particle_temperature,
+            resample_ess=search.resample_ess, max_tokens_per_problem=search.max_tokens_per_problem,
+            max_flops_per_problem=search.max_flops_per_problem, policy=search.policy, wave=search.wave,
+            stop_rule=search.stop_rule, stop_confidence=search.stop_confidence,
+            deepconf_mode=search.deepconf_mode, warmup=search.warmup, eta=search.eta,
+            confidence_window=search.confidence_window, confidence_measure=search.confidence_measure,
+            chunk_tokens=search.chunk_tokens, rejection_rate=search.rejection_rate,
+            rejection_chunk_tokens=search.rejection_chunk_tokens,
+            temperature=sampling.temperature, top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
+            max_step_tokens=sampling.max_step_tokens, seed=sampling.seed, logprobs=sampling.logprobs,
+            thinking=sampling.thinking if thinking is None else thinking,
+            reduction=cfg.verifier.reduction, save_trees=cfg.output.save_trees,
+            save_logprobs=cfg.output.save_logprobs, end_markers=end_markers,
+        )
 
 
 class Strategy(Protocol):

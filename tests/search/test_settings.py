@@ -1,0 +1,46 @@
+"""SearchSettings is written out field by field; these keep it in step with the recipe it is built from."""
+
+import dataclasses
+
+from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
+from ttscale.search import SearchSettings
+
+# Recipe fields no strategy reads: the runner picks the strategy and batches problems.
+RUN_LEVEL = {"strategy", "problems_per_batch"}
+FROM_OTHER_SECTIONS = {"reduction": VerifierConfig, "save_trees": OutputConfig, "save_logprobs": OutputConfig}
+
+
+def default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def test_every_search_and_sampling_field_is_a_setting_with_the_recipes_type_and_default():
+    mine = {f.name: f for f in dataclasses.fields(SearchSettings)}
+    for cls in (SearchConfig, SamplingConfig):
+        for f in dataclasses.fields(cls):
+            if f.name in RUN_LEVEL:
+                continue
+            assert f.name in mine, f"{cls.__name__}.{f.name} is not a SearchSettings field"
+            assert mine[f.name].type == f.type, f.name
+            assert default(mine[f.name]) == default(f), f.name
+    for name, cls in FROM_OTHER_SECTIONS.items():
+        theirs = next(f for f in dataclasses.fields(cls) if f.name == name)
+        assert (mine[name].type, default(mine[name])) == (theirs.type, default(theirs)), name
+    recipe = {f.name for cls in (SearchConfig, SamplingConfig) for f in dataclasses.fields(cls)}
+    assert set(mine) - recipe - set(FROM_OTHER_SECTIONS) == {"end_markers"}
+
+
+def test_from_config_copies_every_field_from_the_recipe():
+    cfg = RunConfig(
+        search=SearchConfig(n=3, beam_width=5, lookahead=2, step_markers=["Hmm"], wave=7, eta=10.0, policy="p.json",
+                            rejection_rate=0.25, max_flops_per_problem=1e9, deepconf_mode="offline"),
+        sampling=SamplingConfig(temperature=0.3, seed=11, logprobs=5, thinking=ThinkingConfig(max_tokens=9)),
+        verifier=VerifierConfig(reduction="min"), output=OutputConfig(save_trees=True, save_logprobs=True))
+    s = SearchSettings.from_config(cfg, end_markers=("\nQ:",))
+    for section in (cfg.search, cfg.sampling):
+        for f in dataclasses.fields(section):
+            if f.name not in RUN_LEVEL:
+                assert getattr(s, f.name) == getattr(section, f.name), f.name
+    assert (s.reduction, s.save_trees, s.save_logprobs, s.end_markers) == ("min", True, True, ("\nQ:",))
+    resolved = ThinkingConfig(start="<t>", end="</t>")
+    assert SearchSettings.from_config(cfg, (), resolved).thinking == resolved
