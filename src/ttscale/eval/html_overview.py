@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from ttscale.eval.metrics import Point
-from ttscale.eval.records import BinTable, CrossValidation, Curve, Evaluation, RunSummary
+from ttscale.eval.records import BIN_SCORES, BinTable, CrossValidation, Curve, Evaluation, RunSummary, method_colors
 
 # Plotly's default qualitative colours (plotly.colors.qualitative.Plotly), one per method in every figure.
 _COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
@@ -25,14 +25,7 @@ _AXES: dict[str, tuple[str, str, Callable[[Point], float]]] = {
 
 
 def _colors(curves: Sequence[Curve]) -> dict[str, str]:
-    """A pass@N curve takes its method group's colour, as in the PNG figures."""
-    names = [c.method for c in curves if c.kind != "pass"]
-    out = {m: _COLORS[i % len(_COLORS)] for i, m in enumerate(names)}
-    for c in curves:
-        if c.kind == "pass":
-            group = c.method.removesuffix(":pass")
-            out[c.method] = next((out[m] for m in names if m == group or m.startswith(group + ":")), "#444")
-    return out
+    return method_colors(curves, _COLORS, "#444")
 
 
 def _trace(c: Curve, axis: str, color: str) -> dict[str, Any]:
@@ -97,12 +90,8 @@ def runs_table(runs: Sequence[RunSummary], labels: Sequence[str]) -> str:
 
 def bins_table(kind: str, table: BinTable, curves: Sequence[Curve]) -> str:
     n_bins = table.n_bins
-    rows = []
-    for c in curves:
-        n = c.points[-1].n
-        per_bin = table.accuracy[c.method][n]
-        rows.append([f"{c.method}@{n}"] + [_pct(per_bin[b]) if b in per_bin else "" for b in range(1, n_bins + 1)])
-    score = "pass@1 against the gold answer" if kind == "oracle" else "mean verifier score (no gold)"
+    rows = [[name] + ["" if a is None else _pct(a) for a in accs] for name, accs in table.rows(curves)]
+    score = BIN_SCORES[kind]
     edges = ", ".join(f"{e:.3f}" for e in table.edges)
     header = ["method@N"] + [f"bin {b} ({table.counts.get(b, 0)})" for b in range(1, n_bins + 1)]
     return (f"<h3>{escape(kind)} bins</h3><p>Score: {escape(score)}; quantile edges {escape(edges)}. Bin 1 is the "

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
 from ttscale.eval.metrics import Point
-from ttscale.eval.records import BinTable, CrossValidation, Curve
+from ttscale.eval.records import BinTable, CrossValidation, Curve, method_colors
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "tab:gray")
@@ -24,14 +24,7 @@ _REF_STYLES = ("dotted", "dashdot", (0, (5, 2, 1, 2)), (0, (1, 3)))
 
 
 def _colors(curves: Sequence[Curve]) -> dict[str, str]:
-    """One colour per method, the same in every figure; a pass@N curve takes its group's colour."""
-    names = [c.method for c in curves if c.kind != "pass"]
-    out = {m: _COLORS[i % len(_COLORS)] for i, m in enumerate(names)}
-    for c in curves:
-        if c.kind == "pass":
-            group = c.method.removesuffix(":pass")
-            out[c.method] = next((out[m] for m in names if m == group or m.startswith(group + ":")), "black")
-    return out
+    return method_colors(curves, _COLORS, "black")
 
 
 def _style(c: Curve) -> dict[str, Any]:

@@ -4,6 +4,7 @@ reader sees every field and a misspelt one fails where it is written."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +31,18 @@ class Curve:
         ]}
 
 
+def method_colors(curves: Sequence[Curve], palette: Sequence[str], fallback: str) -> dict[str, str]:
+    """One colour per method, the same in every figure and page; a pass@N curve takes its method group's
+    colour (its group is the method name without `:pass`), or `fallback` when no method of it is drawn."""
+    names = [c.method for c in curves if c.kind != "pass"]
+    out = {m: palette[i % len(palette)] for i, m in enumerate(names)}
+    for c in curves:
+        if c.kind == "pass":
+            group = c.method.removesuffix(":pass")
+            out[c.method] = next((out[m] for m in names if m == group or m.startswith(group + ":")), fallback)
+    return out
+
+
 @dataclass(frozen=True)
 class RunSummary:
     dir: str
@@ -40,6 +53,11 @@ class RunSummary:
     n_failed: int
     accuracy: float  # the run's own pick; failed problems count as wrong
     ci: tuple[float, float]
+
+
+# What each kind of difficulty bin is cut by (Snell et al. 2024, sec. 3.2: oracle bins need the gold
+# answer, model-predicted bins only the verifier).
+BIN_SCORES = {"oracle": "pass@1 against the gold answer", "model": "mean verifier score (no gold)"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,15 @@ class BinTable:
     @property
     def n_bins(self) -> int:
         return len(self.edges) + 1
+
+    def rows(self, curves: Sequence[Curve]) -> list[tuple[str, list[float | None]]]:
+        """`method@N` at each method's largest N, and its accuracy in bins 1..n_bins (None: no problem there)."""
+        out = []
+        for c in curves:
+            n = c.points[-1].n
+            per_bin = self.accuracy[c.method][n]
+            out.append((f"{c.method}@{n}", [per_bin.get(b) for b in range(1, self.n_bins + 1)]))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"edges": list(self.edges), "counts": {str(b): n for b, n in self.counts.items()},

@@ -14,7 +14,7 @@ from ttscale.eval.evaluate import check_options, evaluate_loaded, load_run
 from ttscale.eval.html_report import HTML_REPORT, write_page
 from ttscale.eval.metrics import Point
 from ttscale.eval.paired import paired_differences
-from ttscale.eval.records import BinTable, CrossValidation, Curve, Evaluation, RunSummary
+from ttscale.eval.records import BIN_SCORES, BinTable, CrossValidation, Curve, Evaluation, RunSummary
 
 METRICS = "metrics.json"
 POLICY = "policy.json"
@@ -151,12 +151,8 @@ def _bins_section(kind: str, table: BinTable, curves: Sequence[Curve]) -> str:
     n_bins = table.n_bins
     edges = ", ".join(f"{e:.3f}" for e in table.edges)
     counts = ", ".join(f"bin {b}: {n}" for b, n in table.counts.items())
-    rows = []
-    for c in curves:
-        n = c.points[-1].n
-        per_bin = table.accuracy[c.method][n]
-        rows.append([f"{c.method}@{n}"] + [_pct(per_bin[b]) if b in per_bin else "" for b in range(1, n_bins + 1)])
-    score = "pass@1 against the gold answer" if kind == "oracle" else "mean verifier score (no gold)"
+    rows = [[name] + ["" if a is None else _pct(a) for a in accs] for name, accs in table.rows(curves)]
+    score = BIN_SCORES[kind]
     return "\n".join([
         f"### {kind} bins", "",
         f"Score: {score}; quantile edges {edges}; problems per bin: {counts}. Bin 1 is the easiest.", "",
