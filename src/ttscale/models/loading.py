@@ -79,7 +79,8 @@ def cpu_dtype_class(cpuinfo: str = "/proc/cpuinfo") -> str:
 def resolve_dtype(dtype: str, device: str, cpuinfo: str = "/proc/cpuinfo") -> Any:
     """`auto`: bf16 on CUDA; on a CPU, bf16 only where it has bf16 instructions.
 
-    bench/dtype.py, SmolLM2-135M, greedy decode at batch 32 and the main job, both dtypes in one run:
+    bench/dtype.py, SmolLM2-135M (the Q4_1 GGUF, dequantized), greedy decode at batch 32 and the main job,
+    both dtypes in one run (measured before bench outputs were committed; rerun it to check):
     - AVX2-only (AMD EPYC): bf16 is emulated and decodes 4.3x slower than fp32 (12.2 vs 52.3 tok/s;
       main job 423 s vs 247 s) at equal accuracy, so fp32.
     - AVX512-BF16 (AMD EPYC): bf16 decodes 1.9x faster (288/294 vs 162/147 tok/s, interleaved A/B/A/B);
