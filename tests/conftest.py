@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 # No test may reach the hub (this machine and CI have no internet): a name that is not local fails at
 # once instead of after huggingface_hub's retries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Child processes the tests start (`python -m ttscale.cli serve ...`) import this checkout's code too, not
+# whichever checkout `pip install -e` last pointed at (pyproject's pytest pythonpath reaches only this process).
+_SRC = str(Path(__file__).resolve().parents[1] / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 
 from ttscale.config import ModelConfig
 from ttscale.recipe import load_config

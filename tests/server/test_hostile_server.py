@@ -246,6 +246,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path, call_s, grac
     ("serve-verifier", ["--port", "99999"], "--port 99999"),
     ("serve-verifier", ["--port", "-1"], "--port -1"),
     ("serve-verifier", ["--log-level", "loud"], "--log-level 'loud'"),
+    # a verifier that reads the search's recorded log-probabilities has nothing to read in a request's text
+    ("serve-verifier", ["--set", "verifier.name=self_certainty"], "cannot serve verifier 'self_certainty'"),
 ])
 def test_serve_refuses_bad_options_in_one_line_before_it_starts(command, args, says):
     """Before: the ports and the log level were tracebacks (the last after the models loaded and the port was

@@ -186,6 +186,10 @@ def serve_verifier(cfg: RunConfig, serve_cfg: VerifierServeConfig, host: str = "
                   "this address can run the verifier on this machine; pass --api-key-env", file=sys.stderr, flush=True)
         verifier = build_verifier(cfg.verifier)
         assert verifier is not None
+        if getattr(verifier, "reads_logprobs", False):
+            # A request carries text only; this verifier reads the policy's recorded log-probabilities.
+            raise ConfigError(f"serve-verifier cannot serve verifier {cfg.verifier.name!r}: it scores the "
+                              "log-probabilities a search recorded, which a request's text does not carry")
         name = serve_cfg.served_model_name or cfg.verifier.model or cfg.verifier.name
         service = VerifierService(verifier, serve_cfg, name)
         try:
