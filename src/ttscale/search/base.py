@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ttscale.backends.base import Generator
 from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
 from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.registry import Registry
-from ttscale.types import Problem, ProblemResult
+from ttscale.types import Problem, ProblemResult, Reduction, Selection
 from ttscale.verifiers.base import Verifier
 
 
@@ -40,7 +40,8 @@ class SearchSettings:
     step_split: str = SearchConfig.step_split  # delimiter | paragraph | markers
     min_step_tokens: int = SearchConfig.min_step_tokens  # paragraph / markers: shorter steps merge
     step_markers: list[str] = field(default_factory=_factory(SearchConfig, "step_markers"))  # markers: open a step
-    selection: str = SearchConfig.selection  # the answer pick among the candidates
+    # the answer pick among the candidates; a Literal here, a str in the recipe, which checks it (config.py)
+    selection: Selection = cast(Selection, SearchConfig.selection)
     filter_duplicates: bool = SearchConfig.filter_duplicates  # drop a beam repeating another of its round
     particle_temperature: float = SearchConfig.particle_temperature  # particle filtering: softmax(logit(p) / T)
     resample_ess: float = SearchConfig.resample_ess  # particle filtering: resample at ESS <= this x N
@@ -68,7 +69,7 @@ class SearchSettings:
     # the thinking markers resolved for the model (data/prompts.py), or the recipe's as written
     thinking: ThinkingConfig = field(default_factory=ThinkingConfig)
     # from other sections
-    reduction: str = VerifierConfig.reduction  # verifier.reduction: how step scores become one
+    reduction: Reduction = cast(Reduction, VerifierConfig.reduction)  # verifier.reduction: step scores to one
     save_trees: bool = OutputConfig.save_trees  # output.save_trees: record every search node
     save_logprobs: bool = OutputConfig.save_logprobs  # output.save_logprobs: keep every token's logprobs
     # the prompt format's texts that end a whole solution (a k-shot prompt's next "Question:")
@@ -83,7 +84,8 @@ class SearchSettings:
         return cls(
             n=search.n, beam_width=search.beam_width, max_iterations=search.max_iterations,
             lookahead=search.lookahead, step_delimiter=search.step_delimiter, step_split=search.step_split,
-            min_step_tokens=search.min_step_tokens, step_markers=search.step_markers, selection=search.selection,
+            min_step_tokens=search.min_step_tokens, step_markers=search.step_markers,
+            selection=cast(Selection, search.selection),
             filter_duplicates=search.filter_duplicates, particle_temperature=search.particle_temperature,
             resample_ess=search.resample_ess, max_tokens_per_problem=search.max_tokens_per_problem,
             max_flops_per_problem=search.max_flops_per_problem, policy=search.policy, wave=search.wave,
@@ -95,7 +97,7 @@ class SearchSettings:
             temperature=sampling.temperature, top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
             max_step_tokens=sampling.max_step_tokens, seed=sampling.seed, logprobs=sampling.logprobs,
             thinking=sampling.thinking if thinking is None else thinking,
-            reduction=cfg.verifier.reduction, save_trees=cfg.output.save_trees,
+            reduction=cast(Reduction, cfg.verifier.reduction), save_trees=cfg.output.save_trees,
             save_logprobs=cfg.output.save_logprobs, end_markers=end_markers,
         )
 
