@@ -70,7 +70,7 @@ def accuracy(results: list[ProblemResult], selection: str, reduction: str = "las
 def code_stamp() -> str:
     """What the rows depend on: ttscale's version and a hash of its source and the bench scripts."""
     import hashlib
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
     from pathlib import Path
 
     import ttscale
@@ -81,7 +81,11 @@ def code_stamp() -> str:
         for path in sorted(root.rglob("*.py")):
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
-    return f"ttscale {version('ttscale')} source {digest.hexdigest()[:16]}"
+    try:
+        installed = version("ttscale")
+    except PackageNotFoundError:  # run from a checkout on PYTHONPATH
+        installed = "(not installed)"
+    return f"ttscale {installed} source {digest.hexdigest()[:16]}"
 
 
 def claim_out(out: Any, fresh: bool = False) -> None:

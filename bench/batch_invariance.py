@@ -5,7 +5,7 @@ dequantized, here cast to bfloat16) runs four times: problems_per_batch 1 and 4,
 setting off and on. A sample is "moved" when its text at (problem, index) differs between the two
 batchings; the time ratio is the setting's cost at problems_per_batch 4.
 
-    python bench/batch_invariance.py [--problems 20] [--n 16] [--max-new-tokens 96] [--out DIR]
+    python bench/batch_invariance.py [--problems 20] [--n 16] [--max-new-tokens 96] [--out DIR] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from _common import header, row
 
 from ttscale.data.results import read_results
@@ -28,7 +29,8 @@ def _texts(out: Path, args: argparse.Namespace, invariant: bool, per_batch: int)
     cfg = load_config(RECIPE, [
         f"dataset.limit={args.problems}", f"search.n={args.n}", "model.dtype=bfloat16",
         f"model.batch_invariant={str(invariant).lower()}", f"search.problems_per_batch={per_batch}",
-        f"sampling.max_new_tokens={args.max_new_tokens}", f"output.dir={out / f'inv{int(invariant)}-ppb{per_batch}'}"])
+        f"sampling.max_new_tokens={args.max_new_tokens}", f"output.dir={out / f'inv{int(invariant)}-ppb{per_batch}'}",
+        *args.set])
     start = time.perf_counter()
     outcome = run(cfg, overwrite=True, progress=True)
     seconds = time.perf_counter() - start
@@ -41,11 +43,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=96, help="the recipe's 96; less for a quicker look")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a recipe override, e.g. model.device=cuda or model.name_or_path=DIR (repeatable)")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="batch-invariance-"))
     runs = {(inv, ppb): _texts(out, args, inv, ppb) for inv in (True, False) for ppb in (1, 4)}
     total = args.problems * args.n
-    print(f"SmolLM2-135M-Instruct (Q4_1 GGUF dequantized, cast to bfloat16), best-of-N N={args.n}, "
+    where = torch.cuda.get_device_name() if any(s.startswith("model.device=cuda") for s in args.set) else "CPU"
+    print(f"SmolLM2-135M-Instruct (Q4_1 GGUF dequantized, cast to bfloat16) on {where}, best-of-N N={args.n}, "
           f"{args.problems} problems: samples whose text differs between problems_per_batch 1 and 4")
     header()
     moved = {}
