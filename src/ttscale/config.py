@@ -75,6 +75,12 @@ class ModelConfig:
         metadata={"help": "hf backend: dynamic (prefix KV reuse across rounds) | static (fixed-shape static "
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
+    decode_loop: str = field(
+        default="compact",
+        metadata={"help": "hf backend, dynamic cache: compact (ttscale's decode loop; a row leaves the batch the step "
+                          "it ends) | generate (transformers' generate, which computes every row until the longest "
+                          "ends); both sample the same tokens"},
+    )
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
     api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
     max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})
@@ -95,6 +101,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _one_of("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
+        _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ttscale.backends.base import cancelled_generation, child_seeds, same_params, truncate_at_stop
+from ttscale.backends.batch import RunningBatch
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
@@ -22,6 +23,7 @@ from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 STATIC_WIDTH_STEP = 64
+ROW_QUANTUM = 16  # the compact loop's batch is a multiple of this many rows (HFGenerator._decode says why)
 
 
 class CancelledRows:
@@ -74,6 +76,9 @@ class HFGenerator:
         reuse = cfg.prefix_cache and not self.static and not cfg.batch_invariant
         self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if reuse else None
         self._cache_kwarg = cache_kwarg(model)
+        # The compact loop lines caches up by left padding, which a sliding-window cache does not keep.
+        sliding = getattr(model.config, "sliding_window", None) and getattr(model.config, "use_sliding_window", True)
+        self.compact = cfg.decode_loop == "compact" and not self.static and not sliding
 
     @property
     def device(self) -> Any:
@@ -95,18 +100,18 @@ class HFGenerator:
         # past a row's cap and cutting there gives exactly what stopping at the cap would.
         for shared, members in same_params(params, "max_new_tokens").items():
             order = sorted(members, key=lambda i: len(encoded[i]))  # length buckets pad little
-            per_batch = 1 if self.batch_invariant else max(1, self.max_batch_size // shared.n)
+            for i in [i for i in order if cancelled[i] is not None and cancelled[i].is_set()]:
+                out[i] = [cancelled_generation(len(encoded[i]))] * shared.n  # nobody waits: not even a prefill
+                order.remove(i)
+            # The compact loop keeps its batch full from every prompt of the call as rows end.
+            whole = max(1, len(order)) if self.compact else max(1, self.max_batch_size // shared.n)
+            per_batch = 1 if self.batch_invariant else whole
             for start in range(0, len(order), per_batch):
                 chunk = order[start : start + per_batch]
-                flags = [cancelled[i] for i in chunk]
-                if all(f is not None and f.is_set() for f in flags):
-                    for i in chunk:  # nobody waits for these: not even a prefill
-                        out[i] = [cancelled_generation(len(encoded[i]))] * shared.n
-                    continue
                 caps = [params[i].max_new_tokens for i in chunk]
                 seeds = [s for i in chunk for s in child_seeds(params[i])]
                 call = replace(shared, max_new_tokens=max(caps))
-                gens = self._generate_batch([encoded[i] for i in chunk], call, seeds, caps, flags)
+                gens = self._generate_batch([encoded[i] for i in chunk], call, seeds, caps, [cancelled[i] for i in chunk])
                 for i, row in zip(chunk, gens):
                     out[i] = row
         return out
@@ -177,66 +182,167 @@ class HFGenerator:
     ) -> list[list[Generation]]:
         import torch
 
+        # Sampling runs in RowSampler on top of a greedy decode: one seeded stream per row, never the
+        # global RNG, so a row's tokens do not depend on its batch (docs/DESIGN.md, "Where randomness
+        # comes from"). Static mode pads rows, whose draws are discarded.
+        padding = self.max_batch_size - len(seeds) if self.static else 0
+        sampler = RowSampler(seeds + [0] * padding, params.temperature, params.top_p) if params.temperature > 0 else None
+        recorder = LogprobRecorder(params.logprobs, sampler) if params.logprobs else None
+        prompts = [ids for ids in batch for _ in range(params.n)]
+        row_caps = [c for c in caps for _ in range(params.n)]
+        row_flags = [f for f in cancelled for _ in range(params.n)]
         with torch.inference_mode():
-            if self.static:
-                input_ids, mask, width = self._static_layout(batch, params.n)
-                cache_args: dict[str, Any] = {"cache_implementation": "static"}
+            if self.compact:
+                rows = self._decode(prompts, params, sampler, recorder, row_caps, row_flags)
             else:
-                input_ids, mask, cache, width = self._layout(batch)
-                if params.n > 1:
-                    cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
-                    input_ids = input_ids.repeat_interleave(params.n, 0)
-                    mask = mask.repeat_interleave(params.n, 0)
-                cache_args = {self._cache_kwarg: cache}
-            # Sampling runs in RowSampler on top of a greedy decode: one seeded stream per row, never
-            # the global RNG, so a row's tokens do not depend on its batch (docs/DESIGN.md, "Where randomness
-            # comes from").
-            sampling: dict[str, Any] = {"do_sample": False}
-            sampler = None
-            padding = input_ids.shape[0] - len(seeds)  # static mode pads rows; their draws are discarded
-            if params.temperature > 0:
-                sampler = RowSampler(seeds + [0] * padding, params.temperature, params.top_p)
-            recorder = LogprobRecorder(params.logprobs, sampler) if params.logprobs else None
-            if recorder is not None or sampler is not None:
-                sampling["logits_processor"] = [recorder or sampler]
-            # A padding row copies the first prompt, so it stops with it and never keeps a cancelled call going.
-            stop = CancelledRows([f for f in cancelled for _ in range(params.n)] + [cancelled[0]] * padding, width)
-            if any(f is not None for f in cancelled):
-                sampling["stopping_criteria"] = [stop]
-            out = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, **cache_args,
-                max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
-                tokenizer=self.tokenizer if params.stop else None, pad_token_id=self.tokenizer.pad_token_id,
-                top_k=None, return_dict_in_generate=True, **sampling,
-            )
-            gens = []
-            for r, row in enumerate(out.sequences[: len(batch) * params.n]):  # static mode pads rows
-                cap = caps[r // params.n]
-                new_ids = row[width:].tolist()[: min(cap, stop.cut.get(r, cap))]
-                kept, gen = self._to_generation(new_ids, len(batch[r // params.n]), params)
-                if recorder is not None:
-                    sampled, top = recorder.row(r, gen.n_tokens)
-                    gen = replace(gen, logprobs=sampled, top_logprobs=top)
-                if self.store is not None:
-                    self._remember(cache, r, mask[r], width, batch[r // params.n], kept)
-                gens.append(gen)
+                rows = self._generate(batch, params, sampler, recorder, row_caps, row_flags)
+        gens = []
+        for r, new_ids in enumerate(rows):
+            gen = self._to_generation(new_ids, len(prompts[r]), params)
+            if recorder is not None:
+                sampled, top = recorder.row(r, gen.n_tokens)
+                gen = replace(gen, logprobs=sampled, top_logprobs=top)
+            gens.append(gen)
         return [gens[i * params.n : (i + 1) * params.n] for i in range(len(batch))]
 
-    def _remember(self, cache: Any, row: int, mask: Any, width: int, prompt: list[int], kept: list[int]) -> None:
-        """Store one row's KV (prompt + kept generated tokens) for the next round's prefixes."""
+    def _generate(
+        self, batch: list[list[int]], params: SamplingParams, sampler: RowSampler | None,
+        recorder: LogprobRecorder | None, caps: list[int], cancelled: list[threading.Event | None],
+    ) -> list[list[int]]:
+        """Each row's new token ids from transformers' `generate`, which computes every row until the
+        longest ends. The static cache needs it: its fixed shapes are what compiles into CUDA graphs."""
         import torch
 
-        have = cache.get_seq_length() - width  # the last sampled token was never fed back
-        n_gen = max(0, min(len(kept), have))
-        idx = torch.cat([torch.nonzero(mask[:width]).flatten(),
-                         torch.arange(width, width + n_gen, device=mask.device)])
+        if self.static:
+            input_ids, mask, width = self._static_layout(batch, params.n)
+            cache_args: dict[str, Any] = {"cache_implementation": "static"}
+        else:
+            input_ids, mask, cache, width = self._layout(batch)
+            if params.n > 1:
+                cache.batch_repeat_interleave(params.n)  # fork each prefilled prompt n ways
+                input_ids = input_ids.repeat_interleave(params.n, 0)
+                mask = mask.repeat_interleave(params.n, 0)
+            cache_args = {self._cache_kwarg: cache}
+        sampling: dict[str, Any] = {"do_sample": False}
+        if recorder is not None or sampler is not None:
+            sampling["logits_processor"] = [recorder or sampler]
+        # A padding row copies the first prompt, so it stops with it and never keeps a cancelled call going.
+        stop = CancelledRows(cancelled + [cancelled[0]] * (input_ids.shape[0] - len(caps)), width)
+        if any(f is not None for f in cancelled):
+            sampling["stopping_criteria"] = [stop]
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, **cache_args,
+            max_new_tokens=params.max_new_tokens, stop_strings=list(params.stop) or None,
+            tokenizer=self.tokenizer if params.stop else None, pad_token_id=self.tokenizer.pad_token_id,
+            top_k=None, return_dict_in_generate=True, **sampling,
+        )
+        rows = [row[width:].tolist()[: min(cap, stop.cut.get(r, cap))]
+                for r, (row, cap) in enumerate(zip(out.sequences, caps))]  # static mode pads rows: zip drops them
+        if self.store is not None:
+            have = cache.get_seq_length() - width  # the last sampled token was never fed back
+            for r, new_ids in enumerate(rows):
+                positions = torch.cat([torch.nonzero(mask[r]).flatten(),
+                                       torch.arange(width, width + have, device=mask.device)])
+                self._remember(cache, r, positions, batch[r // params.n], self._kept(new_ids))
+        return rows
+
+    def _decode(
+        self, prompts: list[list[int]], params: SamplingParams, sampler: RowSampler | None,
+        recorder: LogprobRecorder | None, caps: list[int], cancelled: list[threading.Event | None],
+    ) -> list[list[int]]:
+        """Each row's new token ids, sampled step by step with continuous batching.
+
+        In `generate` a finished row is computed until the longest row ends (on the CPU world's
+        best-of-N about half of each step's rows), and a decode step costs nearly as much at 16 rows
+        as at 32, because it streams every weight once. Here a row leaves the batch the step it
+        ends (its cap, its EOS, its first stop string or its cancellation), and the next prompt's n
+        rows join as soon as max_batch_size has room (Orca, Yu et al. 2022): `_join` prefills them and
+        lines their cache up with the running one. Each row samples from its own stream, so a row's
+        tokens do not depend on which rows run beside it, as long as the model's numbers do not:
+        the batch is kept to a multiple of `ROW_QUANTUM` rows (copies of a row fill the gaps), since
+        a CPU GEMM can give a row other low bits at small or odd row counts.
+        """
+        import torch
+
+        n = params.n
+        room = max(self.max_batch_size, n)
+        quantum = min(ROW_QUANTUM, len(prompts), room)
+        window = max((len(s) for s in params.stop), default=0) + 8  # tokens that can hold a stop string
+        out: list[list[int]] = [[] for _ in prompts]
+        waiting = list(range(0, len(prompts), n))  # each prompt's first row; its n rows are consecutive
+        batch: RunningBatch | None = None
+        while waiting or batch is not None:
+            live = batch.live() if batch is not None else []
+            joining: list[int] = []
+            while waiting and (not live and not joining or len(live) + len(joining) + n <= room):
+                first = waiting.pop(0)
+                joining += range(first, first + n)
+            if joining:
+                batch = self._join(batch, live, joining, prompts, quantum)
+            assert batch is not None
+            logits = self.model(input_ids=batch.feed, attention_mask=batch.mask, position_ids=batch.positions,
+                                use_cache=True, **{self._cache_kwarg: batch.cache}).logits[:, -1, :].float()
+            tokens = sampler.choose(logits, batch.slots) if sampler is not None else logits.argmax(-1)
+            slots = batch.slots
+            at = [i for i, r in enumerate(slots) if r is not None]
+            if recorder is not None:
+                index = torch.tensor(at, dtype=torch.long, device=logits.device)
+                recorder.record([slots[i] for i in at], logits[index], tokens[index])
+            ended = []
+            for i, t in zip(at, tokens[at].tolist()):
+                r = slots[i]
+                out[r].append(t)
+                if (t in self.eos_ids or len(out[r]) >= caps[r] or (cancelled[r] is not None and cancelled[r].is_set())
+                        or (bool(params.stop) and self._stopped(out[r][-window:], params.stop))):
+                    ended.append(i)
+                    if self.store is not None:
+                        self._remember(batch.cache, i, torch.nonzero(batch.mask[i]).flatten(), prompts[r],
+                                       self._kept(out[r]))
+            batch.advance(tokens)
+            if ended:
+                for i in ended:
+                    batch.slots[i] = None
+                batch = batch.shrink(quantum) if any(r is not None for r in batch.slots) else None
+        return out
+
+    def _join(self, batch: RunningBatch | None, live: list[int], joining: list[int], prompts: list[list[int]],
+              quantum: int) -> RunningBatch:
+        """The running batch's live rows with `joining`'s rows prefilled and lined up beside them."""
+        n = next((k for k in range(1, len(joining)) if prompts[joining[k]] is not prompts[joining[0]]), len(joining))
+        unique = joining[::n]
+        input_ids, mask, cache, _ = self._layout([prompts[r] for r in unique])
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            input_ids, mask = input_ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        new = RunningBatch(cache, mask, (mask.sum(-1, keepdim=True) - 1), input_ids[:, -1:], list(joining))
+        if batch is None or not live:
+            return new.pad_to(quantum)
+        return batch.keep([i for i, r in enumerate(batch.slots) if r is not None]).merge(new).pad_to(quantum)
+
+    def _remember(self, cache: Any, row: int, positions: Any, prompt: list[int], kept: list[int]) -> None:
+        """Store one row's KV (prompt + kept generated tokens) for the next round's prefixes.
+
+        `positions` are the row's cache columns in order: its prompt's, then each generated token
+        fed back (the last sampled token never is).
+        """
+        n_gen = max(0, min(len(kept), len(positions) - len(prompt)))
+        idx = positions[: len(prompt) + n_gen]
         kv = [(layer.keys[row].index_select(1, idx), layer.values[row].index_select(1, idx)) for layer in cache.layers]
         self.store.put(prompt + kept[:n_gen], kv)
 
-    def _to_generation(self, new_ids: list[int], prompt_len: int, params: SamplingParams) -> tuple[list[int], Generation]:
+    def _stopped(self, tail: list[int], stop: Sequence[str]) -> bool:
+        text = self.tokenizer.decode(tail, skip_special_tokens=True)
+        return any(s in text for s in stop)
+
+    def _kept(self, new_ids: list[int]) -> list[int]:
+        """The ids before the first EOS."""
         end = next((i for i, t in enumerate(new_ids) if t in self.eos_ids), None)
-        kept = new_ids if end is None else new_ids[:end]
+        return new_ids if end is None else new_ids[:end]
+
+    def _to_generation(self, new_ids: list[int], prompt_len: int, params: SamplingParams) -> Generation:
+        kept = self._kept(new_ids)
+        end = len(kept) if len(kept) < len(new_ids) else None
         text, stopped = truncate_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), params.stop)
         reason: FinishReason = "stop" if stopped else ("eos" if end is not None else "length")
         n_tokens = len(kept) + (1 if end is not None and not stopped else 0)
-        return kept, Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_len)
+        return Generation(text=text, n_tokens=n_tokens, finish_reason=reason, prompt_tokens=prompt_len)

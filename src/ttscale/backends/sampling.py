@@ -25,17 +25,27 @@ class RowSampler:
         self.temperature, self.top_p = temperature, top_p
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """As a logits processor: scores whose argmax is each row's sampled token."""
+        import torch
+
+        tokens = self.choose(scores, range(scores.shape[0]))
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, tokens.unsqueeze(1), 0.0)
+
+    def choose(self, scores: Any, rows: Sequence[int | None]) -> Any:
+        """One sampled token per row of `scores`, which holds the logits of the rows named by `rows`;
+        a None row (one whose tokens nobody reads) draws from no stream."""
         import torch
 
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:
             logits = top_p_filter(logits, self.top_p)
         cdf = logits.softmax(-1).cumsum(-1)
-        draws = torch.tensor([r.random() for r in self.rngs[: cdf.shape[0]]], dtype=cdf.dtype, device=cdf.device)
+        draws = torch.tensor([self.rngs[r].random() if r is not None else 0.5 for r in rows], dtype=cdf.dtype,
+                             device=cdf.device)
         # right=True: the first token whose CDF passes the draw, so a zero-probability token is never chosen
         tokens = torch.searchsorted(cdf, draws.unsqueeze(1) * cdf[:, -1:], right=True).clamp_(max=cdf.shape[-1] - 1)
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(1, tokens, 0.0)
+        return tokens.squeeze(1)
 
 
 def top_p_filter(logits: Any, top_p: float) -> Any:
@@ -50,33 +60,38 @@ def top_p_filter(logits: Any, top_p: float) -> Any:
 
 
 class LogprobRecorder:
-    """A logits processor that records, per step and row, the chosen token's log-probability and the top k.
+    """Records, per step and row, the chosen token's log-probability and the top k.
 
-    It wraps the sampler (None: greedy) so it sees the model's raw scores and the token chosen
-    from them in one place: log-probabilities come from the unscaled distribution, as vLLM's
-    default (raw) logprobs do, so a trace's confidence does not change with the sampling
-    temperature. Only (rows, k) per step is kept, never the vocabulary-wide scores.
+    It sees the model's raw scores and the token chosen from them in one place: log-probabilities
+    come from the unscaled distribution, as vLLM's default (raw) logprobs do, so a trace's
+    confidence does not change with the sampling temperature. Only (rows, k) per step is kept,
+    never the vocabulary-wide scores, and as tensors, so a GPU decode is not synchronised per step.
+    As a logits processor it wraps the sampler (None: greedy); a decode loop that drops finished
+    rows calls `record` with the rows still in the batch.
     """
 
     def __init__(self, k: int, sampler: RowSampler | None = None) -> None:
         self.k, self.sampler = k, sampler
-        self.sampled: list[Any] = []
-        self.top: list[Any] = []
+        self.steps: list[tuple[Sequence[int] | None, Any, Any]] = []  # (rows, or None for all; sampled; top k)
+        self._rows: dict[int, tuple[list[float], list[tuple[float, ...]]]] | None = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        logp = scores.float().log_softmax(-1)
         out = self.sampler(input_ids, scores) if self.sampler is not None else scores
-        chosen = out.argmax(-1, keepdim=True)  # what greedy decoding takes next from these scores
-        self.sampled.append(logp.gather(1, chosen).squeeze(1))
-        self.top.append(logp.topk(self.k, -1).values)
+        self.record(None, scores, out.argmax(-1))  # what greedy decoding takes next from these scores
         return out
+
+    def record(self, rows: Sequence[int] | None, scores: Any, chosen: Any) -> None:
+        logp = scores.float().log_softmax(-1)
+        self.steps.append((rows, logp.gather(1, chosen.unsqueeze(1)).squeeze(1), logp.topk(self.k, -1).values))
 
     def row(self, r: int, n_tokens: int) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]:
         """Row r's first n_tokens positions: (sampled logprobs, top-k rows)."""
-        import torch
-
-        if not self.sampled or n_tokens == 0:
-            return (), ()
-        sampled = torch.stack(self.sampled, 1)[r, :n_tokens].tolist()
-        top = torch.stack(self.top, 1)[r, :n_tokens].tolist()
-        return tuple(sampled), tuple(tuple(t) for t in top)
+        if self._rows is None:  # read back once, after the decode
+            self._rows = {}
+            for rows, sampled, top in self.steps:
+                for i, (lp, tk) in enumerate(zip(sampled.tolist(), top.tolist())):
+                    got = self._rows.setdefault(i if rows is None else rows[i], ([], []))
+                    got[0].append(lp)
+                    got[1].append(tuple(tk))
+        sampled_r, top_r = self._rows.get(r, ([], []))
+        return tuple(sampled_r[:n_tokens]), tuple(top_r[:n_tokens])

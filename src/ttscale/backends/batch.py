@@ -1,0 +1,91 @@
+"""The running batch of the HF backend's compact decode loop (HFGenerator._decode).
+
+Rows leave it the step they end and other prompts' rows join it, so its KV cache is reshaped
+between steps: rows are selected (`batch_select_indices`), caches of other lengths are lined up
+by left padding that the mask hides, and columns no row attends to any more are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunningBatch:
+    """The compact decode loop's running batch: its KV cache, mask, next positions and next tokens.
+
+    `mask` has one column per cached position plus one for `feed`, the token each row feeds next.
+    `slots[i]` is the call's row that batch row i decodes, or None for a row that only fills the
+    batch to its quantum (an ended row, or a copy of a live one); such a row's tokens are dropped.
+    """
+
+    def __init__(self, cache: Any, mask: Any, positions: Any, feed: Any, slots: list[int | None]) -> None:
+        self.cache, self.mask, self.positions, self.feed, self.slots = cache, mask, positions, feed, slots
+
+    def live(self) -> list[int]:
+        return [r for r in self.slots if r is not None]
+
+    def advance(self, tokens: Any) -> None:
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], 1)
+        self.positions = self.positions + 1
+        self.feed = tokens.unsqueeze(1)
+
+    def keep(self, rows: list[int], fillers: int = 0) -> RunningBatch:
+        """Rows `rows` in that order, then `fillers` rows (None slots) made of rows already here."""
+        import torch
+
+        spare = [i for i, r in enumerate(self.slots) if r is None and i not in rows][:fillers]
+        spare += [rows[0]] * (fillers - len(spare))
+        index = torch.tensor(rows + spare, dtype=torch.long, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        kept = RunningBatch(self.cache, self.mask[index], self.positions[index], self.feed[index],
+                      [self.slots[i] for i in rows] + [None] * len(spare))
+        return kept.trim()
+
+    def shrink(self, quantum: int) -> RunningBatch:
+        """Ended rows out, keeping a multiple of `quantum` rows."""
+        live = [i for i, r in enumerate(self.slots) if r is not None]
+        target = -(-len(live) // quantum) * quantum
+        return self if target >= len(self.slots) else self.keep(live, target - len(live))
+
+    def pad_to(self, quantum: int) -> RunningBatch:
+        rows = len(self.slots)
+        extra = -(-rows // quantum) * quantum - rows
+        return self.keep(list(range(rows)), extra) if extra else self
+
+    def merge(self, other: RunningBatch) -> RunningBatch:
+        """Both batches' rows, each cache left-padded (mask 0) to the longer one's length."""
+        import torch
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for b, a in ((self, other), (other, self)):
+            if b.cache.get_seq_length() == 0:  # one-token prompts: nothing was prefilled
+                for layer, template in zip(b.cache.layers or a.cache.layers, a.cache.layers):
+                    layer.keys = template.keys.new_zeros((len(b.slots), *template.keys.shape[1:2], 0,
+                                                          template.keys.shape[3]))
+                    layer.values = layer.keys.clone()
+        for b in (self, other):
+            pad = width - b.mask.shape[1]
+            if pad:
+                b.mask = torch.cat([b.mask.new_zeros((b.mask.shape[0], pad)), b.mask], 1)
+                for layer in b.cache.layers:
+                    layer.keys = torch.cat([layer.keys.new_zeros((*layer.keys.shape[:2], pad, layer.keys.shape[3])),
+                                            layer.keys], 2)
+                    layer.values = torch.cat([layer.values.new_zeros((*layer.values.shape[:2], pad,
+                                                                      layer.values.shape[3])), layer.values], 2)
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([mine.keys, theirs.keys], 0)
+            mine.values = torch.cat([mine.values, theirs.values], 0)
+        return RunningBatch(self.cache, torch.cat([self.mask, other.mask], 0),
+                      torch.cat([self.positions, other.positions], 0), torch.cat([self.feed, other.feed], 0),
+                      self.slots + other.slots)
+
+    def trim(self) -> RunningBatch:
+        """Columns no row attends to (left padding every row has left behind) dropped."""
+        start = int(self.mask.any(0).nonzero()[0])
+        if start:
+            self.mask = self.mask[:, start:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+        return self
