@@ -48,8 +48,8 @@ def offline_hits(results: Sequence[ProblemResult], eta: float, measure: str) -> 
 def strategy_run(args: argparse.Namespace, name: str, extra: list[str]) -> tuple[list[ProblemResult], float]:
     common = ["verifier.name=none", f"dataset.limit={args.limit}", f"search.n={args.n}", "search.selection=majority",
               f"sampling.logprobs={args.logprobs}", f"search.problems_per_batch={args.per_batch}",
-              f"search.wave={args.wave}", f"search.warmup={args.warmup}", f"search.eta={args.eta}",
-              f"search.confidence_window={args.window}", f"search.chunk_tokens={args.chunk}"]
+              f"search.adaptive.wave={args.wave}", f"search.deepconf.warmup={args.warmup}", f"search.deepconf.eta={args.eta}",
+              f"search.confidence_window={args.window}", f"search.deepconf.chunk_tokens={args.chunk}"]
     cfg = load_config(resolve_recipe("cpu_arithmetic"), common + extra + [f"output.dir={args.out}/{name}"])
     started = time.perf_counter()
     run(cfg, progress=True)
@@ -73,7 +73,7 @@ def main() -> None:
         f"majority@{args.n}": strategy_run(args, "majority", ["search.strategy=best_of_n"]),
         "adaptive_consistency": strategy_run(args, "adaptive", ["search.strategy=adaptive_consistency"]),
         "deepconf online": strategy_run(args, "deepconf_online", ["search.strategy=deepconf",
-                                                                  "search.deepconf_mode=online"]),
+                                                                  "search.deepconf.mode=online"]),
     }
     base_results = runs[f"majority@{args.n}"][0]
     tokens = {name: sum(r.budget.generated_tokens for r in rs) / len(rs) for name, (rs, _) in runs.items()}

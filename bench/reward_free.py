@@ -58,7 +58,7 @@ def searched(args: argparse.Namespace, wording: str, out: Path, *extra: str) -> 
     sets = [f"dataset.wording={wording}", f"dataset.seed={args.seed}", f"dataset.levels={args.levels}",
             f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", "model.dtype=float32",
             f"sampling.max_new_tokens={args.max_new_tokens}", "sampling.logprobs=20",
-            f"search.rejection_chunk_tokens={args.chunk}", f"search.rejection_rate={args.rejection_rate}",
+            f"search.rejection.chunk_tokens={args.chunk}", f"search.rejection.rate={args.rejection_rate}",
             *extra, f"output.dir={out}", *args.set]
     cfg = load_config(resolve_recipe("cpu_arithmetic"), sets)
     return sorted(read_results(run(cfg, progress=True).run_dir), key=lambda r: r.id)
@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--beam-n", default="16", help="comma-separated N of beam search with the self_certainty "
                     "verifier ('' to skip)")
     ap.add_argument("--sr-n", default="16,32", help="comma-separated starting N of speculative_rejection")
-    ap.add_argument("--chunk", type=int, default=16, help="search.rejection_chunk_tokens")
+    ap.add_argument("--chunk", type=int, default=16, help="search.rejection.chunk_tokens")
     ap.add_argument("--rejection-rate", type=float, default=0.5)
     ap.add_argument("--pick", default="weighted", choices=("weighted", "naive"),
                     help="the verifier pick of best-of-N and speculative rejection (the paper's is naive)")

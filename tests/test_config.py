@@ -25,7 +25,7 @@ def test_overrides_are_typed():
         (["dataset.levels=[7]"], "levels in 1..5"),
         (["sampling.temperature=.inf"], "sampling.temperature=inf is invalid; accepted: a finite number"),
         (["sampling.temperature=-.inf"], "accepted: a finite number"),
-        (["search.particle_temperature=.nan"], "search.particle_temperature=nan is invalid"),
+        (["search.particle.temperature=.nan"], "search.particle.temperature=nan is invalid"),
         (["search.n=.inf"], "search.n=inf is invalid; accepted: an integer"),
     ],
 )
@@ -78,3 +78,36 @@ def test_a_shell_typed_escape_is_decoded_and_nothing_else(typed, meant):
     from ttscale.config import unescape
 
     assert unescape(typed) == meant
+
+
+def test_a_strategy_knob_spelled_flat_is_read_into_its_section_with_a_note(tmp_path, caplog):
+    old = tmp_path / "old.yaml"
+    old.write_text("search:\n  strategy: particle_filtering\n  particle_temperature: 0.2\n  wave: 3\n")
+    with caplog.at_level("WARNING", logger="ttscale.recipe"):
+        cfg = load_config(old, ["search.rejection_rate=0.25"])
+    assert (cfg.search.particle.temperature, cfg.search.adaptive.wave, cfg.search.rejection.rate) == (0.2, 3, 0.25)
+    notes = [r.getMessage() for r in caplog.records]
+    assert "search.particle_temperature is now search.particle.temperature; read as that" in notes
+    assert len(notes) == 3
+    # the nested spelling is the one written back, and reads with no note
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ttscale.recipe"):
+        assert load_config(None, ["search.particle.temperature=0.2"]).search.particle == cfg.search.particle
+    assert not caplog.records
+
+
+def test_a_knob_set_both_ways_to_different_values_is_refused():
+    with pytest.raises(ConfigError, match="search.wave=3 and search.adaptive.wave=5 name the same setting"):
+        load_config(None, ["search.wave=3", "search.adaptive.wave=5"])
+    assert load_config(None, ["search.wave=5", "search.adaptive.wave=5"]).search.adaptive.wave == 5
+
+
+def test_a_run_saved_with_flat_keys_resumes_under_the_sections():
+    from ttscale.data.results import config_difference
+
+    here = load_config(None, ["search.particle.temperature=0.2"]).to_dict()
+    there = {**here, "search": {k: v for k, v in here["search"].items() if k != "particle"}}
+    there["search"]["particle_temperature"] = 0.2
+    assert config_difference(there, here) is None
+    there["search"]["particle_temperature"] = 0.3
+    assert config_difference(there, here) is not None

@@ -7,12 +7,22 @@ past this point the code trusts its inputs.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 
-from ttscale.errors import ConfigError, closest
+from ttscale.checks import check as _check
+from ttscale.checks import finite as _finite
+from ttscale.checks import one_of as _one_of
+# each strategy's section of `search`, and the reading of their old flat keys, re-exported with the sections
+from ttscale.search_sections import (
+    STRATEGY_SECTIONS,
+    AdaptiveConfig,
+    DeepConfConfig,
+    ParticleConfig,
+    RejectionConfig,
+    nest_flat_search_keys,
+)
 from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
 
 REFERENCE_SYSTEM_PROMPT = """Solve the following math problem efficiently and clearly:
@@ -36,22 +46,6 @@ Regardless of the approach, always conclude with:
 Therefore, the final answer is: $\\boxed{answer}$. I hope it is correct.
 
 Where [answer] is just the final number or expression that solves the problem."""
-
-
-def _check(cond: bool, section: str, name: str, value: Any, accepted: str) -> None:
-    if not cond:
-        raise ConfigError(f"{section}.{name}={value!r} is invalid; accepted: {accepted}")
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
-
-
-def _one_of(section: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"{section}.{name}={value!r} is invalid{closest(str(value), choices)}; accepted: {', '.join(choices)}"
-        )
 
 
 @dataclass
@@ -292,51 +286,25 @@ class SearchConfig:
                 "(by the policy's own token confidence, Kang et al. 2025; no verifier needed)"})
     filter_duplicates: bool = field(default=False, metadata={
         "help": "drop a new beam whose text repeats another of its round (dvts: of its subtree)"})
-    particle_temperature: float = field(default=1.0, metadata={"help": "resampling weights: softmax(logit(p) / T)"})
-    resample_ess: float = field(default=1.0, metadata={
-        "help": "particle filtering resamples when the effective sample size <= this x N (1.0: every round)"})
     problems_per_batch: int = field(default=4, metadata={"help": "problems searched together per round"})
     max_tokens_per_problem: int | None = field(default=None, metadata={"help": "generated-token cap"})
     max_flops_per_problem: float | None = field(default=None, metadata={"help": "FLOPs cap"})
     policy: str | None = field(default=None, metadata={"help": "compute_optimal: policy.json path"})
-    # Adaptive compute: adaptive_consistency and deepconf stop sampling a problem once its answer is settled.
-    wave: int = field(default=4, metadata={"help": "adaptive strategies: samples drawn per wave (ESC's window)"})
-    stop_rule: str = field(default="beta", metadata={
-        "help": "adaptive_consistency stop: window (ESC) | beta | dirichlet (Adaptive-Consistency)"})
-    stop_confidence: float = field(default=0.95, metadata={
-        "help": "stop once P(leader stays leader) (beta/dirichlet) or the deepconf consensus share reaches this"})
-    deepconf_mode: str = field(default="online", metadata={"help": "deepconf: online (warm-up + early stop) | offline"})
-    warmup: int = field(default=4, metadata={"help": "deepconf online: warm-up traces that set the threshold"})
-    eta: float = field(default=90.0, metadata={"help": "deepconf: keep the top eta% of traces (10 or 90, the paper)"})
-    confidence_window: int = field(default=16, metadata={"help": "tokens per sliding group (and tail) of confidence"})
-    confidence_measure: str = field(default="lowest_group", metadata={
-        "help": "deepconf trace confidence: mean | lowest_group | bottom10_group | tail"})
-    chunk_tokens: int = field(default=16, metadata={"help": "deepconf online: tokens per chunk between checks"})
-    # Speculative Rejection (Sun et al. 2024, arXiv 2410.20290).
-    rejection_rate: float = field(default=0.5, metadata={
-        "help": "speculative_rejection: the paper's rejection rate alpha, the share of the still-generating samples "
-                "stopped at each checkpoint, lowest partial verifier score first (0.5 halves them)"})
-    rejection_chunk_tokens: int = field(default=128, metadata={
-        "help": "speculative_rejection: tokens each sample generates between checkpoints (the paper's decision "
-                "token, which it sets where GPU memory fills: model-, N- and GPU-dependent, so no paper default)"})
+    confidence_window: int = field(default=16, metadata={
+        "help": "tokens per sliding group (and tail) of the confidence every completion records (and deepconf reads)"})
+    # Each strategy's own knobs, in its own section: no strategy reads another's.
+    particle: ParticleConfig = field(default_factory=ParticleConfig, metadata={
+        "help": "particle_filtering: resampling (temperature, resample_ess)"})
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig, metadata={
+        "help": "adaptive_consistency and deepconf online: waves and stop (wave, stop_rule, stop_confidence)"})
+    deepconf: DeepConfConfig = field(default_factory=DeepConfConfig, metadata={
+        "help": "deepconf: trace filter and early stop (mode, warmup, eta, measure, chunk_tokens)"})
+    rejection: RejectionConfig = field(default_factory=RejectionConfig, metadata={
+        "help": "speculative_rejection: checkpoints (rate, chunk_tokens)"})
 
     def __post_init__(self) -> None:
         _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")
-        _check(self.wave >= 1, "search", "wave", self.wave, "an integer >= 1")
-        _one_of("search", "stop_rule", self.stop_rule, ("window", "beta", "dirichlet"))
-        _check(_finite(self.stop_confidence) and 0 < self.stop_confidence <= 1, "search", "stop_confidence",
-               self.stop_confidence, "a number in (0, 1]")
-        _one_of("search", "deepconf_mode", self.deepconf_mode, ("online", "offline"))
-        _check(self.warmup >= 1, "search", "warmup", self.warmup, "an integer >= 1")
-        _check(_finite(self.eta) and 0 < self.eta <= 100, "search", "eta", self.eta, "a percentage in (0, 100]")
         _check(self.confidence_window >= 1, "search", "confidence_window", self.confidence_window, ">= 1")
-        _one_of("search", "confidence_measure", self.confidence_measure,
-                ("mean", "lowest_group", "bottom10_group", "tail"))
-        _check(self.chunk_tokens >= 1, "search", "chunk_tokens", self.chunk_tokens, ">= 1")
-        _check(_finite(self.rejection_rate) and 0 <= self.rejection_rate < 1, "search", "rejection_rate",
-               self.rejection_rate, "a number in [0, 1)")
-        _check(self.rejection_chunk_tokens >= 1, "search", "rejection_chunk_tokens", self.rejection_chunk_tokens,
-               ">= 1")
         _check(self.beam_width >= 1, "search", "beam_width", self.beam_width, "an integer >= 1")
         _check(self.max_iterations >= 1, "search", "max_iterations", self.max_iterations, ">= 1")
         _check(self.lookahead >= 0, "search", "lookahead", self.lookahead, ">= 0")
@@ -347,10 +315,6 @@ class SearchConfig:
                "search", "step_markers", self.step_markers, "non-empty words (at least one for step_split=markers)")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
         _one_of("search", "selection", self.selection, SELECTIONS)
-        _check(_finite(self.particle_temperature) and self.particle_temperature > 0, "search", "particle_temperature",
-               self.particle_temperature, "a finite number > 0")
-        _check(_finite(self.resample_ess) and 0 < self.resample_ess <= 1, "search", "resample_ess", self.resample_ess,
-               "a number in (0, 1]")
         _check(self.problems_per_batch >= 1, "search", "problems_per_batch", self.problems_per_batch, ">= 1")
         _check(self.max_tokens_per_problem is None or self.max_tokens_per_problem >= 1, "search",
                "max_tokens_per_problem", self.max_tokens_per_problem, "an integer >= 1 or null")

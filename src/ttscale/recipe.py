@@ -7,12 +7,15 @@ A setting of a nested section (such as `sampling.thinking`) is a dotted key:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
-from ttscale.config import SECTIONS, RunConfig
+from ttscale.config import SECTIONS, RunConfig, nest_flat_search_keys
 from ttscale.errors import ConfigError, closest
 from ttscale.yaml_values import build_dataclass, load_yaml
+
+log = logging.getLogger(__name__)
 
 
 def _build_section(name: str, raw: Any) -> Any:
@@ -33,6 +36,11 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
             raise ConfigError(
                 f"unknown section '{name}'{closest(name, SECTIONS)}; accepted: {', '.join(SECTIONS)}"
             )
+    if isinstance(raw.get("search"), dict):
+        search, notes = nest_flat_search_keys(raw["search"])
+        raw = {**raw, "search": search}
+        for note in notes:
+            log.warning(note)
     return RunConfig(**{name: _build_section(name, raw.get(name)) for name in SECTIONS})
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from ttscale.config import AdaptiveConfig, DeepConfConfig
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
@@ -16,7 +17,7 @@ PROMPTS = [f"Question: {p.question}\nSolution:\n" for p in PROBLEMS]
 
 
 def settings(**kw):
-    base = dict(n=16, wave=4, step_delimiter="\n", max_new_tokens=200, selection="majority")
+    base = dict(n=16, adaptive=AdaptiveConfig(wave=4), step_delimiter="\n", max_new_tokens=200, selection="majority")
     return SearchSettings(**{**base, **kw})
 
 
@@ -60,7 +61,7 @@ def test_window_rule_needs_a_whole_agreeing_window():
 @pytest.mark.parametrize("rule", ["window", "beta", "dirichlet"])
 def test_an_easy_problem_stops_after_one_wave(rule):
     gen = Spy(script=sure)
-    results = build_strategy("adaptive_consistency").search(PROBLEMS, PROMPTS, gen, None, settings(stop_rule=rule))
+    results = build_strategy("adaptive_consistency").search(PROBLEMS, PROMPTS, gen, None, settings(adaptive=AdaptiveConfig(wave=4, stop_rule=rule)))
     assert [len(r.completions) for r in results] == [4, 4, 4]
     assert len(gen.asked) == 1 and all(n == 4 for n, _, _ in gen.asked[0])  # one wave, all problems in one call
     for r in results:
@@ -70,7 +71,7 @@ def test_an_easy_problem_stops_after_one_wave(rule):
 
 def test_a_split_vote_samples_up_to_n_in_waves():
     gen = Spy(script=split)
-    (r,) = build_strategy("adaptive_consistency").search(PROBLEMS[:1], PROMPTS[:1], gen, None, settings(n=10, wave=4))
+    (r,) = build_strategy("adaptive_consistency").search(PROBLEMS[:1], PROMPTS[:1], gen, None, settings(n=10, adaptive=AdaptiveConfig(wave=4)))
     assert [n for call in gen.asked for n, _, _ in call] == [4, 4, 2] and len(r.completions) == 10
     majority = max({c.answer for c in r.completions}, key=[c.answer for c in r.completions].count)
     assert r.completions[r.selected].answer == majority
@@ -101,7 +102,8 @@ def rows(word, index, k, rng):
 
 
 def deepconf(mode, **kw):
-    s = settings(**{"deepconf_mode": mode, "warmup": 4, "eta": 90, "confidence_window": 4, "chunk_tokens": 8, **kw})
+    s = settings(deepconf=DeepConfConfig(**{"mode": mode, "warmup": 4, "eta": 90, "chunk_tokens": 8, **kw}),
+                 confidence_window=4)
     gen = Spy(script=mixed, logprob_script=rows)
     return build_strategy("deepconf").search(PROBLEMS, PROMPTS, gen, None, s), gen
 
@@ -160,7 +162,7 @@ def test_online_stops_hesitant_traces_mid_generation_and_counts_what_they_cost()
 
 def test_online_is_the_same_whatever_the_batch():
     together, _ = deepconf("online")
-    s = settings(deepconf_mode="online", warmup=4, eta=90, confidence_window=4, chunk_tokens=8)
+    s = settings(deepconf=DeepConfConfig(mode="online", warmup=4, eta=90, chunk_tokens=8), confidence_window=4)
     alone = [build_strategy("deepconf").search([p], [q], FakeGenerator(script=mixed, logprob_script=rows), None, s)[0]
              for p, q in zip(PROBLEMS, PROMPTS)]
     assert [r.completions for r in together] == [r.completions for r in alone]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from ttscale.config import DeepConfConfig, RejectionConfig
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.synthetic import arithmetic_problems
@@ -82,8 +83,8 @@ def test_compute_optimal_refuses_to_start_without_a_readable_policy(tmp_path):
 def test_max_expansions_bounds_every_sample_a_search_asks_for(name, lookahead):
     """A server refuses a request by this bound before it starts; a search that never finishes a solution
     asks for the most it can."""
-    s = settings(n=8, beam_width=4, max_iterations=4, max_step_tokens=10, max_new_tokens=60, chunk_tokens=16,
-                 rejection_chunk_tokens=16, lookahead=lookahead)
+    s = settings(n=8, beam_width=4, max_iterations=4, max_step_tokens=10, max_new_tokens=60, deepconf=DeepConfConfig(chunk_tokens=16),
+                 rejection=RejectionConfig(chunk_tokens=16), lookahead=lookahead)
     gen = Spy(script=endless)
     search(name, s, gen, problems=PROBLEMS[:1], prompts=PROMPTS[:1])
     asked = sum(q.n for _, params, _ in gen.log for q in params)
@@ -338,7 +339,7 @@ def test_filter_duplicates_spans_the_problem_in_beam_search_and_stays_in_its_sub
     assert counts["beam_search"] == [1] * len(PROBLEMS)
     assert counts["dvts"] == [2] * len(PROBLEMS)  # one per subtree: the other subtree's copy is not a repeat
     assert counts["best_of_n"] == [8] * len(PROBLEMS)
-    assert all(c >= 4 for c in counts["adaptive_consistency"])  # a whole wave (search.wave) kept
+    assert all(c >= 4 for c in counts["adaptive_consistency"])  # a whole wave (search.adaptive.wave) kept
 
 
 def test_filter_duplicates_compares_children_within_their_group():

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from ttscale.config import RejectionConfig
 from ttscale.backends.fake import FakeGenerator
 from ttscale.confidence import self_certainty
 from ttscale.data.synthetic import arithmetic_problems
@@ -42,7 +43,7 @@ def certain_of_sure(word, index, k, rng):
 
 def settings(**kw):
     base = dict(n=8, beam_width=2, step_delimiter="\n", end_markers=("\nQuestion:",), max_step_tokens=40,
-                max_new_tokens=60, max_iterations=6, rejection_chunk_tokens=4)
+                max_new_tokens=60, max_iterations=6, rejection=RejectionConfig(chunk_tokens=4))
     return SearchSettings(**{**base, **kw})
 
 

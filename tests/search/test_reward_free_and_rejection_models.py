@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from ttscale.config import RejectionConfig
 from ttscale.grading.select import select
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.speculative_rejection import REJECTED
@@ -98,7 +99,7 @@ def test_speculative_rejection_stops_the_least_certain_samples(tiny_llama):
     from ttscale.confidence import self_certainty
 
     gen = hf(tiny_llama)
-    s = settings(n=8, max_new_tokens=16, rejection_chunk_tokens=4, rejection_rate=0.5, save_logprobs=True)
+    s = settings(n=8, max_new_tokens=16, rejection=RejectionConfig(rate=0.5, chunk_tokens=4), save_logprobs=True)
     results = build_strategy("speculative_rejection").search(PROBLEMS, PROMPTS, gen, SelfCertaintyVerifier(), s)
     # one call per checkpoint for all three problems: 8 samples each, then at most 4 (fewer where some ended)
     assert gen.samples_per_call[0] == 24 and gen.samples_per_call[1] <= 12 and len(gen.samples_per_call) <= 4
@@ -118,7 +119,7 @@ def test_speculative_rejection_stops_the_least_certain_samples(tiny_llama):
 @pytest.mark.slow
 def test_speculative_rejection_searches_a_problem_the_same_whatever_its_batch(tiny_llama):
     """model.batch_invariant: a problem's samples, and so its checkpoints' verdicts, never move with its neighbours."""
-    s = settings(n=8, max_new_tokens=16, rejection_chunk_tokens=4)
+    s = settings(n=8, max_new_tokens=16, rejection=RejectionConfig(chunk_tokens=4))
     strategy, gen = build_strategy("speculative_rejection"), hf(tiny_llama, batch_invariant=True)
     together = strategy.search(PROBLEMS, PROMPTS, gen, SelfCertaintyVerifier(), s)
     alone = [strategy.search([p], [q], gen, SelfCertaintyVerifier(), s)[0] for p, q in zip(PROBLEMS, PROMPTS)]

@@ -2,7 +2,18 @@
 
 import dataclasses
 
-from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
+from ttscale.config import (
+    AdaptiveConfig,
+    DeepConfConfig,
+    OutputConfig,
+    ParticleConfig,
+    RejectionConfig,
+    RunConfig,
+    SamplingConfig,
+    SearchConfig,
+    ThinkingConfig,
+    VerifierConfig,
+)
 from ttscale.search import SearchSettings
 
 # Recipe fields no strategy reads: the runner picks the strategy and batches problems.
@@ -34,8 +45,10 @@ def test_every_search_and_sampling_field_is_a_setting_with_the_recipes_type_and_
 
 def test_from_config_copies_every_field_from_the_recipe():
     cfg = RunConfig(
-        search=SearchConfig(n=3, beam_width=5, lookahead=2, step_markers=["Hmm"], wave=7, eta=10.0, policy="p.json",
-                            rejection_rate=0.25, max_flops_per_problem=1e9, deepconf_mode="offline"),
+        search=SearchConfig(n=3, beam_width=5, lookahead=2, step_markers=["Hmm"], adaptive=AdaptiveConfig(wave=7),
+                            deepconf=DeepConfConfig(eta=10.0, mode="offline"), policy="p.json",
+                            rejection=RejectionConfig(rate=0.25), particle=ParticleConfig(temperature=0.3),
+                            max_flops_per_problem=1e9),
         sampling=SamplingConfig(temperature=0.3, seed=11, logprobs=5, thinking=ThinkingConfig(max_tokens=9)),
         verifier=VerifierConfig(reduction="min"), output=OutputConfig(save_trees=True, save_logprobs=True))
     s = SearchSettings.from_config(cfg, end_markers=("\nQ:",))
@@ -46,3 +59,12 @@ def test_from_config_copies_every_field_from_the_recipe():
     assert (s.reduction, s.save_trees, s.save_logprobs, s.end_markers) == ("min", True, True, ("\nQ:",))
     resolved = ThinkingConfig(start="<t>", end="</t>")
     assert SearchSettings.from_config(cfg, (), resolved).thinking == resolved
+
+
+def test_updated_merges_a_policy_entrys_section_keys_and_reads_the_flat_spelling():
+    base = SearchSettings(particle=ParticleConfig(temperature=0.3, resample_ess=0.5))
+    s = base.updated({"n": 4, "particle": {"temperature": 0.7}})
+    assert (s.n, s.particle) == (4, ParticleConfig(temperature=0.7, resample_ess=0.5))
+    # a policy.json written before the sections existed names the knob flat
+    old = base.updated({"particle_temperature": 0.9, "wave": 2})
+    assert (old.particle.temperature, old.particle.resample_ess, old.adaptive.wave) == (0.9, 0.5, 2)

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from ttscale.config import RejectionConfig
 from ttscale.backends.fake import FakeGenerator
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.errors import ConfigError
@@ -53,7 +54,7 @@ class Spy(FakeGenerator):
 
 def settings(**kw):
     base = dict(n=16, step_delimiter="\n", end_markers=("\nQuestion:",), max_new_tokens=200,
-                rejection_chunk_tokens=8, rejection_rate=0.5, selection="naive", seed=1)
+                rejection=RejectionConfig(rate=0.5, chunk_tokens=8), selection="naive", seed=1)
     return SearchSettings(**{**base, **kw})
 
 
@@ -102,7 +103,7 @@ def test_the_weakest_are_rejected_and_the_pick_is_never_a_rejected_sample():
 
 
 def test_without_rejection_it_is_chunked_best_of_n():
-    for r in search(settings(rejection_rate=0.0)):
+    for r in search(settings(rejection=RejectionConfig(rate=0.0, chunk_tokens=8))):
         assert all(c.dropped is None and c.finished and c.n_tokens == WORDS for c in r.completions)
         assert r.budget.generated_tokens == 16 * WORDS
 
@@ -128,7 +129,7 @@ def test_a_run_writes_the_rejected_samples_marked_and_evaluates(fake_cfg):
     from ttscale.runner import run
 
     cfg = fake_cfg("search.strategy=speculative_rejection", "verifier.name=fake", "search.n=8",
-                   "search.rejection_chunk_tokens=4", "search.selection=naive")
+                   "search.rejection.chunk_tokens=4", "search.selection=naive")
     outcome = run(cfg, progress=False)
     results = read_results(outcome.run_dir)
     assert results and all(len(r.completions) == 8 for r in results)
@@ -137,10 +138,8 @@ def test_a_run_writes_the_rejected_samples_marked_and_evaluates(fake_cfg):
     assert outcome.metrics["n_problems"] == len(results) and 0 <= outcome.metrics["accuracy"] <= 1
 
 
-@pytest.mark.parametrize("field,value", [("rejection_rate", 1.0), ("rejection_rate", -0.1),
-                                         ("rejection_rate", float("nan")), ("rejection_chunk_tokens", 0)])
+@pytest.mark.parametrize("field,value", [("rate", 1.0), ("rate", -0.1), ("rate", float("nan")),
+                                         ("chunk_tokens", 0)])
 def test_bad_settings_are_refused_naming_the_field(field, value):
-    from ttscale.config import SearchConfig
-
-    with pytest.raises(ConfigError, match=f"search.{field}"):
-        SearchConfig(**{field: value})
+    with pytest.raises(ConfigError, match=f"search.rejection.{field}"):
+        RejectionConfig(**{field: value})

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from ttscale.backends.fake import FakeGenerator
-from ttscale.config import ThinkingConfig
+from ttscale.config import AdaptiveConfig, DeepConfConfig, ThinkingConfig
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.base import STRATEGIES
 from ttscale.search.thinking import ThinkState, answer_part, force, initial_state
@@ -51,7 +51,8 @@ def paragraphs(prompt: str, rng) -> str:
 def settings(**thinking) -> SearchSettings:
     t = ThinkingConfig(start="<think>", end=END, **thinking)
     return SearchSettings(n=4, beam_width=2, max_new_tokens=120, max_step_tokens=30, max_iterations=30,
-                          step_delimiter="\n\n", thinking=t, warmup=2, wave=2, logprobs=4, selection="majority")
+                          step_delimiter="\n\n", thinking=t, deepconf=DeepConfConfig(warmup=2),
+                          adaptive=AdaptiveConfig(wave=2), logprobs=4, selection="majority")
 
 
 def run(strategy: str, script, s: SearchSettings, verifier=None):

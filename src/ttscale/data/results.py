@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ttscale.config import RunConfig
+from ttscale.config import RunConfig, nest_flat_search_keys
 from ttscale.data.jsonl import dumps, iter_lines
 from ttscale.data.outputs import write_error, writing
 from ttscale.data.rows import result_row_error, tree_row_error
@@ -86,6 +86,9 @@ def _with_defaults(cfg: dict[str, Any], defaults: dict[str, Any] | None = None) 
 def config_difference(there: dict[str, Any], here: dict[str, Any]) -> str | None:
     """The first setting in which two run configs differ ('section.key: a there, b now'), or None when
     they can share a run folder (settings that resume, like dataset.limit, do not count)."""
+    if isinstance(there.get("search"), dict):
+        # a run saved before the strategy sections existed spells their keys flat
+        there = {**there, "search": nest_flat_search_keys(there["search"])[0]}
     a, b = _comparable(_with_defaults(there)), _comparable(here)
     if a == b:
         return None

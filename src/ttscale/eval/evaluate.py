@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ttscale.config import OutputConfig, SearchConfig, VerifierConfig
+from ttscale.config import OutputConfig, SearchConfig, VerifierConfig, nest_flat_search_keys
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
@@ -53,7 +53,8 @@ class Run:
 
     @property
     def search(self) -> dict[str, Any]:
-        return self.config.get("search") or {}
+        # a run saved before the strategy sections existed spells their keys flat
+        return nest_flat_search_keys(self.config.get("search") or {})[0]
 
     @property
     def n(self) -> int:
@@ -68,8 +69,20 @@ class Run:
         return any(c.step_scores for r in self.results for c in r.completions)
 
     def hyper(self) -> dict[str, Any]:
-        flat = {f"{s}.{k}": v for s in _HYPER_SECTIONS for k, v in (self.config.get(s) or {}).items()}
+        flat = {k: v for s in _HYPER_SECTIONS for k, v in _flatten(
+            self.search if s == "search" else self.config.get(s) or {}, s).items()}
         return {k: v for k, v in flat.items() if k not in _NOT_HYPER}
+
+
+def _flatten(section: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """`{"particle": {"temperature": 0.2}}` under "search" -> `{"search.particle.temperature": 0.2}`."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}.{key}"))
+        else:
+            out[f"{prefix}.{key}"] = value
+    return out
 
 
 def load_run(path: str | Path) -> Run:

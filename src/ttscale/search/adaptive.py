@@ -1,12 +1,12 @@
 """Adaptive-Consistency: self-consistency that stops sampling a problem once its vote is settled.
 
-Samples come in waves of `search.wave` up to `search.n`; after each wave the stopping rule
+Samples come in waves of `search.adaptive.wave` up to `search.n`; after each wave the stopping rule
 reads the answers so far, grouped by canonical form as majority voting groups them
 (grading.vote):
 - window (ESC, Li et al. 2024): every answer of the last window (the wave) is the same;
 - beta (Aggarwal et al. 2023): with the top two answers' counts a >= b, the posterior
   Beta(a + 1, b + 1) probability that the leader's share beats the runner-up's is at least
-  `search.stop_confidence`;
+  `search.adaptive.stop_confidence`;
 - dirichlet: the same over every answer seen (Dirichlet(counts + 1), one more category for
   answers not seen yet), estimated by a fixed-seed Monte Carlo.
 The paper checks after every sample; checking per wave costs at most wave - 1 samples more
@@ -82,7 +82,7 @@ class AdaptivePolicy:
         self.requested = 0
 
     def _wave(self) -> list[Expansion]:
-        k = min(self.s.wave, self.s.n - self.requested)
+        k = min(self.s.adaptive.wave, self.s.n - self.requested)
         self.requested += k
         return [Expansion(None, k, whole=True)]
 
@@ -92,8 +92,8 @@ class AdaptivePolicy:
     def step(self, children: list[Beam]) -> list[Expansion]:
         self.beams += children
         self.answers += [c.answer for c in children]
-        if self.requested >= self.s.n or should_stop(self.answers, self.s.stop_rule, self.s.stop_confidence,
-                                                     self.s.wave):
+        if self.requested >= self.s.n or should_stop(self.answers, self.s.adaptive.stop_rule, self.s.adaptive.stop_confidence,
+                                                     self.s.adaptive.wave):
             return []
         return self._wave()
 

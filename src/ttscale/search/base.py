@@ -8,7 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from ttscale.backends.base import Generator
-from ttscale.config import OutputConfig, RunConfig, SamplingConfig, SearchConfig, ThinkingConfig, VerifierConfig
+from ttscale.config import (
+    STRATEGY_SECTIONS,
+    AdaptiveConfig,
+    DeepConfConfig,
+    OutputConfig,
+    ParticleConfig,
+    RejectionConfig,
+    RunConfig,
+    SamplingConfig,
+    SearchConfig,
+    ThinkingConfig,
+    VerifierConfig,
+    nest_flat_search_keys,
+)
 from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.errors import ConfigError
 from ttscale.registry import Registry
@@ -43,22 +56,15 @@ class SearchSettings:
     # the answer pick among the candidates; a Literal here, a str in the recipe, which checks it (config.py)
     selection: Selection = cast(Selection, SearchConfig.selection)
     filter_duplicates: bool = SearchConfig.filter_duplicates  # drop a beam repeating another of its round
-    particle_temperature: float = SearchConfig.particle_temperature  # particle filtering: softmax(logit(p) / T)
-    resample_ess: float = SearchConfig.resample_ess  # particle filtering: resample at ESS <= this x N
     max_tokens_per_problem: int | None = SearchConfig.max_tokens_per_problem  # generated-token cap
     max_flops_per_problem: float | None = SearchConfig.max_flops_per_problem  # FLOPs cap
     policy: str | None = SearchConfig.policy  # compute_optimal: the policy.json path
-    wave: int = SearchConfig.wave  # adaptive strategies: samples drawn per wave
-    stop_rule: str = SearchConfig.stop_rule  # adaptive_consistency: window | beta | dirichlet
-    stop_confidence: float = SearchConfig.stop_confidence  # adaptive strategies: stop at this certainty
-    deepconf_mode: str = SearchConfig.deepconf_mode  # deepconf: online | offline
-    warmup: int = SearchConfig.warmup  # deepconf online: traces that set the threshold
-    eta: float = SearchConfig.eta  # deepconf: the top percentage of traces kept
     confidence_window: int = SearchConfig.confidence_window  # tokens per sliding group of confidence
-    confidence_measure: str = SearchConfig.confidence_measure  # deepconf: how a trace's confidence is read
-    chunk_tokens: int = SearchConfig.chunk_tokens  # deepconf online: tokens between early-stop checks
-    rejection_rate: float = SearchConfig.rejection_rate  # speculative_rejection: share stopped per checkpoint
-    rejection_chunk_tokens: int = SearchConfig.rejection_chunk_tokens  # speculative_rejection: tokens per chunk
+    # each strategy's own section, read by that strategy only
+    particle: ParticleConfig = field(default_factory=ParticleConfig)  # particle_filtering: resampling
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # adaptive strategies: waves and stop
+    deepconf: DeepConfConfig = field(default_factory=DeepConfConfig)  # deepconf: filter and early stop
+    rejection: RejectionConfig = field(default_factory=RejectionConfig)  # speculative_rejection: checkpoints
     # sampling.*: how the policy samples
     temperature: float = SamplingConfig.temperature
     top_p: float = SamplingConfig.top_p
@@ -85,21 +91,27 @@ class SearchSettings:
             n=search.n, beam_width=search.beam_width, max_iterations=search.max_iterations,
             lookahead=search.lookahead, step_delimiter=search.step_delimiter, step_split=search.step_split,
             min_step_tokens=search.min_step_tokens, step_markers=search.step_markers,
-            selection=cast(Selection, search.selection),
-            filter_duplicates=search.filter_duplicates, particle_temperature=search.particle_temperature,
-            resample_ess=search.resample_ess, max_tokens_per_problem=search.max_tokens_per_problem,
-            max_flops_per_problem=search.max_flops_per_problem, policy=search.policy, wave=search.wave,
-            stop_rule=search.stop_rule, stop_confidence=search.stop_confidence,
-            deepconf_mode=search.deepconf_mode, warmup=search.warmup, eta=search.eta,
-            confidence_window=search.confidence_window, confidence_measure=search.confidence_measure,
-            chunk_tokens=search.chunk_tokens, rejection_rate=search.rejection_rate,
-            rejection_chunk_tokens=search.rejection_chunk_tokens,
+            selection=cast(Selection, search.selection), filter_duplicates=search.filter_duplicates,
+            max_tokens_per_problem=search.max_tokens_per_problem, max_flops_per_problem=search.max_flops_per_problem,
+            policy=search.policy, confidence_window=search.confidence_window, particle=search.particle,
+            adaptive=search.adaptive, deepconf=search.deepconf, rejection=search.rejection,
             temperature=sampling.temperature, top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
             max_step_tokens=sampling.max_step_tokens, seed=sampling.seed, logprobs=sampling.logprobs,
             thinking=sampling.thinking if thinking is None else thinking,
             reduction=cast(Reduction, cfg.verifier.reduction), save_trees=cfg.output.save_trees,
             save_logprobs=cfg.output.save_logprobs, end_markers=end_markers,
         )
+
+    def updated(self, values: dict[str, Any]) -> SearchSettings:
+        """These settings with `values` (field -> value; a strategy section as a mapping of its keys, merged
+        into the current one) replaced: how a compute-optimal policy entry, read from JSON, is applied."""
+        values, _ = nest_flat_search_keys(values)
+        changes = {}
+        for name, value in values.items():
+            section = STRATEGY_SECTIONS.get(name)
+            changes[name] = dataclasses.replace(getattr(self, name), **value) if section and isinstance(
+                value, dict) else value
+        return dataclasses.replace(self, **changes)
 
 
 class Strategy(Protocol):

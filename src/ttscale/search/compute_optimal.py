@@ -33,12 +33,12 @@ class ComputeOptimal(BaseStrategy):
         """search.policy must name a readable policy.json, and every strategy its table may route to
         must accept the settings it would run under."""
         for entry in Policy.load(settings.policy).for_budget(settings.n).values():
-            build_strategy(entry.strategy).validate(replace(settings, **entry.settings))
+            build_strategy(entry.strategy).validate(settings.updated(entry.settings))
 
     def max_expansions(self, settings: SearchSettings) -> int:
         """The probe's samples and the most any strategy of the budget's table may ask for."""
         policy = Policy.load(settings.policy)
-        chosen = max(build_strategy(e.strategy).max_expansions(replace(settings, **e.settings))
+        chosen = max(build_strategy(e.strategy).max_expansions(settings.updated(e.settings))
                      for e in policy.for_budget(settings.n).values())
         return BestOfN().max_expansions(replace(settings, n=policy.probe_n)) + chosen
 
@@ -58,7 +58,7 @@ class ComputeOptimal(BaseStrategy):
             entry = policy.choose(settings.n, b)
             chosen = build_strategy(entry.strategy)
             out = chosen.search([problems[i] for i in idx], [prompts[i] for i in idx], generator, verifier,
-                                replace(settings, **{**entry.settings, **chosen_caps}))
+                                settings.updated({**entry.settings, **chosen_caps}))
             for i, r in zip(idx, out):
                 r.budget.add(probes[i].budget)
                 results[i] = replace(r, strategy=self.name)

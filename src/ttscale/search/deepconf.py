@@ -1,13 +1,13 @@
 """DeepConf (Fu et al. 2025, "Deep Think with Confidence"): vote by trace confidence, stop weak traces early.
 
-offline: sample N whole traces, keep the top eta% by confidence (`search.confidence_measure`),
+offline: sample N whole traces, keep the top eta% by confidence (`search.deepconf.measure`),
 and vote among them weighted by that confidence.
-online: `search.warmup` whole traces set the threshold s = the (100 - eta)th percentile of
+online: `search.deepconf.warmup` whole traces set the threshold s = the (100 - eta)th percentile of
 their lowest group confidence (eta = 90 keeps ~90% of traces, eta = 10 ~10%: DeepConf-high
-and -low); further traces are generated in chunks of `search.chunk_tokens` through the
+and -low); further traces are generated in chunks of `search.deepconf.chunk_tokens` through the
 expansion core, and one stops as soon as a full window's group confidence falls below s,
 so the rest of it is never generated. After each wave the confidence-weighted share of the
-leading answer among the kept traces is compared with `search.stop_confidence` (the paper's
+leading answer among the kept traces is compared with `search.adaptive.stop_confidence` (the paper's
 consensus threshold tau); sampling stops there or at N traces.
 Every filtered or stopped trace stays in the results, marked, its tokens in the budget.
 """
@@ -87,7 +87,7 @@ class _Traces:
         hit = self._read.get(i)
         if hit is None or hit[0] is not beam:
             summary = summarize(beam.top_logprobs, self.s.confidence_window)
-            hit = self._read[i] = (beam, trace_confidence(summary, self.s.confidence_measure), beam.answer)
+            hit = self._read[i] = (beam, trace_confidence(summary, self.s.deepconf.measure), beam.answer)
         return hit
 
     def confidence(self, i: int) -> float:
@@ -107,7 +107,7 @@ class OfflinePolicy(_Traces):
 
     def verdict(self) -> Verdict:
         conf = [self.confidence(i) for i in range(len(self.beams))]
-        kept = keep_top(conf, self.s.eta) if conf else []
+        kept = keep_top(conf, self.s.deepconf.eta) if conf else []
         selected, _ = weighted_pick(self.answers(), conf, kept)
         dropped = {i: "filtered" for i in range(len(self.beams)) if i not in set(kept)}
         return Verdict(tuple(self.beams), selected, dropped)
@@ -123,14 +123,14 @@ class OnlinePolicy(_Traces):
         self.requested = 0
 
     def initial(self) -> list[Expansion]:
-        self.requested = min(self.s.warmup, self.s.n)
+        self.requested = min(self.s.deepconf.warmup, self.s.n)
         return [Expansion(None, self.requested, whole=True)]
 
     def step(self, children: list[Beam]) -> list[Expansion]:
         if self.threshold is None:
             self.beams += children
             lowest = [summarize(b.top_logprobs, self.s.confidence_window).lowest_group for b in children]
-            self.threshold = percentile(lowest, 100 - self.s.eta) if lowest else 0.0
+            self.threshold = percentile(lowest, 100 - self.s.deepconf.eta) if lowest else 0.0
         else:
             # children: one continuation per active trace (request order), then the new wave's roots
             for i, child in zip(self.active, children):
@@ -143,10 +143,10 @@ class OnlinePolicy(_Traces):
                 self.stopped.add(i)
             self.judged[i] = len(self.beams[i].top_logprobs)
         self.active = [i for i in self.active if i not in self.stopped and not self.beams[i].finished]
-        chunk = self.s.chunk_tokens
+        chunk = self.s.deepconf.chunk_tokens
         more = [Expansion(self.beams[i], 1, whole=True, max_tokens=chunk) for i in self.active]
         if not self.active and self.requested < self.s.n and not self._consensus():
-            k = min(self.s.wave, self.s.n - self.requested)
+            k = min(self.s.adaptive.wave, self.s.n - self.requested)
             self.requested += k
             more.append(Expansion(None, k, whole=True, max_tokens=chunk))
         return more
@@ -157,7 +157,7 @@ class OnlinePolicy(_Traces):
     def _consensus(self) -> bool:
         conf = [self.confidence(i) for i in range(len(self.beams))]
         _, share = weighted_pick(self.answers(), conf, self._kept())
-        return share >= self.s.stop_confidence
+        return share >= self.s.adaptive.stop_confidence
 
     def verdict(self) -> Verdict:
         conf = [self.confidence(i) for i in range(len(self.beams))]
@@ -176,12 +176,12 @@ class DeepConf(BaseStrategy):
     def max_expansions(self, settings: SearchSettings) -> int:
         """Offline: N whole traces. Online: a trace is continued one chunk at a time, up to max_new_tokens.
         Waves roll no lookahead (search/waves.py)."""
-        if settings.deepconf_mode == "offline":
+        if settings.deepconf.mode == "offline":
             return settings.n
-        return settings.n * math.ceil(settings.max_new_tokens / settings.chunk_tokens)
+        return settings.n * math.ceil(settings.max_new_tokens / settings.deepconf.chunk_tokens)
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
                verifier: Verifier | None, settings: SearchSettings) -> list[ProblemResult]:
         s = replace(settings, filter_duplicates=False, logprobs=settings.logprobs or DEFAULT_TOP_K)
-        make = OnlinePolicy if s.deepconf_mode == "online" else OfflinePolicy
+        make = OnlinePolicy if s.deepconf.mode == "online" else OfflinePolicy
         return run_waves(self.name, problems, prompts, generator, verifier, s, [make(s) for _ in problems])

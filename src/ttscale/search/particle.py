@@ -35,7 +35,7 @@ class ParticlePolicy:
 
     Each round extends the unfinished particles one step (a particle drawn c times gets c
     children from one request: c distinct samples), then resamples all N with replacement
-    by weight when the effective sample size is at most `resample_ess` x N (1.0: every
+    by weight when the effective sample size is at most `search.particle.resample_ess` x N (1.0: every
     round). The final pick is the run's `search.selection`; `naive` with `verifier.reduction:
     last` is its_hub's highest-weight particle.
     """
@@ -71,5 +71,5 @@ class ParticleFiltering(RoundStrategy):
     needs_verifier = True
 
     def policy(self, problem: Problem, settings: SearchSettings) -> ParticlePolicy:
-        return ParticlePolicy(settings.n, settings.particle_temperature, settings.resample_ess,
+        return ParticlePolicy(settings.n, settings.particle.temperature, settings.particle.resample_ess,
                               problem_seed(settings.seed + 1, problem))

@@ -1,10 +1,10 @@
 """Speculative Rejection (Sun et al. 2024, "Fast Best-of-N Decoding via Speculative Rejection", arXiv 2410.20290):
 best-of-N that stops its weakest samples early instead of finishing all N.
 
-N samples start together and grow in chunks of `search.rejection_chunk_tokens` through the expansion
+N samples start together and grow in chunks of `search.rejection.chunk_tokens` through the expansion
 core (whole-solution requests capped at a chunk, as DeepConf online's traces are). After every chunk
 the verifier scores each partial sample (its steps re-cut across the chunk boundary, search/expand.py)
-and the lowest-scoring `search.rejection_rate` of the samples still generating stop there. As in the
+and the lowest-scoring `search.rejection.rate` of the samples still generating stop there. As in the
 authors' implementation (its speculative_rejection.py), round((1 - alpha) x count) samples are kept by
 partial score and a finished sample stays a candidate; unlike it, only samples still generating are
 ranked (a finished one takes no survivor's place), the last generating sample is never stopped, so a
@@ -71,13 +71,13 @@ class SpeculativeRejection(RoundStrategy):
     distinct = False
 
     def policy(self, problem: Problem, settings: SearchSettings) -> RejectionPolicy:
-        return RejectionPolicy(settings.n, settings.rejection_chunk_tokens, settings.rejection_rate)
+        return RejectionPolicy(settings.n, settings.rejection.chunk_tokens, settings.rejection.rate)
 
     def settings_for(self, settings: SearchSettings) -> SearchSettings:
         """No lookahead (a checkpoint scores the partial sample itself, and caps size chunks without rolls);
         rounds are chunks, so `max_iterations` gives way to enough of them to reach `max_new_tokens`, the
         length best-of-N's samples may reach."""
-        rounds = math.ceil(settings.max_new_tokens / settings.rejection_chunk_tokens)
+        rounds = math.ceil(settings.max_new_tokens / settings.rejection.chunk_tokens)
         return replace(settings, filter_duplicates=False, lookahead=0, max_iterations=rounds)
 
     def search(self, problems: Sequence[Problem], prompts: Sequence[str], generator: Generator,
