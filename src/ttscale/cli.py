@@ -105,7 +105,7 @@ def probe(
 
     try:
         cfg = ModelConfig(backend="openai", base_url=base_url, api_key_env=api_key_env, max_concurrency=4,
-                          name_or_path=model or served_model(base_url, api_key_env))
+                          name_or_path=model or served_model(base_url, api_key_env) or "")
         generator = OpenAIGenerator(cfg, n_params=0, max_retries=1, timeout_s=120.0)
         lines = generator.capabilities.lines()
     except TTScaleError as e:

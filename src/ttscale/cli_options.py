@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ttscale.yaml_values import field_default
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -28,7 +30,7 @@ def field_options(cls: type, skip: Sequence[str] = ()) -> Callable[[F], F]:
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = field_default(f)
         option = typer.Option(help=f.metadata.get("help", ""))
         options.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                          annotation=Annotated[hints[f.name], option]))

@@ -311,7 +311,7 @@ class SearchConfig:
         self.step_delimiter = unescape(self.step_delimiter)
         _one_of("search", "step_split", self.step_split, ("delimiter", "paragraph", "markers"))
         _check(self.min_step_tokens >= 0, "search", "min_step_tokens", self.min_step_tokens, "an integer >= 0")
-        _check(all(m.strip() for m in self.step_markers) and (self.step_markers or self.step_split != "markers"),
+        _check(all(m.strip() for m in self.step_markers) and (bool(self.step_markers) or self.step_split != "markers"),
                "search", "step_markers", self.step_markers, "non-empty words (at least one for step_split=markers)")
         _check(self.step_delimiter != "", "search", "step_delimiter", self.step_delimiter, "a non-empty string")
         _one_of("search", "selection", self.selection, SELECTIONS)

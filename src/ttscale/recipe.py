@@ -13,7 +13,7 @@ from typing import Any
 
 from ttscale.config import SECTIONS, RunConfig, nest_flat_search_keys
 from ttscale.errors import ConfigError, closest
-from ttscale.yaml_values import build_dataclass, load_yaml
+from ttscale.yaml_values import build_dataclass, field_default, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def field_help(cls: type) -> list[tuple[str, Any, str]]:
     """(name, default, help) of each field, for `ttscale recipes --fields` and the docs."""
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = field_default(f)
         if dataclasses.is_dataclass(default):
             # a nested section is set key by key (`--set sampling.thinking.min_tokens=512`): list its keys
             rows += [(f"{f.name}.{name}", value, text) for name, value, text in field_help(type(default))]

@@ -73,7 +73,8 @@ def _preflight(cfg: RunConfig, strategy: Strategy, generator: Generator) -> dict
     if check is None:
         return {}
     check(cfg.sampling.temperature, strategy.step_wise, _reads_logprobs(cfg, strategy))
-    return generator.capabilities.to_dict()
+    capabilities = getattr(generator, "capabilities", None)
+    return capabilities.to_dict() if capabilities is not None else {}
 
 
 def _reads_logprobs(cfg: RunConfig, strategy: Strategy) -> bool:

@@ -95,13 +95,13 @@ def _check_fit(dirs: Sequence[Path], shards: Sequence[dict], configs: Sequence[d
                               "run every shard on the same dataset")
 
 
-def merge(dirs: Sequence[str | Path], output: str | Path, overwrite: bool = False) -> tuple[int, dict]:
+def merge(shard_dirs: Sequence[str | Path], output: str | Path, overwrite: bool = False) -> tuple[int, dict]:
     """Combine shard dirs; refuses mismatched configs, missing shards, missing or duplicate problems.
 
     Like `run`, the output may be new, empty, or a run of the same config (replaced by the merge);
     a run of another config only with `overwrite`, a folder that is not a run never.
     """
-    dirs = [Path(d) for d in dirs]
+    dirs = [Path(d) for d in shard_dirs]
     shards = [_read_shard(d) for d in dirs]
     _check_output(dirs, Path(output))
     count = shards[0]["count"]

@@ -13,8 +13,15 @@ FinishReason = Literal["stop", "length", "eos"]
 # One spelling each, used by the config, the grading, the evaluation and the server, so they cannot drift apart.
 Reduction = Literal["last", "min", "prod", "mean"]
 Selection = Literal["majority", "naive", "weighted", "self_certainty", "confidence_weighted"]
-REDUCTIONS: tuple[str, ...] = typing.get_args(Reduction)
-SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
+REDUCTIONS: tuple[Reduction, ...] = typing.get_args(Reduction)
+SELECTIONS: tuple[Selection, ...] = typing.get_args(Selection)
+
+
+def as_reduction(value: str) -> Reduction:
+    """A configured reduction name as the Reduction the score functions take (ValueError if it is none)."""
+    if value not in REDUCTIONS:
+        raise ValueError(f"reduction {value!r} is not one of {', '.join(REDUCTIONS)}")
+    return typing.cast(Reduction, value)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class Problem:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Problem:
-        return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls)})
+        values: dict[str, Any] = {f.name: d.get(f.name) for f in dataclasses.fields(cls)}
+        return cls(**values)
 
 
 @dataclass(frozen=True)

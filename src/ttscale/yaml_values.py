@@ -84,9 +84,18 @@ def build_dataclass(cls: type, raw: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def field_default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (a fresh one for a default_factory), or dataclasses.MISSING."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the annotated type, or raise naming the key."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):

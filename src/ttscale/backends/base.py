@@ -70,7 +70,7 @@ def child_seeds(params: SamplingParams) -> list[int | None]:
 def same_params(params: Sequence[SamplingParams], *ignored: str) -> dict[SamplingParams, list[int]]:
     """Prompt indices grouped by their params less the seed (and the `ignored` fields): what one call can share."""
     groups: dict[SamplingParams, list[int]] = {}
-    blank = {name: None for name in ("seed", *ignored)}
+    blank: dict[str, Any] = {name: None for name in ("seed", *ignored)}
     for i, p in enumerate(params):
         groups.setdefault(dataclasses.replace(p, **blank), []).append(i)
     return groups

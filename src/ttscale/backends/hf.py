@@ -100,7 +100,7 @@ class HFGenerator:
         # past a row's cap and cutting there gives exactly what stopping at the cap would.
         for shared, members in same_params(params, "max_new_tokens").items():
             order = sorted(members, key=lambda i: len(encoded[i]))  # length buckets pad little
-            for i in [i for i in order if cancelled[i] is not None and cancelled[i].is_set()]:
+            for i in [i for i in order if (flag := cancelled[i]) is not None and flag.is_set()]:
                 out[i] = [cancelled_generation(len(encoded[i]))] * shared.n  # nobody waits: not even a prefill
                 order.remove(i)
             # The compact loop keeps its batch full from every prompt of the call as rows end.
@@ -153,7 +153,7 @@ class HFGenerator:
             keys = k0.new_zeros((len(hits), k0.shape[0], width, k0.shape[2]))
             values = v0.new_zeros((len(hits), v0.shape[0], width, v0.shape[2]))
             for row, (c, kv) in enumerate(hits):
-                if c:
+                if c and kv is not None:
                     keys[row, :, width - c :] = kv[layer][0][:, :c]
                     values[row, :, width - c :] = kv[layer][1][:, :c]
             layers.append((keys, values))
@@ -283,16 +283,16 @@ class HFGenerator:
             logits = self.model(input_ids=batch.feed, attention_mask=batch.mask, position_ids=batch.positions,
                                 use_cache=True, **{self._cache_kwarg: batch.cache}).logits[:, -1, :].float()
             tokens = sampler.choose(logits, batch.slots) if sampler is not None else logits.argmax(-1)
-            slots = batch.slots
-            at = [i for i, r in enumerate(slots) if r is not None]
+            owned = [(i, r) for i, r in enumerate(batch.slots) if r is not None]
+            at = [i for i, _ in owned]
             if recorder is not None:
                 index = torch.tensor(at, dtype=torch.long, device=logits.device)
-                recorder.record([slots[i] for i in at], logits[index], tokens[index])
+                recorder.record([r for _, r in owned], logits[index], tokens[index])
             ended = []
-            for i, t in zip(at, tokens[at].tolist()):
-                r = slots[i]
+            for (i, r), t in zip(owned, tokens[at].tolist()):
                 out[r].append(t)
-                if (t in self.eos_ids or len(out[r]) >= caps[r] or (cancelled[r] is not None and cancelled[r].is_set())
+                flag = cancelled[r]
+                if (t in self.eos_ids or len(out[r]) >= caps[r] or (flag is not None and flag.is_set())
                         or (bool(params.stop) and self._stopped(out[r][-window:], params.stop))):
                     ended.append(i)
                     if self.store is not None:
@@ -325,6 +325,8 @@ class HFGenerator:
         `positions` are the row's cache columns in order: its prompt's, then each generated token
         fed back (the last sampled token never is).
         """
+        if self.store is None:
+            return
         n_gen = max(0, min(len(kept), len(positions) - len(prompt)))
         idx = positions[: len(prompt) + n_gen]
         kv = [(layer.keys[row].index_select(1, idx), layer.values[row].index_select(1, idx)) for layer in cache.layers]

@@ -198,8 +198,9 @@ class OpenAIGenerator:
 
     def _token_counts(self, choices: list[dict[str, Any]], texts: list[str], total: int | None) -> list[int]:
         own = [((c.get("logprobs") or {}).get("tokens")) for c in choices]
-        if all(t is not None for t in own):
-            return [len(t) for t in own]
+        counted = [len(t) for t in own if t is not None]
+        if len(counted) == len(own):
+            return counted
         if total is not None and len(texts) == 1 and texts[0] == (choices[0].get("text") or ""):
             return [int(total)]
         if total is None or self._counter is not None:

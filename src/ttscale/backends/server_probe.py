@@ -209,7 +209,7 @@ def _inner_stop(text: str) -> str | None:
     return next((text[i:i + 2] for i in range(1, len(text) - 1) if text.find(text[i:i + 2]) == i), None)
 
 
-def _reports(post: Post, base: dict[str, Any], extra: dict[str, str]) -> dict[str, bool]:
+def _reports(post: Post, base: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
     greedy = {**base, **extra, "prompt": PROBE_PROMPT, "temperature": 0.0}
     reply = _refused_as_none(post, "/completions", {**greedy, "logprobs": 1}) or post("/completions", greedy)
     choice = (reply.get("choices") or [{}])[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.errors import ConfigError
+from ttscale.types import Reduction, as_reduction
 
 # Solutions sampled per new problem to estimate its model-based bin. Small on purpose: the
 # probe is overhead on top of the chosen strategy; the policy file records it so users can raise it.
@@ -40,7 +41,7 @@ class Policy:
     """The learned bin -> strategy table (policy.json), with the model-based bin edges it needs."""
 
     edges: tuple[float, ...]
-    reduction: str
+    reduction: Reduction
     budgets: dict[int, dict[int, PolicyEntry]]
     probe_n: int = PROBE_N
     meta: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +82,7 @@ class Policy:
             budgets = {
                 int(n): {int(b): PolicyEntry(**e) for b, e in table.items()} for n, table in raw["budgets"].items()
             }
-            policy = cls(tuple(raw["edges"]), raw["reduction"], budgets, int(raw.get("probe_n", PROBE_N)),
+            policy = cls(tuple(raw["edges"]), as_reduction(raw["reduction"]), budgets, int(raw.get("probe_n", PROBE_N)),
                          raw.get("meta", {}))
         except FileNotFoundError:
             raise ConfigError(f"search.policy={str(path)!r}: file not found; write one with `ttscale evaluate`",

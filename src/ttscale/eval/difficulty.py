@@ -15,7 +15,7 @@ import numpy as np
 
 from ttscale.data.policy import assign_bin
 from ttscale.grading.select import mean_solution_score
-from ttscale.types import ProblemResult
+from ttscale.types import ProblemResult, Reduction
 
 N_BINS = 5
 
@@ -49,6 +49,6 @@ def oracle_scores(results: Sequence[ProblemResult], correct: dict[str, list[bool
     return {r.id: sum(correct[r.id]) / len(r.completions) if r.completions else 0.0 for r in results}
 
 
-def model_scores(results: Sequence[ProblemResult], reduction: str) -> dict[str, float]:
+def model_scores(results: Sequence[ProblemResult], reduction: Reduction) -> dict[str, float]:
     """Mean verifier score per problem over its samples; no gold needed."""
     return {r.id: mean_solution_score(r.completions, reduction) for r in results}

@@ -24,7 +24,7 @@ from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_
 from ttscale.eval.metrics import Point, search_point, selected_accuracy, subsampled_points
 from ttscale.grading import correctness
 from ttscale.eval.records import BinTable, Curve, Evaluation, RunSummary
-from ttscale.types import REDUCTIONS, ProblemResult
+from ttscale.types import REDUCTIONS, ProblemResult, Reduction, Selection, as_reduction
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ class Run:
         return int(self.search.get("n", max((len(r.completions) for r in self.results), default=1)))
 
     @property
-    def reduction(self) -> str:
-        return (self.config.get("verifier") or {}).get("reduction", VerifierConfig.reduction)
+    def reduction(self) -> Reduction:
+        return as_reduction((self.config.get("verifier") or {}).get("reduction", VerifierConfig.reduction))
 
     @property
     def scored(self) -> bool:
@@ -111,7 +111,7 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return labels
 
 
-def build_curves(groups: dict[str, list[Run]], reductions: Sequence[str] | None, seeds: int) -> list[Curve]:
+def build_curves(groups: dict[str, list[Run]], reductions: Sequence[Reduction] | None, seeds: int) -> list[Curve]:
     curves: list[Curve] = []
     for label, runs in groups.items():
         if runs[0].strategy == SAMPLING:
@@ -121,14 +121,15 @@ def build_curves(groups: dict[str, list[Run]], reductions: Sequence[str] | None,
     return curves
 
 
-def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[str] | None, seeds: int) -> list[Curve]:
+def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[Reduction] | None, seeds: int) -> list[Curve]:
     """Majority, naive and weighted best-of-N at every N by subsampling; the largest run covering N wins."""
     default = runs[-1].reduction
-    methods: dict[str, tuple[str, str]] = {f"{label}:majority": ("majority", default)}
+    methods: dict[str, tuple[Selection, Reduction]] = {f"{label}:majority": ("majority", default)}
+    scored_picks: tuple[Selection, ...] = ("naive", "weighted")
     if any(r.scored for r in runs):
         for red in reductions or [default]:
             suffix = "" if red == default else f"[{red}]"
-            methods.update({f"{label}:{sel}{suffix}": (sel, red) for sel in ("naive", "weighted")})
+            methods.update({f"{label}:{sel}{suffix}": (sel, red) for sel in scored_picks})
     curves = {m: Curve(m, "vote", SAMPLING) for m in methods}
     curves[f"{label}:pass"] = Curve(f"{label}:pass", "pass", SAMPLING)
     for run in sorted(runs, key=lambda r: -r.n):
@@ -157,13 +158,14 @@ def _search_curves(label: str, runs: list[Run]) -> list[Curve]:
     return [own, upper]
 
 
-def check_options(reductions: Sequence[str] | None, seeds: int) -> None:
-    """The evaluation's options, checked before any run folder is read."""
+def check_options(reductions: Sequence[str] | None, seeds: int) -> list[Reduction] | None:
+    """The evaluation's options, checked before any run folder is read; the reductions asked for."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds {seeds!r} is invalid; accepted: an integer >= 1 (subsamples per N)")
     for red in reductions or ():
         if red not in REDUCTIONS:
             raise ConfigError(f"--reduction {red!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
+    return None if reductions is None else [as_reduction(red) for red in reductions]
 
 
 def evaluate_runs(
@@ -188,8 +190,7 @@ def evaluate_loaded(
     n_folds: int = 2,
 ) -> Evaluation:
     """`evaluate_runs` on runs already loaded, so a caller that also shows them grades each answer once."""
-    check_options(reductions, seeds)
-    curves = build_curves(group_runs(runs), reductions, seeds)
+    curves = build_curves(group_runs(runs), check_options(reductions, seeds), seeds)
     problems = {r.id: r.problem for run in runs for r in run.results}
     binnings = _binnings(runs, n_bins)
     common = set.intersection(*({r.id for r in run.results} for run in runs))
@@ -289,7 +290,7 @@ def _policy(
         }
     source = _sampling_run(runs)
     meta = {"runs": [str(r.path) for r in runs], "bins_from": str(source.path) if source else None}
-    return Policy(binning.edges, source.reduction if source else VerifierConfig.reduction, budgets, meta=meta)
+    return Policy(binning.edges, source.reduction if source else as_reduction(VerifierConfig.reduction), budgets, meta=meta)
 
 
 def parse_reference(text: str) -> tuple[str, float]:

@@ -82,7 +82,7 @@ def _table_rows(shown: Sequence[Shown]) -> list[dict[str, Any]]:
     rows = []
     for pid in ids:
         p = next(m[pid].problem for m in by_id if pid in m)
-        cells = []
+        cells: list[list[Any] | None] = []
         for s, m in zip(shown, by_id):
             r = m.get(pid)
             if r is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ttscale.grading import solution_key, vote
 from ttscale.grading.select import CONFIDENCE_SELECTIONS, solution_score
-from ttscale.types import ProblemResult, TreeNode
+from ttscale.types import ProblemResult, Reduction, TreeNode
 
 # Index = the state's code in a payload; report.js names and draws them in this order.
 STATES = ("expanded", "pruned", "completed", "duplicate", "candidate", "chosen")
@@ -142,7 +142,7 @@ def pick_rule(selection: str, reduction: str, distinct: bool) -> str:
     return f"{selection} ({weight}){'; a repeated solution votes once' if distinct else ''}"
 
 
-def _weights(result: ProblemResult, selection: str, reduction: str) -> list[float] | None:
+def _weights(result: ProblemResult, selection: str, reduction: Reduction) -> list[float] | None:
     cs = result.completions
     if selection in CONFIDENCE_SELECTIONS:
         return [c.confidence.self_certainty if c.confidence is not None else 0.0 for c in cs]
@@ -151,7 +151,7 @@ def _weights(result: ProblemResult, selection: str, reduction: str) -> list[floa
     return None
 
 
-def candidates_payload(result: ProblemResult, correct: Sequence[bool], selection: str, reduction: str,
+def candidates_payload(result: ProblemResult, correct: Sequence[bool], selection: str, reduction: Reduction,
                        with_text: bool) -> dict[str, Any]:
     """Each candidate's answer, correctness, score and vote group (-1: a repeat that cast no vote), and the
     groups as the pick saw them: heaviest first, with their votes and weight."""
@@ -180,7 +180,7 @@ def candidates_payload(result: ProblemResult, correct: Sequence[bool], selection
 
 
 def problem_payload(result: ProblemResult, correct: Sequence[bool], tree: Sequence[TreeNode] | None,
-                    selection: str, reduction: str) -> dict[str, Any]:
+                    selection: str, reduction: Reduction) -> dict[str, Any]:
     """Everything the page shows of one problem in one run; the candidates' texts only when no tree holds them."""
     cands = candidates_payload(result, correct, selection, reduction, with_text=True)
     out: dict[str, Any] = {"error": result.error, "candidates": cands}

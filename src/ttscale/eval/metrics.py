@@ -17,7 +17,7 @@ from typing import Any
 from ttscale.config import OutputConfig, VerifierConfig
 from ttscale.grading import correctness
 from ttscale.grading.select import CONFIDENCE_SELECTIONS, select
-from ttscale.types import SELECTIONS, ProblemResult
+from ttscale.types import SELECTIONS, ProblemResult, Reduction, Selection, as_reduction
 
 METHODS = SELECTIONS
 
@@ -40,7 +40,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def _methods_for(results: Sequence[ProblemResult]) -> list[str]:
+def _methods_for(results: Sequence[ProblemResult]) -> list[Selection]:
     """Majority always; the verifier picks where candidates were scored; the confidence picks where they
     carry token confidence (else each would only repeat majority)."""
     scored = any(c.step_scores for r in results for c in r.completions)
@@ -117,7 +117,7 @@ def _draw(rng: random.Random, n: int, k: int) -> list[int]:
 def subsampled_points(
     results: Sequence[ProblemResult],
     correct: dict[str, list[bool]],
-    methods: dict[str, tuple[str, str]],
+    methods: dict[str, tuple[Selection, Reduction]],
     seeds: int,
 ) -> dict[str, list[Point]]:
     """method name -> Points at N = 1, 2, 4, ... for {name: (selection, reduction)}, plus "pass".
@@ -186,7 +186,7 @@ def search_point(method: str, n: int, results: Sequence[ProblemResult], correct:
 
 
 def curves(
-    results: Sequence[ProblemResult], correct: dict[str, list[bool]], reduction: str, seeds: int
+    results: Sequence[ProblemResult], correct: dict[str, list[bool]], reduction: Reduction, seeds: int
 ) -> dict[str, dict[int, float]]:
     """method -> {k: accuracy} for every k up to the smallest candidate count of the run (failed problems left out)."""
     ok = [r for r in results if r.error is None and r.completions]
@@ -226,7 +226,7 @@ def run_metrics(results: Sequence[ProblemResult], reduction: str = VerifierConfi
         "n_failed": sum(r.error is not None for r in results),
         "strategy": results[0].strategy if results else None,
         "accuracy": selected_accuracy(results, correct),
-        "curves": {m: {str(k): v for k, v in c.items()} for m, c in curves(results, correct, reduction, seeds).items()},
+        "curves": {m: {str(k): v for k, v in c.items()} for m, c in curves(results, correct, as_reduction(reduction), seeds).items()},
         "by_level": by_level(results, correct),
         "mean_budget": budget_summary(results),
     }

@@ -165,10 +165,10 @@ def _math_spans(text: str) -> list[_Span]:
                 spans.append(_Span(j, end + 2, text[j + 2 : end].strip()))
                 i = end + 2
                 continue
-        end = _inline_close(text, j + 1)
-        if end is not None:
-            spans.append(_Span(j, end + 1, text[j + 1 : end].strip()))
-            i = end + 1
+        close = _inline_close(text, j + 1)
+        if close is not None:
+            spans.append(_Span(j, close + 1, text[j + 1 : close].strip()))
+            i = close + 1
         else:
             i = j + 1
     return [s for s in spans if s.content]

@@ -190,9 +190,9 @@ def _number(s: str) -> tuple[Fraction, bool] | None:
         return (-value if sign == "-" else value), False
     mixed = _MIXED.match(s)
     if mixed:
-        whole, num, den = (int(g) for g in mixed.groups())
+        units, top, bottom = (int(g) for g in mixed.groups())
         # `137 \frac{1}{2}` is MATH-500's mixed number 137.5, never the product 68.5
-        return (Fraction(whole) + Fraction(num, den), False) if den else None
+        return (Fraction(units) + Fraction(top, bottom), False) if bottom else None
     repeating = _REPEATING.match(s)
     if repeating:
         # 0.1\overline{6} = 1/6 exactly; math-verify reads the bar as a product and fails.

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import cast
 
 from ttscale.grading import _worker
 
@@ -33,7 +34,7 @@ class _Worker:
     conn: Connection
 
 
-def _context() -> mp.context.BaseContext:
+def _context() -> mp.context.ForkContext | mp.context.SpawnContext:
     # fork, where there is one: a worker (or its replacement after a hang) is ready in ~10 ms with
     # sympy already imported, and the caller's unguarded script is not re-run in each worker as
     # spawn/forkserver would do. The child only runs sympy, never the parent's threads or CUDA.
@@ -152,10 +153,10 @@ class VerifyPool:
                 busy[worker.conn.fileno()] = (worker, index, time.monotonic() + timeout)
             next_deadline = min(deadline for _, _, deadline in busy.values())
             ready = wait([w.conn for w, _, _ in busy.values()], timeout=max(0.0, next_deadline - time.monotonic()))
-            for conn in ready:
-                worker, index, _ = busy.pop(conn.fileno())  # type: ignore[union-attr]
+            for conn in cast(list[Connection], ready):  # wait() hands back the connections it was given
+                worker, index, _ = busy.pop(conn.fileno())
                 try:
-                    results[index] = conn.recv()  # type: ignore[union-attr]
+                    results[index] = conn.recv()
                     idle.append(worker)
                 except (EOFError, OSError):
                     logger.warning("grading worker died on %.80r %.80r; restarting it", *pairs[index])

@@ -79,7 +79,7 @@ def _merge(ranked: list[VoteGroup], n_heads: int, timeout: float, verdicts: dict
     pairs = [(j, i) for i in range(len(ranked)) for j in range(min(i, n_heads)) if (j, i) not in verdicts]
     hard = []
     for j, i in pairs:
-        quick = quick_equiv(analyse(ranked[j].answer), analyse(ranked[i].answer))  # type: ignore[arg-type]
+        quick = quick_equiv(analyse(ranked[j].answer), analyse(ranked[i].answer))
         if quick is None:
             hard.append((j, i))
         else:

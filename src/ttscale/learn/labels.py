@@ -83,7 +83,8 @@ class LabelOutcome:
 def pick_candidates(result: ProblemResult, limit: int | None) -> list[tuple[Completion, bool]]:
     """Distinct candidates with their gold verdict, correct and wrong interleaved so both kinds are labelled."""
     seen: set[str] = set()
-    right, wrong = [], []
+    right: list[tuple[Completion, bool]] = []
+    wrong: list[tuple[Completion, bool]] = []
     for c, ok in zip(result.completions, correct_flags(result)):
         key = solution_key(c.text)
         if c.steps and key and key not in seen:
@@ -125,7 +126,7 @@ def monte_carlo_hits(
     answers = [None if part is None else extract_answer(part) for part in graded_parts]
     graded = [i for i, a in enumerate(answers) if a is not None]
     ok = [False] * len(answers)
-    for i, verdict in zip(graded, is_equiv_many([(result.problem.answer, answers[i]) for i in graded])):
+    for i, verdict in zip(graded, is_equiv_many([(result.problem.answer, a) for a in answers if a is not None])):
         ok[i] = verdict
     k = params.n
     return {p: sum(ok[j * k : (j + 1) * k]) for j, p in enumerate(prefixes)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,7 @@ def trl_prm_trainer() -> tuple[Any, Any] | None:
     return None
 
 
-def _collate(pad_id: int):  # type: ignore[no-untyped-def]
+def _collate(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
@@ -179,7 +180,7 @@ def _plain_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], args:
     from transformers import Trainer
 
     class StepwiseTrainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
             outputs = model(**inputs)
             loss = soft_cross_entropy(outputs.logits, labels)

@@ -109,7 +109,7 @@ def _convert_embedded(name: str, auto_cls: Any) -> Path:
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
     # GGUF-loaded models refuse save_pretrained; the weights are already dequantised to fp32.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)

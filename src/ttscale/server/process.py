@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ttscale.errors import TTScaleError
 
@@ -85,7 +86,7 @@ def wait_healthy(root: str, headers: dict[str, str] | None = None, timeout_s: fl
 
 
 @contextmanager
-def serving_in_thread(app: object, host: str = "127.0.0.1") -> Iterator[str]:
+def serving_in_thread(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     """An ASGI app served by uvicorn on a free loopback port in a thread of this process, as http://host:port.
 
     For servers over objects built in the caller (a tiny model, a scripted failure), where a child

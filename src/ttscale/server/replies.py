@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ttscale.grading.select import solution_score
-from ttscale.types import Budget, Completion, ProblemResult
+from ttscale.types import Budget, Completion, ProblemResult, Reduction
 
 # The picked candidate's (token text, log-probability) pairs, in generation order.
 TokenLogprobs = Sequence[tuple[str, float]]
@@ -26,7 +26,7 @@ def _finish_reason(c: Completion | None) -> str:
     return "length" if c is not None and (c.finish_reason == "length" or not c.finished) else "stop"
 
 
-def _candidate(c: Completion, reduction: str) -> dict[str, Any]:
+def _candidate(c: Completion, reduction: Reduction) -> dict[str, Any]:
     return {
         "text": c.text,
         "answer": c.answer,
@@ -39,7 +39,7 @@ def _candidate(c: Completion, reduction: str) -> dict[str, Any]:
     }
 
 
-def search_summary(r: ProblemResult, reduction: str, with_candidates: bool) -> dict[str, Any]:
+def search_summary(r: ProblemResult, reduction: Reduction, with_candidates: bool) -> dict[str, Any]:
     picked = picked_of(r)
     summary: dict[str, Any] = {
         "strategy": r.strategy,
@@ -108,7 +108,7 @@ def _logprobs_of(r: ProblemResult, tokenize: Tokenize | None) -> TokenLogprobs |
 
 
 def chat_reply(
-    rid: str, model: str, results: Sequence[ProblemResult], reduction: str, with_candidates: bool,
+    rid: str, model: str, results: Sequence[ProblemResult], reduction: Reduction, with_candidates: bool,
     tokenize: Tokenize | None = None,
 ) -> dict[str, Any]:
     choices = []
@@ -125,7 +125,7 @@ def chat_reply(
 
 
 def completion_reply(
-    rid: str, model: str, results: Sequence[ProblemResult], reduction: str, with_candidates: bool,
+    rid: str, model: str, results: Sequence[ProblemResult], reduction: Reduction, with_candidates: bool,
     tokenize: Tokenize | None = None,
 ) -> dict[str, Any]:
     choices = []

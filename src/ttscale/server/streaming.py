@@ -39,7 +39,7 @@ from ttscale.server.replies import (
     selected_text,
     usage,
 )
-from ttscale.types import ProblemResult
+from ttscale.types import ProblemResult, Reduction
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def describe_round(round_: int, beams: Sequence[Beam], seen: Counter[str], votin
             f"{lead.text.strip()}\n\n")
 
 
-def round_observer(strategy: str, put: Callable[[Progress], None]) -> RoundObserver:
+def round_observer(strategy: str, put: Callable[[Progress], object]) -> RoundObserver:
     """An observer for one job's search thread: each round's text per choice, handed to `put` (thread-safe)."""
     voting = strategy in VOTING
     seen: dict[int, Counter[str]] = {}
@@ -120,7 +120,7 @@ class ChunkWriter:
     def progress(self, choice: int, text: str) -> bytes:
         return self._chunk([self._choice(choice, reasoning=text)])
 
-    def answer(self, results: Sequence[ProblemResult], reduction: str, with_candidates: bool) -> list[bytes]:
+    def answer(self, results: Sequence[ProblemResult], reduction: Reduction, with_candidates: bool) -> list[bytes]:
         """Each choice's pick (with its logprobs when asked), its finish chunk, then the usage when asked."""
         out = []
         for i, r in enumerate(results):
@@ -170,7 +170,7 @@ async def sse(engine: Engine, running: RunningSearch, queue: asyncio.Queue[Progr
             task.cancel()  # Engine.wait sets the search's cancel flag and counts it cancelled
 
 
-def _outcome(task: asyncio.Future[list[ProblemResult]], writer: ChunkWriter, reduction: str,
+def _outcome(task: asyncio.Future[list[ProblemResult]], writer: ChunkWriter, reduction: Reduction,
              with_candidates: bool) -> list[bytes]:
     try:
         results = task.result()

@@ -108,7 +108,7 @@ class VerifierGuard(Guard):
     timed_paths = frozenset({VERIFY_PATH})
 
     def __init__(self, app: Any, service: VerifierService, api_key: str | None) -> None:
-        super().__init__(app, service, api_key)  # type: ignore[arg-type] - reads .serve and .metrics only
+        super().__init__(app, service, api_key)  # type: ignore[arg-type]  # reads .serve and .metrics only
 
 
 def create_verifier_app(service: VerifierService, api_key: str | None = None) -> Any:
@@ -178,7 +178,7 @@ def serve_verifier(cfg: RunConfig, serve_cfg: VerifierServeConfig, host: str = "
     check_listen(port, log_level)
     if cfg.verifier.name == "none":
         raise ConfigError("serve-verifier needs a verifier: set verifier.name (e.g. --set verifier.name=arithmetic_rules)")
-    api_key = read_api_key(serve_cfg)  # type: ignore[arg-type] - reads .api_key_env only
+    api_key = read_api_key(serve_cfg)  # type: ignore[arg-type]  # reads .api_key_env only
     sock = bind(host, port)
     try:
         if api_key is None and not is_loopback(host):

@@ -27,6 +27,13 @@ class ProblemIn(BaseModel):
         return Problem(id=self.id, question=self.question, answer=self.answer, level=self.level, subject=self.subject)
 
 
+def _limits(info: ValidationInfo) -> Any:
+    """The server's limits (max_items, max_steps), which `parse_verify` passes as the validation context."""
+    if info.context is None:
+        raise ValueError("validated without the server's limits (parse_verify passes them)")
+    return info.context
+
+
 class ItemIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -36,7 +43,7 @@ class ItemIn(BaseModel):
     @field_validator("steps")
     @classmethod
     def _steps(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        limit = info.context.max_steps
+        limit = _limits(info).max_steps
         if len(v) > limit:
             raise ValueError(f"an item may hold at most {limit} steps (the server's max_steps), got {len(v)}")
         return v
@@ -51,7 +58,7 @@ class VerifyRequest(BaseModel):
     @field_validator("items")
     @classmethod
     def _items(cls, v: list[ItemIn], info: ValidationInfo) -> list[ItemIn]:
-        limit = info.context.max_items
+        limit = _limits(info).max_items
         if not 1 <= len(v) <= limit:
             raise ValueError(f"must hold 1..{limit} items (the server's max_items), got {len(v)}")
         return v

@@ -203,7 +203,9 @@ class HFVerifier:
         from transformers.cache_utils import Cache
 
         layer = slab_layer_class()
-        cache = Cache(layer_class_to_replicate=lambda: layer(self._slab, len(cache.layers), width))
+        # the layers transformers makes on first use (no row reuses a prefix) are slab layers too
+        replicate: Any = lambda: layer(self._slab, len(cache.layers), width)
+        cache: Any = Cache(layer_class_to_replicate=replicate)
         template = next((r.item for r in reuse if r.tokens), None)
         if template is None:
             return cache
@@ -213,7 +215,7 @@ class HFVerifier:
         prefix = max(r.tokens for r in reuse)
         for row, r in enumerate(reuse):
             offset = prefix - r.tokens
-            for lo, hi, kv, first in r.item.segments(r.tokens) if r.tokens else []:
+            for lo, hi, kv, first in r.item.segments(r.tokens) if r.tokens and r.item is not None else []:
                 for slab_layer, (keys, values) in zip(cache.layers, kv):
                     slab_layer.keys[row, :, offset + lo : offset + hi] = keys[:, lo - first : hi - first]
                     slab_layer.values[row, :, offset + lo : offset + hi] = values[:, lo - first : hi - first]
@@ -230,6 +232,9 @@ class HFVerifier:
         covers every token of it (beam search never returns to a parent once it has
         children); its KV stays as long as a child reads it.
         """
+        store = self.kv_cache
+        if store is None:  # only called while incremental scoring keeps a cache
+            return
         width_s = max(len(e.input_ids) - r.tokens for e, r in zip(items, reuse))
         new = [
             (
@@ -244,10 +249,10 @@ class HFVerifier:
             n = len(e.input_ids) - r.tokens
             kv = [(keys[row, :, :n], values[row, :, :n]) for keys, values in new]
             rows.append((e.input_ids, r.tokens, kv, dict(zip(e.positions, sc)), r.item if r.tokens else None))
-        self.kv_cache.put_block(block, rows)
+        store.put_block(block, rows)
         for r in reuse:
             if r.whole is not None:
-                self.kv_cache.discard(r.whole)
+                store.discard(r.whole)
 
 
 class CandidateTokenVerifier(HFVerifier):

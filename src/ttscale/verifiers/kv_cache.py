@@ -46,7 +46,8 @@ class CachedItem:
 
     def segments(self, tokens: int) -> list[tuple[int, int, KV, int]]:
         """(from, to, kv, kv's first token) pieces covering tokens [0, tokens), walking up the chain."""
-        out, item = [], self
+        out: list[tuple[int, int, KV, int]] = []
+        item: CachedItem | None = self
         while item is not None and tokens > 0:
             if tokens > item.start:
                 out.append((item.start, tokens, item.kv, item.start))
@@ -157,6 +158,9 @@ def slab_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
     class SlabLayer(DynamicLayer):
+        keys: Any  # views into the slab once bound (transformers types them as optional)
+        values: Any
+
         def __init__(self, slab: KVSlab, index: int, width: int) -> None:
             super().__init__()
             self.slab, self.index, self.width, self.filled = slab, index, width, 0

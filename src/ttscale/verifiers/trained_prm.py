@@ -28,7 +28,9 @@ class TrainedPRM(HFVerifier):
         cfg = cfg or VerifierConfig(name=self.name)
         if model is None and not cfg.model:
             raise ConfigError("verifier 'trained_prm' needs verifier.model: the output dir of `ttscale learn train-prm`")
-        self.layout = layout if layout is not None else PRMLayout.load(cfg.model) if model is None else PRMLayout()
+        if layout is None:
+            layout = PRMLayout.load(cfg.model) if model is None and cfg.model else PRMLayout()
+        self.layout = layout
         super().__init__(cfg, model=model, tokenizer=tokenizer)
 
     def _load(self, name_or_path: str, device: str, dtype: str) -> tuple[Any, Any]:
