@@ -91,3 +91,11 @@ def test_bad_policy_is_a_clear_config_error(tmp_path):
     (tmp_path / "bad.json").write_text('{"edges": []}')
     with pytest.raises(ConfigError, match="is not a policy.json"):
         Policy.load(tmp_path / "bad.json")
+
+
+def test_a_policy_with_an_unknown_reduction_is_refused_naming_it(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"edges": [0.5], "reduction": "median",
+                                                 "budgets": {"4": {"1": {"method": "m", "strategy": "best_of_n",
+                                                                         "settings": {"n": 4}, "accuracy": 0.5}}}}))
+    with pytest.raises(ConfigError, match="reduction 'median' is not one of last, min, prod, mean"):
+        Policy.load(tmp_path / "p.json")
