@@ -136,3 +136,18 @@ def provenance() -> str:
     load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
     return (f"# {when}; {cpu}, {os.cpu_count()} cores ({flags or 'flags unknown'}), {load}; torch {torch.__version__}; "
             f"{code_stamp()}\n# command: python {' '.join(sys.argv)}")
+
+
+def cpu_world_run(args: Any, wording: str, out: Any, *extra: str) -> list[ProblemResult]:
+    """One run of the cpu_arithmetic recipe (SmolLM2, float32) on `wording`'s problems from `args` (seed,
+    levels, limit, max_new_tokens, set), with `extra` overrides; resumed from `out` when it holds one."""
+    from ttscale.cli import resolve_recipe
+    from ttscale.data.results import read_results
+    from ttscale.recipe import load_config
+    from ttscale.runner import run
+
+    sets = [f"dataset.wording={wording}", f"dataset.seed={args.seed}", f"dataset.levels={args.levels}",
+            f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", "model.dtype=float32",
+            f"sampling.max_new_tokens={args.max_new_tokens}", *extra, f"output.dir={out}", *args.set]
+    cfg = load_config(resolve_recipe("cpu_arithmetic"), sets)
+    return sorted(read_results(run(cfg, progress=True).run_dir), key=lambda r: r.id)

@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from ttscale.checks import check as _check
 from ttscale.checks import finite as _finite
 from ttscale.checks import one_of as _one_of
+
 # each strategy's section of `search`, and the reading of their old flat keys, re-exported with the sections
 from ttscale.search_sections import (
     STRATEGY_SECTIONS,
@@ -118,6 +118,8 @@ class VerifierConfig:
     model: str | None = field(default=None, metadata={"help": "hub id or local dir of the PRM"})
     reduction: str = field(default="last", metadata={"help": "step-score reduction: last | min | prod | mean"})
     max_tokens_per_batch: int = field(default=8192, metadata={"help": "token budget of one scoring batch"})
+    think_tokens: int = field(default=64, metadata={
+        "help": "think_judge: tokens of a step's verification, at most, before its verdict is read"})
     kv_cache_mb: int = field(default=1024, metadata={"help": "causal PRMs: memory cap of the incremental-scoring cache (0 = off)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
@@ -142,6 +144,7 @@ class VerifierConfig:
         _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
         _one_of("verifier", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check(self.kv_cache_mb >= 0, "verifier", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0 (0 = off)")
+        _check(self.think_tokens >= 1, "verifier", "think_tokens", self.think_tokens, "an integer >= 1")
         _one_of("verifier", "api", self.api, ("ttscale", "vllm_pooling"))
         _check(self.max_concurrency >= 1, "verifier", "max_concurrency", self.max_concurrency, "an integer >= 1")
         _check(self.items_per_request >= 1, "verifier", "items_per_request", self.items_per_request, "an integer >= 1")

@@ -39,6 +39,7 @@ def _built(name, request):
     from ttscale.verifiers.qwen_prm import QwenPRM
     from ttscale.verifiers.rlhflow import RLHFlowPRM
     from ttscale.verifiers.skywork import SkyworkPRM
+    from ttscale.verifiers.think_judge import ThinkingJudge
 
     tiny = {
         "rlhflow": lambda: RLHFlowPRM(model=(m := request.getfixturevalue("llama3_prm"))[0], tokenizer=m[1]),
@@ -47,6 +48,8 @@ def _built(name, request):
         "skywork": lambda: SkyworkPRM(model=(m := request.getfixturevalue("qwen_value_model"))[0], tokenizer=m[1],
                                       v_head=m[2]),
         "lm_judge": lambda: LMJudge(model=(m := request.getfixturevalue("smol_judge"))[0], tokenizer=m[1]),
+        "think_judge": lambda: ThinkingJudge(VerifierConfig(name="think_judge", think_tokens=8),
+                                             model=(m := request.getfixturevalue("smol_judge"))[0], tokenizer=m[1]),
         "trained_prm": lambda: _trained_prm(request),
         "http": lambda: request.getfixturevalue("http_rules"),
     }

@@ -24,7 +24,7 @@ from ttscale.verifiers.arithmetic import (
 from ttscale.verifiers.encoding import bucket_batches
 
 ALL = ["arithmetic_rules", "fake", "http", "lm_judge", "math_shepherd", "oracle", "qwen_prm", "rlhflow", "self_certainty",
-       "skywork", "trained_prm"]
+       "skywork", "think_judge", "trained_prm"]
 
 
 def test_registry_names():

@@ -38,6 +38,7 @@ VERIFIERS.register("math_shepherd", "ttscale.verifiers.math_shepherd:MathShepher
 VERIFIERS.register("qwen_prm", "ttscale.verifiers.qwen_prm:QwenPRM")
 VERIFIERS.register("skywork", "ttscale.verifiers.skywork:SkyworkPRM")
 VERIFIERS.register("lm_judge", "ttscale.verifiers.lm_judge:LMJudge")
+VERIFIERS.register("think_judge", "ttscale.verifiers.think_judge:ThinkingJudge")
 VERIFIERS.register("arithmetic_rules", "ttscale.verifiers.arithmetic:ArithmeticRulesVerifier")
 VERIFIERS.register("oracle", "ttscale.verifiers.oracle:OracleVerifier")
 VERIFIERS.register("trained_prm", "ttscale.verifiers.trained_prm:TrainedPRM")

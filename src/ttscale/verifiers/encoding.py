@@ -38,8 +38,11 @@ def token_at_char(offsets: Sequence[tuple[int, int]], char: int) -> int:
     raise ValueError(f"no token covers character {char}")
 
 
-def encode_chat_with_replies(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Token ids of a rendered chat and, per assistant message, the position that predicts its first token.
+def encode_chat_with_replies(
+    tokenizer: Any, messages: list[dict[str, str]], leads: Sequence[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """Token ids of a rendered chat and, per assistant message, the position that predicts its first token
+    (or, with `leads`, the token that starts `leads[i]` characters into the i-th reply).
 
     The template renders placeholders instead of the replies so their character
     offsets are known exactly; ids come from tokenizing the rendered string without
@@ -53,8 +56,8 @@ def encode_chat_with_replies(tokenizer: Any, messages: list[dict[str, str]]) -> 
     if len(pieces) != len(replies) + 1:
         raise ValueError("the chat template dropped or repeated an assistant turn")
     text, starts = pieces[0], []
-    for reply, piece in zip(replies, pieces[1:]):
-        starts.append(len(text))
+    for k, (reply, piece) in enumerate(zip(replies, pieces[1:])):
+        starts.append(len(text) + (leads[k] if leads is not None else 0))
         text += reply + piece
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return list(enc["input_ids"]), [token_at_char(enc["offset_mapping"], c) - 1 for c in starts]
