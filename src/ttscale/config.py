@@ -19,6 +19,7 @@ from ttscale.search_sections import (
     STRATEGY_SECTIONS,
     AdaptiveConfig,
     DeepConfConfig,
+    MCTSConfig,
     ParticleConfig,
     RejectionConfig,
     nest_flat_search_keys,
@@ -304,6 +305,8 @@ class SearchConfig:
         "help": "deepconf: trace filter and early stop (mode, warmup, eta, measure, chunk_tokens)"})
     rejection: RejectionConfig = field(default_factory=RejectionConfig, metadata={
         "help": "speculative_rejection: checkpoints (rate, chunk_tokens)"})
+    mcts: MCTSConfig = field(default_factory=MCTSConfig, metadata={
+        "help": "mcts: tree policy and backup (selection, c, backup)"})
 
     def __post_init__(self) -> None:
         _check(self.n >= 1, "search", "n", self.n, "an integer >= 1")

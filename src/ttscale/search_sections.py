@@ -78,12 +78,30 @@ class RejectionConfig:
         check(self.chunk_tokens >= 1, "search.rejection", "chunk_tokens", self.chunk_tokens, ">= 1")
 
 
+@dataclass(frozen=True)
+class MCTSConfig:
+    """mcts's tree policy and backup (Kocsis & Szepesvari 2006; Silver et al. 2017; docs/ALGORITHMS.md, "MCTS")."""
+
+    selection: str = field(default="uct", metadata={
+        "help": "uct: Q + c sqrt(ln N_parent / N) | puct: Q + c P sqrt(N_parent) / (1 + N), P from the policy's "
+                "log-probabilities of each sibling's step (needs sampling.logprobs >= 1)"})
+    c: float = field(default=1.4, metadata={"help": "exploration constant (UCT's sqrt(2) by default)"})
+    backup: str = field(default="mean", metadata={
+        "help": "a node's value Q: mean of the verifier values below it | max of them"})
+
+    def __post_init__(self) -> None:
+        one_of("search.mcts", "selection", self.selection, ("uct", "puct"))
+        check(finite(self.c) and self.c >= 0, "search.mcts", "c", self.c, "a finite number >= 0")
+        one_of("search.mcts", "backup", self.backup, ("mean", "max"))
+
+
 # The strategy sections inside `search`.
 STRATEGY_SECTIONS: dict[str, type] = {
     "particle": ParticleConfig,
     "adaptive": AdaptiveConfig,
     "deepconf": DeepConfConfig,
     "rejection": RejectionConfig,
+    "mcts": MCTSConfig,
 }
 
 # Settings that were flat keys of `search` before each strategy's knobs moved into its own section;

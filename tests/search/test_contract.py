@@ -54,8 +54,8 @@ def test_every_strategy_declares_its_rules(name):
     assert isinstance(strategy.max_expansions(settings()), int) and strategy.max_expansions(settings()) >= 8
 
 
-# Beam search and DVTS run N/M beams; compute_optimal's table routes to beam search.
-REFUSE_UNEVEN_WIDTH = {"beam_search", "dvts", "compute_optimal"}
+# Beam search, DVTS and MCTS (N/M leaves a round) run N/M beams; compute_optimal's table routes to beam search.
+REFUSE_UNEVEN_WIDTH = {"beam_search", "dvts", "mcts", "compute_optimal"}
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

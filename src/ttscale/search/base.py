@@ -12,6 +12,7 @@ from ttscale.config import (
     STRATEGY_SECTIONS,
     AdaptiveConfig,
     DeepConfConfig,
+    MCTSConfig,
     OutputConfig,
     ParticleConfig,
     RejectionConfig,
@@ -65,6 +66,7 @@ class SearchSettings:
     adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)  # adaptive strategies: waves and stop
     deepconf: DeepConfConfig = field(default_factory=DeepConfConfig)  # deepconf: filter and early stop
     rejection: RejectionConfig = field(default_factory=RejectionConfig)  # speculative_rejection: checkpoints
+    mcts: MCTSConfig = field(default_factory=MCTSConfig)  # mcts: tree policy and backup
     # sampling.*: how the policy samples
     temperature: float = SamplingConfig.temperature
     top_p: float = SamplingConfig.top_p
@@ -94,7 +96,7 @@ class SearchSettings:
             selection=cast(Selection, search.selection), filter_duplicates=search.filter_duplicates,
             max_tokens_per_problem=search.max_tokens_per_problem, max_flops_per_problem=search.max_flops_per_problem,
             policy=search.policy, confidence_window=search.confidence_window, particle=search.particle,
-            adaptive=search.adaptive, deepconf=search.deepconf, rejection=search.rejection,
+            adaptive=search.adaptive, deepconf=search.deepconf, rejection=search.rejection, mcts=search.mcts,
             temperature=sampling.temperature, top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
             max_step_tokens=sampling.max_step_tokens, seed=sampling.seed, logprobs=sampling.logprobs,
             thinking=sampling.thinking if thinking is None else thinking,
@@ -173,6 +175,7 @@ STRATEGIES.register("compute_optimal", "ttscale.search.compute_optimal:ComputeOp
 STRATEGIES.register("adaptive_consistency", "ttscale.search.adaptive:AdaptiveConsistency")
 STRATEGIES.register("deepconf", "ttscale.search.deepconf:DeepConf")
 STRATEGIES.register("speculative_rejection", "ttscale.search.speculative_rejection:SpeculativeRejection")
+STRATEGIES.register("mcts", "ttscale.search.mcts:MCTS")
 
 
 def run_settings(cfg: RunConfig, tokenizer: Any) -> tuple[PromptFormat, SearchSettings]:
