@@ -19,6 +19,7 @@ grading, as a share of the run's wall time.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from collections import defaultdict
@@ -54,6 +55,10 @@ class Timers:
         inner = getattr(owner, attr)
         self.undo.append((owner, attr, owner.__dict__.get(attr)))
 
+        # wraps: transformers' generate reads model.forward's signature to decide what to pass (position ids
+        # from the attention mask among them); a bare (*args, **kwargs) wrapper would make it pass none, so
+        # left-padded rows would decode at the wrong positions
+        @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
             name = label(*args, **kwargs) if callable(label) else label
             self.stack.append(name)
