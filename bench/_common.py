@@ -151,3 +151,30 @@ def cpu_world_run(args: Any, wording: str, out: Any, *extra: str) -> list[Proble
             f"sampling.max_new_tokens={args.max_new_tokens}", *extra, f"output.dir={out}", *args.set]
     cfg = load_config(resolve_recipe("cpu_arithmetic"), sets)
     return sorted(read_results(run(cfg, progress=True).run_dir), key=lambda r: r.id)
+
+
+def cpu_world_parser(out: str) -> Any:
+    """The options every CPU-world comparison takes (problems, wordings, levels, seed, tokens, --out, --set);
+    a bench adds its own before parsing."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=100, help="problems per wording")
+    ap.add_argument("--wordings", default="exemplar,alt")
+    ap.add_argument("--levels", default="[2,3,4]")
+    ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (bench/learned_prm.py trains on 1000)")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--set", action="append", default=[],
+                    help="extra config override (model.backend=fake: a smoke test)")
+    return ap
+
+
+def per_wording(args: Any, table: Callable[[Any, str, Any], None]) -> None:
+    """`table(args, wording, out)` for each of --wordings, resuming from --out's folder of that wording."""
+    from pathlib import Path
+
+    claim_out(Path(args.out), args.fresh)
+    for wording in [w for w in args.wordings.split(",") if w]:
+        table(args, wording, Path(args.out) / wording)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import claim_out, cpu_world_run
+from _common import cpu_world_parser, cpu_world_run, per_wording
 from reward_free import Method, picked, print_paired, print_rows
 
 
@@ -42,23 +42,12 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, default=100, help="problems per wording")
-    ap.add_argument("--wordings", default="exemplar,alt")
-    ap.add_argument("--levels", default="[2,3,4]")
-    ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (bench/learned_prm.py trains on 1000)")
+    ap = cpu_world_parser("runs/mcts")
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--beam-width", type=int, default=4)
     ap.add_argument("--max-iterations", type=int, default=8)
     ap.add_argument("--c", type=float, default=1.4, help="search.mcts.c")
-    ap.add_argument("--max-new-tokens", type=int, default=96)
-    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
-    ap.add_argument("--out", default="runs/mcts")
-    ap.add_argument("--set", action="append", default=[], help="extra config override (model.backend=fake: a smoke)")
-    args = ap.parse_args()
-    claim_out(Path(args.out), args.fresh)
-    for wording in [w for w in args.wordings.split(",") if w]:
-        wording_table(args, wording, Path(args.out) / wording)
+    per_wording(ap.parse_args(), wording_table)
 
 
 if __name__ == "__main__":

@@ -23,15 +23,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import claim_out, header, row
+from _common import cpu_world_parser, cpu_world_run, header, per_wording, row
 
-from ttscale.cli import resolve_recipe
-from ttscale.data.results import read_results
 from ttscale.eval.metrics import bootstrap_interval
 from ttscale.grading import correctness
 from ttscale.grading.select import select
-from ttscale.recipe import load_config
-from ttscale.runner import run
 from ttscale.types import ProblemResult
 
 SUBSETS = 8  # random subsets per problem when best-of-N is cut to fewer samples
@@ -55,13 +51,8 @@ class Method:
 
 def searched(args: argparse.Namespace, wording: str, out: Path, *extra: str) -> list[ProblemResult]:
     """One run of the cpu_arithmetic recipe on this wording (resumed from `out` when it holds one)."""
-    sets = [f"dataset.wording={wording}", f"dataset.seed={args.seed}", f"dataset.levels={args.levels}",
-            f"dataset.limit={args.limit}", f"dataset.synthetic_size={max(500, args.limit)}", "model.dtype=float32",
-            f"sampling.max_new_tokens={args.max_new_tokens}", "sampling.logprobs=20",
-            f"search.rejection.chunk_tokens={args.chunk}", f"search.rejection.rate={args.rejection_rate}",
-            *extra, f"output.dir={out}", *args.set]
-    cfg = load_config(resolve_recipe("cpu_arithmetic"), sets)
-    return sorted(read_results(run(cfg, progress=True).run_dir), key=lambda r: r.id)
+    return cpu_world_run(args, wording, out, "sampling.logprobs=20", f"search.rejection.chunk_tokens={args.chunk}",
+                         f"search.rejection.rate={args.rejection_rate}", *extra)
 
 
 def picked(results: list[ProblemResult], selection: str | None = None) -> Method:
@@ -154,11 +145,7 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, default=100, help="problems per wording")
-    ap.add_argument("--wordings", default="exemplar,alt")
-    ap.add_argument("--levels", default="[2,3,4]")
-    ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (bench/learned_prm.py trains on 1000)")
+    ap = cpu_world_parser("runs/reward_free")
     ap.add_argument("--n", type=int, default=16, help="best-of-N's N, the baseline of both parts")
     ap.add_argument("--beam-n", default="16", help="comma-separated N of beam search with the self_certainty "
                     "verifier ('' to skip)")
@@ -167,17 +154,10 @@ def main() -> None:
     ap.add_argument("--rejection-rate", type=float, default=0.5)
     ap.add_argument("--pick", default="weighted", choices=("weighted", "naive"),
                     help="the verifier pick of best-of-N and speculative rejection (the paper's is naive)")
-    ap.add_argument("--max-new-tokens", type=int, default=96)
-    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
-    ap.add_argument("--out", default="runs/reward_free")
-    ap.add_argument("--set", action="append", default=[],
-                    help="extra config override (model.backend=fake: a smoke test)")
     args = ap.parse_args()
     args.beam_n = [int(x) for x in args.beam_n.split(",") if x]
     args.sr_n = [int(x) for x in args.sr_n.split(",") if x]
-    claim_out(Path(args.out), args.fresh)
-    for wording in [w for w in args.wordings.split(",") if w]:
-        wording_table(args, wording, Path(args.out) / wording)
+    per_wording(args, wording_table)
 
 
 if __name__ == "__main__":

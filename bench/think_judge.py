@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import claim_out, cpu_world_run
+from _common import cpu_world_parser, cpu_world_run, per_wording
 from reward_free import Method, picked, print_paired, print_rows
 
 from ttscale.types import ProblemResult
@@ -56,22 +56,11 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, default=100, help="problems per wording")
-    ap.add_argument("--wordings", default="exemplar,alt")
-    ap.add_argument("--levels", default="[2,3,4]")
-    ap.add_argument("--seed", type=int, default=3000, help="evaluation seed (bench/learned_prm.py trains on 1000)")
+    ap = cpu_world_parser("runs/think_judge")
     ap.add_argument("--n", type=int, default=8, help="beams, and best-of-N's N for the majority row")
     ap.add_argument("--beam-width", type=int, default=2)
     ap.add_argument("--think-tokens", type=int, default=48, help="verifier.think_tokens")
-    ap.add_argument("--max-new-tokens", type=int, default=96)
-    ap.add_argument("--fresh", action="store_true", help="discard rows in --out that other code wrote")
-    ap.add_argument("--out", default="runs/think_judge")
-    ap.add_argument("--set", action="append", default=[], help="extra config override")
-    args = ap.parse_args()
-    claim_out(Path(args.out), args.fresh)
-    for wording in [w for w in args.wordings.split(",") if w]:
-        wording_table(args, wording, Path(args.out) / wording)
+    per_wording(ap.parse_args(), wording_table)
 
 
 if __name__ == "__main__":
