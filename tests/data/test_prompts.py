@@ -60,9 +60,18 @@ def test_completion_mode_exemplars_use_the_delimiter():
     text = fmt.render(PROBLEM)
     assert text.count("Question:") == 4 and text.endswith("Question: What is 2 + 3?\nSolution:\n")
     assert "Step 2:" in text and "\n\nStep 2:" in text and "Answer: \\boxed{" in text
-    assert fmt.end_markers == ("\nQuestion:",)
+    assert fmt.end_markers == ("\nQuestion:",)  # a blank line separates steps here, so it cannot end one
     with pytest.raises(ConfigError, match="step_delimiter"):
         build_prompt_format(PromptConfig(mode="completion"), "###")
+
+
+def test_a_blank_line_ends_a_completion_mode_solution_whose_steps_have_none():
+    fmt = build_prompt_format(PromptConfig(mode="completion", n_shot=2), "\n")
+    solutions = fmt.render(PROBLEM).split("Question: ")[1:-1]
+    # the exemplars: steps on their own lines, then one blank line before the next question
+    assert all(s.endswith("\n\n") and "\n\n" not in s.removesuffix("\n\n") for s in solutions)
+    assert fmt.end_markers == ("\nQuestion:", "\n\n")
+    assert build_prompt_format(PromptConfig(mode="chat"), "\n").end_markers == ()
 
 
 def test_chat_mode_uses_reference_system_prompt(smollm2):

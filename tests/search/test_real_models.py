@@ -53,3 +53,22 @@ def test_beam_search_with_rules_on_arithmetic_selects_a_checked_solution(tmp_pat
         finished = [c.step_scores[-1] for c in r.completions if c.finished and c.answer is not None]
         if chosen.finished and chosen.answer is not None and finished:
             assert chosen.step_scores[-1] >= min(finished)
+
+
+@pytest.mark.slow
+def test_a_completion_mode_sample_ends_at_its_first_blank_line(smollm2):
+    """With the format's end markers a sample is the same sample cut where the exemplars end theirs."""
+    from ttscale.config import PromptConfig
+    from ttscale.data.prompts import build_prompt_format
+    from ttscale.data.synthetic import arithmetic_problems
+    from ttscale.types import SamplingParams
+
+    fmt = build_prompt_format(PromptConfig(mode="completion", n_shot=2), "\n")
+    prompt = fmt.render(arithmetic_problems(1, seed=3000, levels=[2])[0])
+    marked, unmarked = (smollm2.generate([prompt], [SamplingParams(max_new_tokens=96, n=16, seed=7, stop=stop)])[0]
+                        for stop in (fmt.end_markers, ("\nQuestion:",)))
+    assert any("\n\n" in g.text.strip() for g in unmarked)  # the model does write past a blank line
+    for a, b in zip(marked, unmarked, strict=True):
+        assert "\n\n" not in a.text.strip("\n")
+        assert a.text.rstrip("\n") == b.text.split("\n\n")[0].rstrip("\n")
+        assert a.n_tokens <= b.n_tokens

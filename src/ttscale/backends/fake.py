@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from ttscale.backends.base import child_seeds, truncate_at_stop
@@ -23,6 +24,9 @@ Script = Callable[[str, random.Random], str]
 LogprobScript = Callable[[str, int, int, random.Random], list[float]]
 
 
+_EXEMPLAR_STEPS = re.compile(r"Solution:\nStep 1:[^\n]*(\n+)Step 2:")
+
+
 def default_logprobs(word: str, index: int, k: int, rng: random.Random) -> list[float]:
     """A plausible top-k row: the sampled token first with p in [0.3, 1), the rest sharing what is left."""
     p1 = rng.uniform(0.3, 0.999)
@@ -30,8 +34,12 @@ def default_logprobs(word: str, index: int, k: int, rng: random.Random) -> list[
     return [math.log(p1)] + [math.log(p) for p in rest]
 
 
-def default_script(prompt: str, rng: random.Random, delimiter: str = "\n\n") -> str:
-    """A short solution: a few arithmetic steps, then a boxed answer in 1..4."""
+def default_script(prompt: str, rng: random.Random, delimiter: str | None = None) -> str:
+    """A short solution: a few arithmetic steps, then a boxed answer in 1..4, its steps joined as the
+    prompt's exemplars join theirs (a model imitating its few-shot format), else by a blank line."""
+    if delimiter is None:
+        shown = _EXEMPLAR_STEPS.search(prompt)
+        delimiter = shown.group(1) if shown else "\n\n"
     done = prompt.count("Step ")
     steps = []
     for k in range(done + 1, done + 6):

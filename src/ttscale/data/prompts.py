@@ -37,8 +37,15 @@ class PromptFormat:
 
     @property
     def end_markers(self) -> tuple[str, ...]:
-        # A completion-mode model that finished its answer starts the next exemplar.
-        return ("\nQuestion:",) if self.mode == "completion" else ()
+        """What ends a whole solution besides EOS. In completion mode the exemplars show the format: a
+        solution's steps are joined by the step delimiter and a blank line closes it before the next
+        "Question:". So, when the delimiter holds no blank line, the first blank line ends the solution,
+        as an empty step already ends one in step-wise search (search/drafts.py). Without it a small
+        model that has written its answer line runs on into "Step 2: ..." and a second box that the
+        grader would read instead (about 14% of SmolLM2-135M's tokens in the main job, 0.86x)."""
+        if self.mode != "completion":
+            return ()
+        return ("\nQuestion:",) if "\n\n" in self.step_delimiter else ("\nQuestion:", "\n\n")
 
     def render(self, problem: Problem) -> str:
         if self.mode == "completion":
