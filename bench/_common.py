@@ -135,7 +135,7 @@ def provenance() -> str:
     # Timings taken while other work shares the cores are slower by an unknown factor; the load says so.
     load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
     return (f"# {when}; {cpu}, {os.cpu_count()} cores ({flags or 'flags unknown'}), {load}; torch {torch.__version__}; "
-            f"{code_stamp()}\n# command: python {' '.join(sys.argv)}")
+            f"{LOADED_STAMP}\n# command: python {' '.join(sys.argv)}")
 
 
 def cpu_world_run(args: Any, wording: str, out: Any, *extra: str) -> list[ProblemResult]:
@@ -178,3 +178,8 @@ def per_wording(args: Any, table: Callable[[Any, str, Any], None]) -> None:
     claim_out(Path(args.out), args.fresh)
     for wording in [w for w in args.wordings.split(",") if w]:
         table(args, wording, Path(args.out) / wording)
+
+
+# The code a bench runs is the code it imported when it started: a file edited while a long bench runs
+# must not change the stamp that the bench prints beside its rows at the end.
+LOADED_STAMP = code_stamp()
