@@ -63,7 +63,8 @@ def test_hard_labels_follow_the_rollouts_and_the_candidates_own_answer(make_run,
     # one generate call per problem, n = k, stopping at the prompt format's end markers
     assert len(gen.requests) == 2
     assert [len(p) for p, _ in gen.requests] == [2, 4]  # distinct non-final prefixes (+ the unfinished one)
-    assert all(params.n == 3 and params.stop == ("\nQuestion:",) for _, params in gen.requests)
+    # the run's step delimiter "\n" holds no blank line, so a blank line ends a rollout as it ends a sample
+    assert all(params.n == 3 and params.stop == ("\nQuestion:", "\n\n") for _, params in gen.requests)
     assert all(params.max_new_tokens == 64 for _, params in gen.requests)  # the run's sampling.max_new_tokens
     assert all(p.endswith((".\n", "not sure")) for p in gen.requests[1][0])
     assert (out.n_rows, out.n_new, out.n_skipped, out.n_failed) == (5, 2, 0, 0)
