@@ -2,6 +2,7 @@
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,86 @@ def test_a_search_run_is_matched_to_the_majority_point_it_equals_and_its_token_s
     text = _matched_section([majority, cheap, strong])
     assert "adaptive_consistency@16: 50.0" in text and "matches majority@4" in text and "saves 50% of its tokens" in text
     assert "dvts@16: 90.0" in text and "above every majority point (best: @8" in text
+
+
+def _tree_results():
+    """Beam-search candidates where the picks disagree. Easy problems: every pick is right. Hard ones: the
+    best-scored candidate is right (naive); a beam grown twice (one vote, distinct) and another beam
+    with the wrong answer "2" outvote it (majority) and outweigh it (weighted, the run's own pick)."""
+    out = []
+    for pid in EASY:
+        out.append(result(problem(pid, level=1), [completion("1", [0.9])] * 4, strategy="beam_search"))
+    for pid in HARD:
+        wrong = completion("2", [0.5])
+        cands = [wrong, wrong, replace(completion("2", [0.45]), text="another 2"), completion("1", [0.8])]
+        r = result(problem(pid, level=5), cands, strategy="beam_search", selected=0, tokens=400, flops=4000.0)
+        out.append(replace(r, distinct=True))
+    return out
+
+
+def test_a_search_run_is_evaluated_under_every_pick_over_its_own_candidates(tmp_path):
+    from ttscale.grading.select import reselect
+
+    beam = write_run(tmp_path / "beam", _tree_results(), "verifier.name=fake", "search.selection=weighted")
+    ev = evaluate_runs([beam], seeds=2)
+    curves = {c.method: c for c in ev.curves}
+    # the run's own pick is the "beam_search" curve; the others are re-picks of the same candidates
+    assert curves["beam_search"].kind == "search" and "beam_search:weighted" not in curves
+    assert {curves[m].kind for m in ("beam_search:majority", "beam_search:naive")} == {"repick"}
+    naive, majority = curves["beam_search:naive"].points[0], curves["beam_search:majority"].points[0]
+    assert naive.n == majority.n == 4
+    assert naive.accuracy() == 1.0  # the best-scored candidate is right everywhere
+    assert majority.accuracy() == 0.5
+    assert naive.tokens == curves["beam_search"].points[0].tokens  # the same candidates, the same cost
+    assert curves["beam_search:naive"].settings[4]["selection"] == "naive"
+    # what the re-pick records is what grading.select.reselect picks, problem by problem
+    run_rows = {r.id: r for r in _tree_results()}
+    assert all(naive.correct[i] == float(run_rows[i].completions[reselect(run_rows[i], "naive", "last")].answer == "1")
+               for i in run_rows)
+
+
+def test_compute_optimal_chooses_the_pick_per_bin_and_the_policy_replays_it(tmp_path):
+    bon = write_run(tmp_path / "bon", _sampling_results(), "verifier.name=fake")
+    beam = write_run(tmp_path / "beam", _tree_results(), "verifier.name=fake", "search.selection=weighted")
+    ev = evaluate_runs([bon, beam], seeds=2)
+    hard_bin = ev.policy.bin_of(0.225)
+    entry = ev.policy.choose(4, hard_bin)
+    # on the hard problems only beam search's naive pick is right: its own (weighted) pick and every
+    # best-of-N pick are wrong there
+    assert (entry.method, entry.strategy, entry.pick, entry.settings["selection"]) == (
+        "beam_search:naive", "beam_search", "naive", "naive")
+    assert ev.compute_optimal["oracle"].choices[4][3] == "beam_search:naive"
+    path = tmp_path / "policy.json"
+    ev.policy.save(path)
+    from ttscale.data.policy import Policy
+
+    assert Policy.load(path).choose(4, hard_bin).pick == "naive"
+    raw = json.loads(path.read_text())
+    raw["budgets"]["4"][str(hard_bin)]["pick"] = "best"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="pick 'best' is not one of"):
+        Policy.load(path)
+
+
+def test_the_compute_optimal_strategy_re_picks_when_its_policy_says_so(tmp_path):
+    from ttscale.backends.fake import FakeGenerator
+    from ttscale.data.policy import Policy, PolicyEntry
+    from ttscale.data.synthetic import arithmetic_problems
+    from ttscale.grading.select import select
+    from ttscale.verifiers.fake import FakeVerifier
+
+    problems = arithmetic_problems(8, seed=9)
+    prompts = [f"Question: {p.question}\nSolution:\n" for p in problems]
+
+    def searched(pick):
+        entry = PolicyEntry("best_of_n:x", "best_of_n", {"n": 4, "selection": "weighted"}, pick=pick)
+        Policy((), "last", {4: {1: entry}}).save(tmp_path / f"{pick}.json")
+        s = SearchSettings(n=4, step_delimiter="\n", end_markers=("\nQuestion:",), max_step_tokens=40,
+                           max_new_tokens=200, policy=str(tmp_path / f"{pick}.json"))
+        return ComputeOptimal().search(problems, prompts, FakeGenerator(), FakeVerifier(), s)
+
+    own, voted = searched(None), searched("majority")
+    assert [r.completions for r in own] == [r.completions for r in voted]  # the same search
+    assert [r.selected for r in voted] == [select(r.completions, "majority", "last") for r in voted]
+    assert [r.selected for r in own] == [select(r.completions, "weighted", "last") for r in own]
+    assert [r.selected for r in own] != [r.selected for r in voted]  # the picks differ here, so the test can fail

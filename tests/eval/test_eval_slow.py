@@ -6,6 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ttscale.cli import app
+from ttscale.data.results import read_results
+from ttscale.grading.select import reselect
 from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.verifiers.base import VERIFIERS
@@ -26,6 +28,13 @@ def test_evaluate_real_runs_writes_report_and_plots(smollm2, tmp_path):
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"best_of_n:majority", "best_of_n:weighted", "best_of_n:pass", "beam_search"} <= set(metrics["curves"])
+    # beam search's candidates under the picks it did not make; its own (weighted) pick is the one evaluation
+    # re-makes, so its curve and the run's own accuracy are one number
+    assert {metrics["curves"][m]["kind"] for m in ("beam_search:majority", "beam_search:naive")} == {"repick"}
+    beam_rows = read_results(dirs[1])
+    assert all(r.selected == reselect(r, "weighted", "last") for r in beam_rows)
+    assert [p["tokens"] for p in metrics["curves"]["beam_search:naive"]["points"]] == [
+        p["tokens"] for p in metrics["curves"]["beam_search"]["points"]]
     assert [p["n"] for p in metrics["curves"]["best_of_n:majority"]["points"]] == [1, 2, 4]
     assert all(p["flops"] > 0 and p["tokens"] > 0 for c in metrics["curves"].values() for p in c["points"])
     for kind in ("oracle", "model"):

@@ -359,3 +359,18 @@ def test_filter_duplicates_compares_children_within_their_group():
 def test_split_steps_keeps_delimiters():
     assert split_steps("a\n\nb\n\n\n\nc", "\n\n") == ("a\n\n", "b\n\n\n\n", "c")
     assert "".join(split_steps("x\ny\n", "\n")) == "x\ny\n"
+
+
+# Strategies whose pick is their own rule, not search.selection: adaptive consistency's vote and DeepConf's
+# confidence vote (evaluation's re-picks are how another pick is put on them).
+OWN_PICK = {"adaptive_consistency", "deepconf"}
+
+
+@pytest.mark.parametrize("name", [s for s in STRATEGIES if s not in OWN_PICK])
+@pytest.mark.parametrize("selection", ["majority", "naive", "weighted"])
+def test_a_strategy_picks_what_evaluation_re_picks_over_its_candidates(name, selection):
+    """A run's own accuracy and evaluation's curve of the same pick over its candidates are one number."""
+    from ttscale.grading.select import reselect
+
+    results = search(name, settings(selection=selection))
+    assert [r.selected for r in results] == [reselect(r, selection, "last") for r in results]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.errors import ConfigError
-from ttscale.types import Reduction, as_reduction
+from ttscale.types import SELECTIONS, Reduction, Selection, as_reduction
 
 # Solutions sampled per new problem to estimate its model-based bin. Small on purpose: the
 # probe is overhead on top of the chosen strategy; the policy file records it so users can raise it.
@@ -34,6 +34,9 @@ class PolicyEntry:
     strategy: str
     settings: dict[str, Any]
     accuracy: float = 0.0  # in-sample accuracy in its bin, for reading the file
+    # A pick made again over the candidates the strategy kept (grading.select.reselect), as evaluation
+    # measured it, so that it holds also for a strategy whose own pick does not read search.selection.
+    pick: Selection | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class Policy:
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise ConfigError(f"search.policy={str(path)!r} is not a policy.json from `ttscale evaluate` ({e})",
                               field="search.policy") from None
+        bad = [e.pick for t in policy.budgets.values() for e in t.values() if e.pick is not None and e.pick not in SELECTIONS]
+        if bad:
+            raise ConfigError(f"search.policy={str(path)!r}: pick {bad[0]!r} is not one of {', '.join(SELECTIONS)}",
+                              field="search.policy")
         if not policy.budgets:
             raise ConfigError(f"search.policy={str(path)!r} holds no budgets", field="search.policy")
         return policy

@@ -21,7 +21,7 @@ from ttscale.data.results import RunDir, read_results
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
-from ttscale.eval.metrics import Point, search_point, selected_accuracy, subsampled_points
+from ttscale.eval.metrics import Point, repick_point, search_point, selected_accuracy, subsampled_points
 from ttscale.grading import correctness
 from ttscale.eval.records import BinTable, Curve, Evaluation, RunSummary
 from ttscale.types import REDUCTIONS, ProblemResult, Reduction, Selection, as_reduction
@@ -33,6 +33,8 @@ SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a 
 _NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
               "search.max_tokens_per_problem", "search.max_flops_per_problem"}
 _HYPER_SECTIONS = ("model", "verifier", "sampling", "search")
+# The picks every run is evaluated under: majority always, the verifier's two where candidates were scored.
+_PICKS: tuple[Selection, ...] = ("majority", "naive", "weighted")
 # SearchSettings fields a policy entry may set, read from the run's config.search: every search
 # setting but the budget and the run-level ones, so a new strategy's knobs (the adaptive ones too)
 # are replayed by compute_optimal without being listed here.
@@ -125,7 +127,7 @@ def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[Reduction
     """Majority, naive and weighted best-of-N at every N by subsampling; the largest run covering N wins."""
     default = runs[-1].reduction
     methods: dict[str, tuple[Selection, Reduction]] = {f"{label}:majority": ("majority", default)}
-    scored_picks: tuple[Selection, ...] = ("naive", "weighted")
+    scored_picks = _PICKS[1:]
     if any(r.scored for r in runs):
         for red in reductions or [default]:
             suffix = "" if red == default else f"[{red}]"
@@ -147,15 +149,26 @@ def _sampling_curves(label: str, runs: list[Run], reductions: Sequence[Reduction
 
 
 def _search_curves(label: str, runs: list[Run]) -> list[Curve]:
-    own, upper = Curve(label, "search", runs[0].strategy), Curve(f"{label}:pass", "pass", runs[0].strategy)
+    """The strategy's own pick at each N, every other pick over the same candidates (kind "repick": what a
+    run with that `search.selection` picks, so compute-optimal selection can choose the pick per bin as it
+    does for best-of-N), and pass@N."""
+    strategy = runs[0].strategy
+    own, upper = Curve(label, "search", strategy), Curve(f"{label}:pass", "pass", strategy)
+    repicks: dict[Selection, Curve] = {}
     for run in runs:
         own.points.append(search_point(label, run.n, run.results, run.correct))
         own.settings[run.n] = {"n": run.n, "reduction": run.reduction,
                                **{k: run.search[k] for k in _SETTINGS_KEYS if k in run.search}}
+        own_pick = run.search.get("selection", SearchConfig.selection)
+        for sel in _PICKS if run.scored else _PICKS[:1]:
+            if sel != own_pick:
+                curve = repicks.setdefault(sel, Curve(f"{label}:{sel}", "repick", strategy))
+                curve.points.append(repick_point(curve.method, run.n, run.results, run.correct, sel, run.reduction))
+                curve.settings[run.n] = {**own.settings[run.n], "selection": sel}
         upper.points.append(Point(upper.method, run.n, {
             r.id: float(any(run.correct[r.id])) for r in run.results
         }, own.points[-1].tokens, own.points[-1].flops, thinking=own.points[-1].thinking))
-    return [own, upper]
+    return [own, *repicks.values(), upper]
 
 
 def check_options(reductions: Sequence[str] | None, seeds: int) -> list[Reduction] | None:
@@ -285,7 +298,9 @@ def _policy(
         chosen, _ = co.fit(points, binning.bins, ids)
         budgets[n] = {
             b: PolicyEntry(p.method, by_method[p.method].strategy, by_method[p.method].settings[n],
-                              p.accuracy([i for i in ids if binning.bins[i] == b]))
+                              p.accuracy([i for i in ids if binning.bins[i] == b]),
+                              by_method[p.method].settings[n]["selection"] if by_method[p.method].kind == "repick"
+                              else None)
             for b, p in chosen.items()
         }
     source = _sampling_run(runs)

@@ -6,6 +6,7 @@ one N=256 sampling run gives the whole curve; pass@k uses the unbiased estimator
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from collections import defaultdict
@@ -16,7 +17,7 @@ from typing import Any
 
 from ttscale.config import OutputConfig, VerifierConfig
 from ttscale.grading import correctness
-from ttscale.grading.select import CONFIDENCE_SELECTIONS, select
+from ttscale.grading.select import CONFIDENCE_SELECTIONS, reselect, select
 from ttscale.types import SELECTIONS, ProblemResult, Reduction, Selection, as_reduction
 
 METHODS = SELECTIONS
@@ -183,6 +184,18 @@ def search_point(method: str, n: int, results: Sequence[ProblemResult], correct:
         method, n, hit, {r.id: float(r.budget.generated_tokens) for r in results}, {r.id: r.budget.flops for r in results},
         thinking={r.id: float(r.budget.thinking_tokens) for r in results},
     )
+
+
+def repick_point(method: str, n: int, results: Sequence[ProblemResult], correct: dict[str, list[bool]],
+                 selection: Selection, reduction: Reduction) -> Point:
+    """A search run's candidates picked by `selection` instead of its own pick (grading.select.reselect),
+    at the run's N and whole budget: the candidates cost what they cost whichever one is picked."""
+    own = search_point(method, n, results, correct)
+    hit = {}
+    for r in results:
+        pick = reselect(r, selection, reduction) if r.error is None else None
+        hit[r.id] = float(pick is not None and correct[r.id][pick])
+    return dataclasses.replace(own, correct=hit)
 
 
 def curves(

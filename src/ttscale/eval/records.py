@@ -17,7 +17,9 @@ class Curve:
     """One method's points at increasing N, and the SearchSettings fields that reproduce each point."""
 
     method: str
-    kind: str  # vote (subsampled selection) | search (a strategy's own pick) | pass (oracle upper bound)
+    # vote (subsampled selection) | search (a strategy's own pick) | repick (another pick over a search's
+    # candidates) | pass (oracle upper bound)
+    kind: str
     strategy: str
     points: list[Point] = field(default_factory=list)
     settings: dict[int, dict[str, Any]] = field(default_factory=dict)

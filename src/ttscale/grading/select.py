@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from ttscale.grading.vote import vote
-from ttscale.types import Completion, Reduction, Selection
+from ttscale.types import Completion, ProblemResult, Reduction, Selection
 
 # Picks that read each candidate's token confidence (Completion.confidence), not verifier scores.
 CONFIDENCE_SELECTIONS = ("self_certainty", "confidence_weighted")
@@ -72,6 +72,21 @@ def select(
     if not result.members:
         return max(range(len(completions)), key=lambda i: (scores[i], -i))
     return max(result.members, key=lambda i: (scores[i], -i))
+
+
+def reselect(result: ProblemResult, selection: Selection, reduction: Reduction) -> int | None:
+    """The candidate `selection` picks among those the strategy kept (none it dropped), as an index into
+    all of them, voting as the strategy's own pick did (`result.distinct`).
+
+    Another pick over what one search found, without searching again: evaluation's curves of each pick
+    over a tree search's candidates, and the compute_optimal strategy when its policy chose such a pick.
+    For beam search, DVTS, MCTS, particle filtering and early rejection it is the pick a run with
+    `search.selection` set to it makes; it is also how a pick is put on strategies that make their own
+    (adaptive consistency's vote, DeepConf's confidence vote).
+    """
+    kept = [i for i, c in enumerate(result.completions) if c.dropped is None]
+    pick = select([result.completions[i] for i in kept], selection, reduction, result.distinct)
+    return None if pick is None else kept[pick]
 
 
 def confidence_pick(completions: Sequence[Completion], selection: Selection, texts: Sequence[str] | None) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ttscale.backends.base import Generator
 from ttscale.data.policy import Policy
-from ttscale.grading.select import mean_solution_score
+from ttscale.grading.select import mean_solution_score, reselect
 from ttscale.search.base import BaseStrategy, SearchSettings, build_strategy
 from ttscale.search.best_of_n import BestOfN
 from ttscale.search.seeds import request_seed
@@ -57,10 +57,13 @@ class ComputeOptimal(BaseStrategy):
         for b, idx in sorted(by_bin.items()):
             entry = policy.choose(settings.n, b)
             chosen = build_strategy(entry.strategy)
+            chosen_settings = settings.updated({**entry.settings, **chosen_caps})
             out = chosen.search([problems[i] for i in idx], [prompts[i] for i in idx], generator, verifier,
-                                settings.updated({**entry.settings, **chosen_caps}))
+                                chosen_settings)
             for i, r in zip(idx, out):
                 r.budget.add(probes[i].budget)
+                if entry.pick is not None and r.error is None:
+                    r = replace(r, selected=reselect(r, entry.pick, chosen_settings.reduction))
                 results[i] = replace(r, strategy=self.name)
         return results  # type: ignore[return-value]
 
