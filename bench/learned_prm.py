@@ -31,7 +31,7 @@ from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.grading import correct_flags
-from ttscale.learn.agreement import step_agreement
+from ttscale.learn.agreement import label_quality, step_agreement
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import label_steps
 from ttscale.learn.train import TrainSettings, train_prm
@@ -101,6 +101,7 @@ def main() -> None:
                                                       args.max_per_problem, max_new_tokens=args.rollout_tokens))
     flat = [v for row in read_rows(labels.output / "steps.jsonl") for v in row["labels"]]
     print(f"labels: {labels.n_rows} solutions, {len(flat)} steps, {sum(flat)} good", flush=True)
+    report_labels(read_rows(labels.output / "steps.jsonl"))
     prm = out / "prm"
     if not (prm / LAYOUT_FILE).is_file():
         settings = TrainSettings(max_steps=args.max_steps, learning_rate=args.lr, batch_size=8,
@@ -115,6 +116,26 @@ def main() -> None:
     by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
     report(args, held_out, by_prm, by_rules)
     print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
+
+
+def report_labels(rows: list[dict[str, Any]]) -> None:
+    """The training labels against the rule labels of the same steps, before any training: a PRM
+    cannot learn more signal than its labels hold. Each threshold on the Monte Carlo value is one
+    labelling option (0: Math-Shepherd's hard labels); the value itself, as a score, gives the
+    soft labels' AUC."""
+    rules = ArithmeticRulesVerifier()
+    values = [row["mc_values"] for row in rows]
+    truth = [rules.score_solution(row["prompt"], row["completions"]) for row in rows]
+    a = step_agreement(values, truth)
+    low, high = a.auc_interval
+    print(f"\ntraining labels vs rule labels: {a.n_steps} judged steps, {a.n_good} good by the rules; "
+          f"Monte Carlo value as a score: AUC {a.auc:.3f} [{low:.3f}, {high:.3f}]")
+    print(f"{'label good when value >':<26} {'step':>5} {'steps':>6} {'rule good':>10} {'said good':>10} "
+          f"{'precision':>10} {'recall':>7}")
+    for threshold in (0.0, 0.25, 0.5):
+        for q in label_quality(values, truth, threshold):
+            print(f"{threshold:<26} {q.position:>5} {q.n_steps:>6} {q.n_rule_good:>10} {q.n_label_good:>10} "
+                  f"{q.precision:>10.2f} {q.recall:>7.2f}")
 
 
 def report(args: argparse.Namespace, held_out: list[ProblemResult], by_prm: list[ProblemResult],

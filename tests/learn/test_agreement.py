@@ -60,3 +60,21 @@ def test_auc_interval_is_95_percent():
     prm = [[1.0, 0.5]] * 50 + [[0.0, 0.5]] * 50
     a = step_agreement(prm, [[CORRECT, WRONG]] * 100)
     assert a.auc == 0.5 and a.auc_interval == pytest.approx((0.40, 0.60), abs=0.011)
+
+
+def test_label_quality_by_position_counts_precision_and_recall_of_good():
+    from ttscale.learn.agreement import label_quality
+
+    rules = [[CORRECT, CORRECT, WRONG, CORRECT, NO_ARITHMETIC], [WRONG, CORRECT]]
+    values = [[0.5, 0.0, 0.25, 1.0, 1.0], [0.0, 0.75]]
+    rows = {q.position: q for q in label_quality(values, rules)}
+    assert list(rows) == ["1", "2", "3+", "all"]
+    assert (rows["1"].n_steps, rows["1"].precision, rows["1"].recall) == (2, 1.0, 1.0)
+    assert (rows["2"].n_label_good, rows["2"].recall) == (1, 0.5)  # a good step the rollouts never finished
+    assert rows["3+"].n_steps == 2  # the unjudged fifth step is left out
+    assert rows["3+"].precision == 0.5  # a wrong step a lucky rollout finished counts as a false "good"
+    everything = rows["all"]
+    assert (everything.n_steps, everything.n_rule_good, everything.n_label_good) == (6, 4, 4)
+    assert everything.precision == pytest.approx(3 / 4) and everything.recall == pytest.approx(3 / 4)
+    stricter = {q.position: q for q in label_quality(values, rules, threshold=0.5)}["all"]
+    assert (stricter.n_label_good, stricter.precision, stricter.recall) == (2, 1.0, 0.5)

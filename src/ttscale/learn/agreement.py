@@ -70,3 +70,45 @@ def _auc_interval(solutions: Sequence[Sequence[tuple[float, bool]]], n_boot: int
         return float("nan"), float("nan")
     low, high = np.percentile(kept, [2.5, 97.5])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class LabelQuality:
+    """How well one set of training labels ("good" when a step's Monte Carlo value is above
+    `threshold`) matches the rule labels, over steps of one position bucket: precision and recall of
+    "good" (Math-Shepherd's hard estimation is threshold 0; Zhang et al. 2025, "The Lessons of
+    Developing Process Reward Models", find such labels mostly noisy when the policy is weak)."""
+
+    position: str
+    n_steps: int
+    n_rule_good: int
+    n_label_good: int
+    precision: float
+    recall: float
+
+
+def label_quality(values: Sequence[Sequence[float]], rules: Sequence[Sequence[float]], threshold: float = 0.0,
+                  buckets: Sequence[int] = (1, 2, 3)) -> list[LabelQuality]:
+    """Per step position (with the default buckets: steps 1 and 2 each, then "3+" for the rest) and
+    over all steps; `values[i][j]` is the Monte Carlo value of solution i's step j, `rules[i][j]` its rule score.
+    Steps the rules cannot judge are left out, as in `step_agreement`."""
+    last = max(buckets)
+    by_pos: dict[str, list[tuple[bool, bool]]] = {}
+    for vs, rs in zip(values, rules, strict=True):
+        for j, (v, r) in enumerate(zip(vs, rs, strict=True), start=1):
+            if (truth := rule_label(r)) is None:
+                continue
+            key = str(j) if j < last else f"{last}+"
+            pair = (v > threshold, truth)
+            by_pos.setdefault(key, []).append(pair)
+            by_pos.setdefault("all", []).append(pair)
+    order = [str(b) for b in buckets if b < last] + [f"{last}+", "all"]
+    return [_quality(key, by_pos[key]) for key in order if key in by_pos]
+
+
+def _quality(position: str, pairs: Sequence[tuple[bool, bool]]) -> LabelQuality:
+    said = sum(said for said, _ in pairs)
+    truly = sum(truth for _, truth in pairs)
+    hits = sum(said and truth for said, truth in pairs)
+    nan = float("nan")
+    return LabelQuality(position, len(pairs), truly, said, hits / said if said else nan, hits / truly if truly else nan)
