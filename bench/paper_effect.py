@@ -27,7 +27,7 @@ from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.eval.metrics import bootstrap_interval, subsampled_points
 from ttscale.grading import correctness
-from ttscale.grading.select import select
+from ttscale.grading.select import reselect
 from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.types import ProblemResult
@@ -90,10 +90,10 @@ def search_rows(table: Table, strategy: str, n: int, results: list[ProblemResult
     own = [float(r.error is None and r.selected is not None and correct[r.id][r.selected]) for r in results]
     table.setdefault(f"{strategy}{tag} (own pick)", {})[n] = (own, tokens)
     for pick in PICKS:
-        # one tree's candidates: a repeated text votes once, as the strategy's own pick counts it (one beam
-        # grown twice is one solution, not two votes)
-        hits = [float(r.error is None and (i := select(r.completions, pick, distinct=True)) is not None
-                      and correct[r.id][i]) for r in results]
+        # the pick `ttscale evaluate` puts on the same candidates (grading.select.reselect): a repeated text
+        # votes once in a tree, as the strategy's own pick counts it
+        hits = [float(r.error is None and (i := reselect(r, pick, "last")) is not None and correct[r.id][i])
+                for r in results]
         table.setdefault(f"{strategy}{tag} ({pick} pick)", {})[n] = (hits, tokens)
 
 
