@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ttscale.config import SearchConfig
 from ttscale.data.outputs import writing
 from ttscale.data.results import read_trees
 from ttscale.errors import RunDirError
@@ -47,7 +48,7 @@ class Shown:
 
     @property
     def selection(self) -> str:
-        return str(self.run.search.get("selection", "weighted"))
+        return str(self.run.search.get("selection", SearchConfig.selection))
 
 
 def shown_runs(runs: Sequence[Run]) -> list[Shown]:
