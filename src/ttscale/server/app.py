@@ -225,7 +225,8 @@ def create_app(engine: "Engine", api_key: str | None = None) -> Any:
         """Admission (503) happens here, before the 200 goes out; everything after is an event."""
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        observer = (round_observer(job.strategy, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+        voting = not engine.strategies[job.strategy].step_wise
+        observer = (round_observer(voting, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
                     if req.ttscale.stream_progress else None)
         running = engine.start(job, observer)
         writer = ChunkWriter(kind, rid, engine.model_name, len(job.problems), req.include_usage, tokenize)

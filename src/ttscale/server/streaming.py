@@ -44,9 +44,6 @@ from ttscale.types import ProblemResult, Reduction
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
-# Strategies whose candidates are whole independent samples: their progress is the vote, not a beam.
-VOTING = frozenset({"best_of_n", "adaptive_consistency", "deepconf"})
-
 Progress = tuple[int, str]  # (choice index, reasoning text of one round)
 
 
@@ -62,9 +59,9 @@ def describe_round(round_: int, beams: Sequence[Beam], seen: Counter[str], votin
             f"{lead.text.strip()}\n\n")
 
 
-def round_observer(strategy: str, put: Callable[[Progress], object]) -> RoundObserver:
-    """An observer for one job's search thread: each round's text per choice, handed to `put` (thread-safe)."""
-    voting = strategy in VOTING
+def round_observer(voting: bool, put: Callable[[Progress], object]) -> RoundObserver:
+    """An observer for one job's search thread: each round's text per choice, handed to `put` (thread-safe).
+    `voting`: the strategy samples whole solutions (not `step_wise`), so its progress is the vote, not a beam."""
     seen: dict[int, Counter[str]] = {}
 
     def observe(round_: int, children: Sequence[Sequence[Beam]]) -> None:
