@@ -80,11 +80,13 @@ def resolve_dtype(dtype: str, device: str, cpuinfo: str = "/proc/cpuinfo") -> An
     """`auto`: bf16 on CUDA; on a CPU, bf16 only where it has bf16 instructions.
 
     bench/dtype.py, SmolLM2-135M (the Q4_1 GGUF, dequantized), greedy decode at batch 32 and the main job,
-    both dtypes in one run (measured before bench outputs were committed; rerun it to check):
-    - AVX2-only (AMD EPYC): bf16 is emulated and decodes 4.3x slower than fp32 (12.2 vs 52.3 tok/s;
-      main job 423 s vs 247 s) at equal accuracy, so fp32.
-    - AVX512-BF16 (AMD EPYC): bf16 decodes 1.9x faster (288/294 vs 162/147 tok/s, interleaved A/B/A/B);
-      the main job at 60 problems x 16 samples 537 s vs 671 s, per-sample accuracy 5.7% in both; so bf16.
+    both dtypes in one run on 2-core AMD EPYCs:
+    - AVX512-BF16 (bench/results/dtype_avx512.txt): bf16 decodes 2.0x faster (142 vs 71 tok/s) and the
+      main job at 24 problems x 8 samples takes 0.55x the time (40 s vs 72 s), per-sample accuracy
+      18.2% vs 18.8%; so bf16.
+    - AVX2-only (measured before bench outputs were committed; rerun it there to check): bf16 is
+      emulated and decodes 4.3x slower than fp32 (12.2 vs 52.3 tok/s; main job 423 s vs 247 s) at
+      equal accuracy, so fp32.
     Because the default follows the CPU, a test that compares numbers pins `dtype: float32`.
     """
     import torch
