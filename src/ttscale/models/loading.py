@@ -84,9 +84,8 @@ def resolve_dtype(dtype: str, device: str, cpuinfo: str = "/proc/cpuinfo") -> An
     - AVX512-BF16 (bench/results/dtype_avx512.txt): bf16 decodes 2.0x faster (142 vs 71 tok/s) and the
       main job at 24 problems x 8 samples takes 0.55x the time (40 s vs 72 s), per-sample accuracy
       18.2% vs 18.8%; so bf16.
-    - AVX2-only (measured before bench outputs were committed; rerun it there to check): bf16 is
-      emulated and decodes 4.3x slower than fp32 (12.2 vs 52.3 tok/s; main job 423 s vs 247 s) at
-      equal accuracy, so fp32.
+    - AVX2-only: the CPU has no bf16 instructions, so bf16 is emulated and slower than fp32; so fp32
+      (bench/dtype.py measures the gap on such a machine; no output of it is committed yet).
     Because the default follows the CPU, a test that compares numbers pins `dtype: float32`.
     """
     import torch
