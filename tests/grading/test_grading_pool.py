@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import ttscale
+from ttscale.grading.pool import TIMED_OUT, VerifyPool, cpu_seconds
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -157,5 +158,30 @@ def test_workers_outlive_the_thread_that_started_them():
         time.sleep(0.5)  # the kernel signals as the thread exits; a wrongly armed worker is dead by now
         assert worker.process.is_alive()
         assert grade_in_a_thread() == [[True]] and pool._workers == [worker]
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif(cpu_seconds(os.getpid()) is None, reason="no /proc: the deadline is wall-clock time there")
+def test_a_worker_starved_of_cpu_is_not_cut_at_the_deadline_but_one_that_spins_is():
+    """A stopped worker (what a fully loaded machine looks like to it) uses no CPU: its pair is graded
+    once it runs again, not marked undecided because wall time went by; a hung sympy call still ends."""
+    pool = VerifyPool(n_workers=1)
+    try:
+        pool._ensure_workers(1)
+        pid = pool._workers[0].process.pid
+        os.kill(pid, signal.SIGSTOP)
+        resume = threading.Timer(2.5, os.kill, (pid, signal.SIGCONT))
+        resume.start()
+        try:
+            started = time.monotonic()
+            assert pool.verify_many([("\\frac{1}{2}", "0.5")], timeout=1.0) == [True]
+            assert time.monotonic() - started >= 2.5  # it waited for the stopped worker
+        finally:
+            resume.cancel()
+            os.kill(pid, signal.SIGCONT)
+        assert pool.n_timeouts == 0
+        assert pool.verify_many([("1", "(10^{10^{10}})!")], timeout=0.5) == [TIMED_OUT]
+        assert pool.n_timeouts == 1
     finally:
         pool.shutdown()

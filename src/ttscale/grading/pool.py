@@ -4,6 +4,12 @@ concurrent.futures cannot cancel a running task, so a hung sympy call would
 hold its worker forever; here each worker is a Process behind a Pipe, and a
 worker that misses its deadline is killed and replaced. Workers are forked
 from the parent with math-verify already imported.
+
+The deadline counts the worker's CPU time where the OS tells it (Linux's /proc): on a machine
+busy with other work (a model decoding on every core, a CI runner) a worker may get a small share
+of a core, and a wall-clock deadline would cut a pair that needs milliseconds of work and grade it
+as undecided, changing accuracy with the machine's load. A worker that makes no progress at all
+(stopped, blocked) is still cut after WALL_FACTOR times the deadline in wall time.
 """
 
 from __future__ import annotations
@@ -26,6 +32,29 @@ from ttscale.grading import _worker
 logger = logging.getLogger(__name__)
 
 TIMED_OUT = "timeout"
+WALL_FACTOR = 10.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") and "SC_CLK_TCK" in os.sysconf_names else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` (Linux /proc), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the command name may hold spaces and ")"
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: stat(5) fields 14, 15
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class _Item:
+    """One pair in a worker: when it was sent, and the worker's CPU time then."""
+
+    worker: _Worker
+    index: int
+    sent: float
+    cpu_at_send: float | None
+    deadline: float
 
 
 @dataclass
@@ -89,7 +118,8 @@ def _run_starts(jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]
 
 
 class VerifyPool:
-    """Runs (gold, pred) verifications in worker processes; each item gets `timeout` seconds."""
+    """Runs (gold, pred) verifications in worker processes; each item gets `timeout` seconds of its
+    worker's CPU time (of wall time where that cannot be read; see the module docstring)."""
 
     def __init__(self, n_workers: int | None = None) -> None:
         self.n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
@@ -138,7 +168,7 @@ class VerifyPool:
             return results
         self._ensure_workers(min(self.n_workers, len(pairs)))
         pending = list(range(len(pairs) - 1, -1, -1))  # popped from the end: first pair first
-        busy: dict[int, tuple[_Worker, int, float]] = {}  # fileno -> (worker, pair index, deadline)
+        busy: dict[int, _Item] = {}  # fileno -> the pair its worker is on
         idle = list(self._workers)
         while pending or busy:
             while idle and pending:
@@ -150,28 +180,45 @@ class VerifyPool:
                     idle.append(self._replace())
                     pending.append(index)
                     continue
-                busy[worker.conn.fileno()] = (worker, index, time.monotonic() + timeout)
-            next_deadline = min(deadline for _, _, deadline in busy.values())
-            ready = wait([w.conn for w, _, _ in busy.values()], timeout=max(0.0, next_deadline - time.monotonic()))
+                now = time.monotonic()
+                busy[worker.conn.fileno()] = _Item(worker, index, now, cpu_seconds(worker.process.pid or 0),
+                                                   now + timeout)
+            next_deadline = min(item.deadline for item in busy.values())
+            ready = wait([item.worker.conn for item in busy.values()],
+                         timeout=max(0.0, next_deadline - time.monotonic()))
             for conn in cast(list[Connection], ready):  # wait() hands back the connections it was given
-                worker, index, _ = busy.pop(conn.fileno())
+                item = busy.pop(conn.fileno())
                 try:
-                    results[index] = conn.recv()
-                    idle.append(worker)
+                    results[item.index] = conn.recv()
+                    idle.append(item.worker)
                 except (EOFError, OSError):
-                    logger.warning("grading worker died on %.80r %.80r; restarting it", *pairs[index])
-                    results[index] = "error: worker died"
-                    self._kill(worker)
+                    logger.warning("grading worker died on %.80r %.80r; restarting it", *pairs[item.index])
+                    results[item.index] = "error: worker died"
+                    self._kill(item.worker)
                     idle.append(self._replace())
             now = time.monotonic()
-            for fileno, (worker, index, deadline) in list(busy.items()):
-                if deadline <= now:
-                    del busy[fileno]
-                    self.n_timeouts += 1
-                    logger.warning("grading (%s) timed out after %.1fs on %.80r %.80r", kind, timeout, *pairs[index])
-                    self._kill(worker)
-                    idle.append(self._replace())
+            for fileno, item in list(busy.items()):
+                if item.deadline > now:
+                    continue
+                left = self._cpu_left(item, timeout, now)
+                if left > 0:
+                    item.deadline = now + max(left, 0.01)
+                    continue
+                del busy[fileno]
+                self.n_timeouts += 1
+                logger.warning("grading (%s) timed out after %.1fs on %.80r %.80r", kind, timeout, *pairs[item.index])
+                self._kill(item.worker)
+                idle.append(self._replace())
         return results
+
+    @staticmethod
+    def _cpu_left(item: _Item, timeout: float, now: float) -> float:
+        """CPU seconds the item may still use; 0 once it used `timeout` of them, or when the CPU time cannot
+        be read (then the wall clock decides), or past WALL_FACTOR x timeout of wall time."""
+        if item.cpu_at_send is None or now - item.sent >= WALL_FACTOR * timeout:
+            return 0.0
+        used = cpu_seconds(item.worker.process.pid or 0)
+        return 0.0 if used is None else timeout - (used - item.cpu_at_send)
 
     def _replace(self) -> _Worker:
         worker = self._start_worker()
