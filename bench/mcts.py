@@ -1,6 +1,6 @@
 """MCTS over steps against beam search and DVTS, at the same N, width and verifier, on the CPU world.
 
-SmolLM2-135M (float32) on synthetic arithmetic, per wording: beam search, DVTS and MCTS (UCT, and PUCT
+SmolLM2-135M (float32, or --dtype) on synthetic arithmetic, per wording: beam search, DVTS and MCTS (UCT, and PUCT
 with the policy's log-probabilities as prior) at --n with --beam-width, all guided by the arithmetic
 rule verifier with the weighted pick; majority@--n over best-of-N's samples for scale. Every row:
 accuracy with a 95% bootstrap interval over problems and generated tokens per problem; then MCTS minus
@@ -33,7 +33,7 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
     }
     for name, extra in runs.items():
         methods[f"{name}@{args.n}"] = picked(cpu_world_run(args, wording, out / f"{name}_n{args.n}", *common, *extra))
-    print_rows(f"SmolLM2-135M float32, synthetic arithmetic ({wording} wording) levels {args.levels}, {len(bon)} "
+    print_rows(f"SmolLM2-135M {args.dtype}, synthetic arithmetic ({wording} wording) levels {args.levels}, {len(bon)} "
                f"problems (seed {args.seed}); N={args.n}, width {args.beam_width}, {args.max_iterations} rounds, "
                f"arithmetic_rules verifier, weighted pick; MCTS c={args.c}, mean backup", methods)
     pairs = [(f"{m}@{args.n}", methods[f"{m}@{args.n}"], f"{b}@{args.n}", methods[f"{b}@{args.n}"])

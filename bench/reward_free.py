@@ -1,6 +1,6 @@
 """Reward-free selection and early rejection on the CPU world, each against what it claims to beat.
 
-SmolLM2-135M (float32) on synthetic arithmetic, per wording:
+SmolLM2-135M (float32, or --dtype) on synthetic arithmetic, per wording:
   no verifier    best-of-N at N=--n, sampled once with the top-20 logprobs: the majority, self_certainty and
                  confidence_weighted picks over the same samples (Kang et al. 2025), and beam search at
                  --beam-n steered by the self_certainty verifier (no reward model), all against majority@N;
@@ -135,7 +135,7 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
         matched = at_tokens(bon, early[name].tokens, args.pick)
         early[f"bon@tok({name})"] = matched
         pairs.append((name, early[name], f"bon@tok({name})", matched))
-    where = (f"SmolLM2-135M float32, synthetic arithmetic ({wording} wording) levels {args.levels}, {n_problems} "
+    where = (f"SmolLM2-135M {args.dtype}, synthetic arithmetic ({wording} wording) levels {args.levels}, {n_problems} "
              f"problems (seed {args.seed}), max {args.max_new_tokens} new tokens")
     print_rows(f"{where}\nno verifier: picks over best-of-N's samples by the policy's own confidence (beam+selfcert: "
                "beam search steered by the self_certainty verifier, confidence_weighted pick)", free)

@@ -1,7 +1,7 @@
 """A verifier that thinks (think_judge: a written check per step, then the verdict) against the judge that
 answers at once (lm_judge), each guiding the same beam search on the CPU world.
 
-SmolLM2-135M (float32) is the policy and, for both judges, the verifier (ThinkPRM, Khalifa et al. 2025,
+SmolLM2-135M (float32, or --dtype) is the policy and, for both judges, the verifier (ThinkPRM, Khalifa et al. 2025,
 let the judge write before its verdict; lm_judge reads the verdict with no check). Per wording: beam
 search at --n beams (width --beam-width) guided by each judge, and majority@--n over best-of-N's
 samples for scale. Every row: accuracy with a 95% bootstrap interval over problems, the policy's
@@ -23,7 +23,7 @@ from ttscale.types import ProblemResult
 
 
 def searched(args: argparse.Namespace, wording: str, out: Path, *extra: str) -> list[ProblemResult]:
-    return cpu_world_run(args, wording, out, "verifier.dtype=float32", f"search.n={args.n}",
+    return cpu_world_run(args, wording, out, f"verifier.dtype={args.dtype}", f"search.n={args.n}",
                          f"verifier.think_tokens={args.think_tokens}", *extra)
 
 
@@ -43,7 +43,7 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
                         "search.selection=weighted")
         methods[f"beam+{judge}@{args.n}"] = picked(beam)
         spent[judge] = verifier_tokens(beam)
-    print_rows(f"SmolLM2-135M float32 policy and judge, synthetic arithmetic ({wording} wording) levels "
+    print_rows(f"SmolLM2-135M {args.dtype} policy and judge, synthetic arithmetic ({wording} wording) levels "
                f"{args.levels}, {len(bon)} problems (seed {args.seed}); beam search N={args.n} width "
                f"{args.beam_width}, weighted pick; think_judge writes up to {args.think_tokens} tokens per step",
                methods)
