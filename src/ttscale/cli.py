@@ -238,6 +238,21 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    run_dirs: Annotated[list[str], typer.Argument(help="run directories scored by one verifier, on problems the "
+                                                      "calibration will not pick for")],
+) -> None:
+    """Fit verifier.calibration on graded runs: the chance a solution is right given its verifier score."""
+    from ttscale.eval.calibration import fit_runs, format_fit
+
+    try:
+        fit = fit_runs(run_dirs)
+    except TTScaleError as e:
+        _fail(e)
+    typer.echo(format_fit(fit))
+
+
+@app.command()
 @field_options(ServeConfig)
 def serve(
     recipe: Annotated[str, typer.Argument(help="recipe YAML path or bundled recipe name (model, verifier, search)")],

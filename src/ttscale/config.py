@@ -7,6 +7,7 @@ past this point the code trusts its inputs.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,9 @@ class VerifierConfig:
     n_params: int | None = field(default=None, metadata={
         "help": "http verifier: the remote model's parameter count, for FLOPs (null: ttscale asks its server; "
                 "vllm_pooling counts 0)"})
+    calibration: list[list[float]] | None = field(default=None, metadata={
+        "help": "[[score, chance], ...] from `ttscale calibrate`: every step score becomes the chance a solution "
+                "so scored is right (linear between the pairs) before search and picks read it; null: raw scores"})
 
     def __post_init__(self) -> None:
         _one_of("verifier", "reduction", self.reduction, REDUCTIONS)
@@ -154,6 +158,11 @@ class VerifierConfig:
         _check(self.max_retries >= 0, "verifier", "max_retries", self.max_retries, "an integer >= 0")
         _check(self.n_params is None or self.n_params >= 0, "verifier", "n_params", self.n_params,
                "an integer >= 0 or null")
+        if self.calibration is not None:
+            problem = _knot_problem(self.calibration)
+            _check(problem is None, "verifier", "calibration", self.calibration, problem or "")
+            _check(self.name != "none", "verifier", "calibration", self.calibration,
+                   "null when verifier.name is none (there are no scores to map)")
         _check(
             self.max_tokens_per_batch >= 1, "verifier", "max_tokens_per_batch", self.max_tokens_per_batch, ">= 1"
         )
@@ -368,3 +377,20 @@ SECTIONS: dict[str, type] = {
     "search": SearchConfig,
     "output": OutputConfig,
 }
+
+
+def _knot_problem(knots: Sequence[Sequence[float]]) -> str | None:
+    """What is wrong with `knots` as a calibration map, or None: at least one `[score, chance]` pair,
+    scores increasing, chances in [0, 1] and never decreasing (a map that reorders scores would change
+    which beams a search keeps, not only how picks weigh them)."""
+    if not knots:
+        return "at least one [score, chance] pair"
+    if any(len(k) != 2 for k in knots):
+        return "pairs [score, chance]"
+    if any(not 0.0 <= k[1] <= 1.0 for k in knots):
+        return "chances in [0, 1]"
+    if any(b[0] <= a[0] for a, b in zip(knots, knots[1:])):
+        return "scores in increasing order"
+    if any(b[1] < a[1] for a, b in zip(knots, knots[1:])):
+        return "chances that never decrease as the score grows"
+    return None

@@ -27,7 +27,7 @@ from ttscale.registry import release
 from ttscale.search.base import SearchSettings, Strategy, checked_strategy, run_settings
 from ttscale.shards import shard_dir, shard_problems, write_shard_file
 from ttscale.types import Problem, ProblemResult
-from ttscale.verifiers.base import VERIFIERS, Verifier, build_verifier
+from ttscale.verifiers.base import VERIFIERS, Verifier, build_verifier, with_calibration
 
 log = logging.getLogger("ttscale")
 
@@ -131,6 +131,7 @@ def run(
                 if verifier is None:
                     verifier = build_verifier(cfg.verifier)
                     built.callback(release, verifier)
+                verifier = with_calibration(verifier, cfg.verifier)
                 _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
         wanted = {p.id: p.content_hash for p in problems}
         results = [r for r in read_results(run_dir.path) if wanted.get(r.id) == r.problem.content_hash]

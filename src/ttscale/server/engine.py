@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import cast
 
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig
@@ -41,7 +42,7 @@ from ttscale.server.protocol import (
 from ttscale.server.replies import tokenizer_logprobs
 from ttscale.server.shutdown import Drain
 from ttscale.types import Problem, ProblemResult
-from ttscale.verifiers.base import Verifier, build_verifier
+from ttscale.verifiers.base import Verifier, build_verifier, with_calibration
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,14 @@ class Engine:
         # As `ttscale run` refuses them: else every request that keeps the recipe's settings gets a 400 it did not earn.
         checked_strategy(cfg, has_verifier=cfg.verifier.name != "none" or verifier not in (None, _UNSET))
         backend = generator or build_generator(cfg.model)
-        inner_verifier = build_verifier(cfg.verifier) if verifier is _UNSET else verifier
+        inner_verifier = (build_verifier(cfg.verifier) if verifier is _UNSET
+                          else with_calibration(cast("Verifier | None", verifier), cfg.verifier))
         # What the engine builds lives as long as it does; what it is given, its caller closes.
         self._built = [part for part, given in ((backend, generator), (inner_verifier, verifier))
                        if given in (None, _UNSET)]
         window = serve.batch_window_ms / 1000
         self.generator = BatchingGenerator(backend, window, serve.max_batch_prompts)
-        self.verifier = BatchingVerifier(inner_verifier, window) if inner_verifier is not None else None  # type: ignore[arg-type]
+        self.verifier = BatchingVerifier(inner_verifier, window) if inner_verifier is not None else None
         self.format, base = run_settings(cfg, backend.tokenizer)
         self.base = replace(base, save_trees=False)
         self.bounds = Bounds(serve, self.strategies, self.verifier is not None)

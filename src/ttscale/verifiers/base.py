@@ -49,4 +49,20 @@ VERIFIERS.register("self_certainty", "ttscale.verifiers.self_certainty:SelfCerta
 def build_verifier(cfg: VerifierConfig) -> Verifier | None:
     if cfg.name == "none":
         return None
-    return VERIFIERS.get(cfg.name)(cfg)
+    return with_calibration(VERIFIERS.get(cfg.name)(cfg), cfg)
+
+
+def with_calibration(verifier: Verifier | None, cfg: VerifierConfig) -> Verifier | None:
+    """`verifier` scoring through `cfg.calibration` when one is set (once: a verifier already calibrated
+    by it is returned as it is), so a verifier handed to a run scores as one the run would build."""
+    from ttscale.verifiers.calibration import CalibratedVerifier
+
+    if verifier is None or cfg.calibration is None:
+        return verifier
+    if isinstance(verifier, CalibratedVerifier):
+        if verifier.knots != [tuple(k) for k in cfg.calibration]:
+            from ttscale.errors import ConfigError
+
+            raise ConfigError("the verifier given is calibrated by a map other than verifier.calibration")
+        return verifier
+    return CalibratedVerifier(verifier, cfg.calibration)
