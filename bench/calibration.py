@@ -19,6 +19,7 @@ import argparse
 from dataclasses import replace
 
 from _common import header, row
+from pick_analysis import hits, paired
 
 from ttscale.eval.calibration import fit_runs, format_fit
 from ttscale.eval.evaluate import load_run
@@ -39,12 +40,6 @@ def interval(values: list[float]) -> str:
     return f"{100 * sum(values) / len(values):6.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]"
 
 
-def paired(label: str, ours: list[float], base: list[float]) -> None:
-    diff = [a - b for a, b in zip(ours, base)]
-    lo, hi = bootstrap_interval(diff)
-    print(f"  {label:<40} {100 * sum(diff) / len(diff):+6.1f} pts [{100 * lo:+5.1f}, {100 * hi:+5.1f}]")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", nargs="+", required=True, help="run folders the map is fitted on")
@@ -60,22 +55,19 @@ def main() -> None:
     for path in args.on:
         run = load_run(path)
         results = sorted((r for r in run.results if r.error is None), key=lambda r: r.id)
-
-        def hits(pick, rs=results) -> list[float]:
-            return [float((i := pick(r)) is not None and run.correct[r.id][i]) for r in rs]
-
         rows = {
-            "majority": hits(lambda r: reselect(r, "majority", "last")),
-            "naive": hits(lambda r: reselect(r, "naive", "last")),
-            "weighted (raw scores)": hits(lambda r: reselect(r, "weighted", "last")),
-            "weighted (calibrated)": hits(lambda r: reselect(mapped(r, fit.knots), "weighted", "last")),
+            "majority": hits(results, run.correct, lambda r: reselect(r, "majority", "last")),
+            "naive": hits(results, run.correct, lambda r: reselect(r, "naive", "last")),
+            "weighted (raw scores)": hits(results, run.correct, lambda r: reselect(r, "weighted", "last")),
+            "weighted (calibrated)": hits(results, run.correct,
+                                          lambda r: reselect(mapped(r, fit.knots), "weighted", "last")),
         }
         print(f"\n{path}: {run.strategy}, {len(results)} problems; accuracy [95% bootstrap CI over problems]")
         for name, values in rows.items():
             print(f"  {name:<40} {interval(values)}")
         print("  paired over the same problems:")
         for base in ("weighted (raw scores)", "naive", "majority"):
-            paired(f"calibrated - {base}", rows["weighted (calibrated)"], rows[base])
+            paired(f"  calibrated - {base}", rows["weighted (calibrated)"], rows[base])
         summary.append((f"{run.strategy} {path.rstrip('/').split('/')[-1]}"[:36], rows))
     print()
     header()

@@ -131,7 +131,8 @@ def run(
                 if verifier is None:
                     verifier = build_verifier(cfg.verifier)
                     built.callback(release, verifier)
-                verifier = with_calibration(verifier, cfg.verifier)
+                else:
+                    verifier = with_calibration(verifier, cfg.verifier)
                 _search_all(cfg, strategy, todo, run_dir, generator, verifier, progress)
         wanted = {p.id: p.content_hash for p in problems}
         results = [r for r in read_results(run_dir.path) if wanted.get(r.id) == r.problem.content_hash]

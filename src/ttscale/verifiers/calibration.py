@@ -22,7 +22,10 @@ from ttscale.types import Problem
 
 def calibrated(score: float, knots: Sequence[Sequence[float]]) -> float:
     """`score` through the map: the chance at a knot's score, linear between knots, the end chances beyond them."""
-    xs = [k[0] for k in knots]
+    return _interpolate(score, [k[0] for k in knots], knots)
+
+
+def _interpolate(score: float, xs: Sequence[float], knots: Sequence[Sequence[float]]) -> float:
     i = bisect_right(xs, score)
     if i == 0:
         return float(knots[0][1])
@@ -38,6 +41,7 @@ class CalibratedVerifier:
 
     def __init__(self, inner: Any, knots: Sequence[Sequence[float]]) -> None:
         self.inner, self.knots = inner, [tuple(k) for k in knots]
+        self._xs = [k[0] for k in self.knots]  # every step of every round is mapped: the knots' scores once
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this wrapper lacks; `inner` itself is set in __init__.
@@ -46,7 +50,7 @@ class CalibratedVerifier:
         return getattr(self.inner, name)
 
     def _map(self, rows: list[list[float]]) -> list[list[float]]:
-        return [[calibrated(s, self.knots) for s in row] for row in rows]
+        return [[_interpolate(s, self._xs, self.knots) for s in row] for row in rows]
 
     def score(self, problems: Sequence[Problem], steps: Sequence[Sequence[str]]) -> list[list[float]]:
         return self._map(self.inner.score(problems, steps))
