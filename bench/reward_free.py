@@ -5,9 +5,11 @@ SmolLM2-135M (float32, or --dtype) on synthetic arithmetic, per wording:
                  confidence_weighted picks over the same samples (Kang et al. 2025), and beam search at
                  --beam-n steered by the self_certainty verifier (no reward model), all against majority@N;
   early rejection  speculative_rejection (Sun et al. 2024) starting from each of --sr-n samples, rejecting
-                 --rejection-rate of the live ones every --chunk tokens, against best-of-N@N with the same
+                 --rejection-rate of the live ones every --chunk tokens, against best-of-N with the same
                  pick (--pick) over the same verifier (arithmetic_rules): at N (same start) and at equal
                  tokens (best-of-N subsampled, per problem, to the samples its tokens buy: 8 draws).
+Best-of-N is sampled once, at the largest N asked for: sample k's seed is the request's seed + k (as
+vLLM derives n samples), so its first N samples are the ones a run at N draws.
 Every row: accuracy with a 95% bootstrap interval over problems and generated tokens per problem; then
 each method minus its baseline paired over the same problems (the paired bootstrap), and the token
 ratio. Runs resume from --out (keyed to the code that wrote them; --fresh discards).
@@ -19,6 +21,7 @@ ratio. Runs resume from --out (keyed to the code that wrote them; --fresh discar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,16 @@ def picked(results: list[ProblemResult], selection: str | None = None) -> Method
         i = r.selected if selection is None else select(r.completions, selection, "last", r.distinct)
         hits.append(float(r.error is None and i is not None and correct[r.id][i]))
     return Method(hits, [float(r.budget.generated_tokens) for r in results])
+
+
+def first(results: list[ProblemResult], n: int) -> list[ProblemResult]:
+    """Best-of-N at `n` from a run at a larger N: each problem's first `n` samples and their tokens."""
+    out = []
+    for r in results:
+        kept = r.completions[:n]
+        budget = dataclasses.replace(r.budget, generated_tokens=sum(c.n_tokens for c in kept))
+        out.append(dataclasses.replace(r, completions=kept, budget=budget, selected=None))
+    return out
 
 
 def at_tokens(bon: list[ProblemResult], spent: list[float], selection: str) -> Method:
@@ -110,8 +123,10 @@ def print_paired(pairs: list[tuple[str, Method, str, Method]]) -> None:
 def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
     # One sampling run serves both parts: best-of-N's samples do not depend on its verifier, and the
     # majority and confidence picks never read the scores.
-    bon = searched(args, wording, out / f"best_of_n_n{args.n}", "search.strategy=best_of_n", f"search.n={args.n}",
-                   "verifier.name=arithmetic_rules", "search.selection=majority")
+    most = max([args.n, *args.sr_n])
+    pool = searched(args, wording, out / f"best_of_n_n{most}", "search.strategy=best_of_n", f"search.n={most}",
+                    "verifier.name=arithmetic_rules", "search.selection=majority")
+    bon = first(pool, args.n)
     n_problems = len(bon)
     majority = picked(bon, "majority")
     free = {f"majority@{args.n}": majority, f"self_certainty@{args.n}": picked(bon, "self_certainty"),
@@ -124,15 +139,15 @@ def wording_table(args: argparse.Namespace, wording: str, out: Path) -> None:
         name = f"beam+selfcert@{n}"
         free[name] = picked(beam)
         pairs.append((name, free[name], f"majority@{args.n}", majority))
-    base = picked(bon, args.pick)
-    early = {f"best_of_n@{args.n}": base}
+    early = {}
     for n in args.sr_n:
+        base = early[f"best_of_n@{n}"] = picked(first(pool, n), args.pick)
         sr = searched(args, wording, out / f"speculative_rejection_n{n}", "search.strategy=speculative_rejection",
                       "verifier.name=arithmetic_rules", f"search.n={n}", f"search.selection={args.pick}")
         name = f"spec_rej@{n}"
         early[name] = picked(sr)
-        pairs.append((name, early[name], f"best_of_n@{args.n}", base))
-        matched = at_tokens(bon, early[name].tokens, args.pick)
+        pairs.append((name, early[name], f"best_of_n@{n}", base))
+        matched = at_tokens(pool, early[name].tokens, args.pick)
         early[f"bon@tok({name})"] = matched
         pairs.append((name, early[name], f"bon@tok({name})", matched))
     where = (f"SmolLM2-135M {args.dtype}, synthetic arithmetic ({wording} wording) levels {args.levels}, {n_problems} "
@@ -149,7 +164,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="best-of-N's N, the baseline of both parts")
     ap.add_argument("--beam-n", default="16", help="comma-separated N of beam search with the self_certainty "
                     "verifier ('' to skip)")
-    ap.add_argument("--sr-n", default="16,32", help="comma-separated starting N of speculative_rejection")
+    ap.add_argument("--sr-n", default="16,64", help="comma-separated starting N of speculative_rejection")
     ap.add_argument("--chunk", type=int, default=16, help="search.rejection.chunk_tokens")
     ap.add_argument("--rejection-rate", type=float, default=0.5)
     ap.add_argument("--pick", default="weighted", choices=("weighted", "naive"),
