@@ -19,7 +19,10 @@ class RunningBatch:
     """
 
     def __init__(self, cache: Any, mask: Any, positions: Any, feed: Any, slots: list[int | None]) -> None:
-        self.cache, self.mask, self.positions, self.feed, self.slots = cache, mask, positions, feed, slots
+        from ttscale.models.growing_kv import growing
+
+        # A decode step appends in place instead of copying every layer's cache (models/growing_kv.py).
+        self.cache, self.mask, self.positions, self.feed, self.slots = growing(cache), mask, positions, feed, slots
 
     def live(self) -> list[int]:
         return [r for r in self.slots if r is not None]
