@@ -16,7 +16,11 @@ run it, on the one expansion core:
 Compute is matched to beam search's: round 1 gives the root N children, and every later round
 selects N / beam_width distinct leaves (a leaf chosen this round is skipped by the next descent,
 the virtual loss of parallel MCTS) and expands each, so a round asks for N steps as a beam-search
-round does. The round at `max_iterations` runs its leaves to the end of the solution. A finished
+round does. A search is not matched, only a round: the leaves a round picks sit at several
+depths (the exploration term returns to shallow ones), so fewer of its children end a solution
+than when beam search's beams advance in step, and MCTS takes more rounds to finish N (README,
+"MCTS over steps", has the measured counts). The round at `max_iterations` runs its leaves to
+the end of the solution. A finished
 child is a terminal node: it is a candidate and is never expanded; the search stops once N
 candidates are finished or no leaf is left. `finish` returns N, the finished ones first by value,
 then the best unfinished leaves, as beam search does.
