@@ -50,6 +50,20 @@ def smollm2():
     return HFGenerator(ModelConfig(name_or_path="embedded:smollm2", max_batch_size=16, dtype="float32"))
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(smollm2):
+    """A tiny random Llama with SmolLM2's tokenizer, float32, grouped-query attention as SmolLM2's: its
+    samples are random text, which is all the tests that compare code paths need."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = smollm2.tokenizer
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
 @pytest.fixture
 def fake_cfg(tmp_path):
     """A small fake-backend recipe writing into tmp_path; override with make(...)."""

@@ -62,19 +62,6 @@ def test_vllm_stand_in_same_completions_for_any_batch_and_distinct_subtrees(fake
         assert len(texts) == 8 and len({t for t, _, _ in texts}) > 2  # subtrees and roots do not collapse
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(smollm2):
-    """A tiny random Llama with SmolLM2's tokenizer, float32: its samples are random text, which is all we need."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = smollm2.tokenizer
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
-    return LlamaForCausalLM(cfg).eval(), tok
-
-
 # one template, two-digit numbers: every prompt has the same token length, so no row is padded differently
 EQUAL_LENGTH = [Problem(f"p{i}", f"What is {10 + 7 * i} + {31 + 5 * i}?", str(41 + 12 * i)) for i in range(4)]
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ttscale.backends.hf import HFGenerator
@@ -67,20 +67,10 @@ def test_growing_adopts_plain_layers_and_keeps_their_tensors():
     assert all(type(layer) is GrowingLayer for layer in cache.layers)
 
 
-@pytest.fixture(scope="module")
-def tiny(smollm2):
-    """A tiny random Llama (float32, pinned) with SmolLM2's tokenizer."""
-    tok = smollm2.tokenizer
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
-    return LlamaForCausalLM(cfg).eval(), tok
-
-
-def test_compact_loop_on_a_real_model_appends_in_place(tiny, monkeypatch):
+def test_compact_loop_on_a_real_model_appends_in_place(tiny_llama, monkeypatch):
     """The compact loop decodes into the growing buffers: a copy when rows join or leave, not every step,
     and the same tokens as with transformers' own layer."""
-    model, tok = tiny
+    model, tok = tiny_llama
     params = [SamplingParams(n=3, temperature=0.9, max_new_tokens=cap, seed=i) for i, cap in enumerate([40, 25])]
     prompts = ["Question: what is 2 + 3?\nAnswer:", "Name a colour:"]
 
