@@ -31,7 +31,7 @@ class GrowingLayer(DynamicLayer):
     def adopt(cls, layer: DynamicLayer) -> GrowingLayer:
         """This layer's state (its keys and values, not copied) in a layer that appends in place."""
         grown = cls()
-        grown.__dict__.update({k: v for k, v in layer.__dict__.items() if k != "_buffers"})
+        grown.__dict__.update(layer.__dict__)
         return grown
 
     def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -52,10 +52,9 @@ class GrowingLayer(DynamicLayer):
         if self._buffers is None or self.keys is None or self.values is None:
             return False
         keys, values = self._buffers
-        mine_k, mine_v = self.keys, self.values
-        return (length <= keys.shape[-2] and mine_k.data_ptr() == keys.data_ptr()
-                and mine_v.data_ptr() == values.data_ptr() and mine_k.shape[0] == keys.shape[0]
-                and mine_k.stride() == keys.stride() and mine_v.stride() == values.stride())
+        return (length <= keys.shape[-2] and self.keys.data_ptr() == keys.data_ptr()
+                and self.values.data_ptr() == values.data_ptr() and self.keys.shape[0] == keys.shape[0]
+                and self.keys.stride() == keys.stride() and self.values.stride() == values.stride())
 
     def _grow(self, filled: int, key_states: Any, value_states: Any) -> None:
         rows, heads, new, _ = key_states.shape
