@@ -60,9 +60,13 @@ class HFGenerator:
             model, tokenizer = load_pretrained(
                 AutoModelForCausalLM, cfg.name_or_path, cfg.gguf_file, cfg.device, cfg.dtype
             )
+        self.n_params = sum(p.numel() for p in model.parameters())  # FLOPs count weights, however stored
+        if cfg.quantize == "int8":
+            from ttscale.models.quantize import quantize_int8
+
+            quantize_int8(model)  # in place: a model passed in is the caller's to copy first
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size = cfg.max_batch_size
-        self.n_params = sum(p.numel() for p in model.parameters())
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         eos = model.generation_config.eos_token_id
