@@ -4,12 +4,15 @@ SmolLM2-135M on synthetic arithmetic, side by side in one run:
   majority@N           best_of_n, N samples, majority vote
   deepconf offline     the same N samples, top eta% by confidence, confidence-weighted vote
                        (computed from majority's samples and their logprobs: a paired comparison)
-  adaptive_consistency waves of `--wave` up to N, Beta stopping rule at 0.95
+  adaptive_consistency waves of `--wave` up to N, stopped by `--stop-rule` at `--stop-confidence`
+                       (the defaults: the paper's Beta rule at 0.95; the CPU recipe's tuned rule is
+                       `--wave 2 --stop-confidence 0.6`, bench/adaptive_sweep.py)
   deepconf online      `--warmup` warm-up traces, then chunked traces stopped below the threshold
 Accuracy with a 95% bootstrap interval over problems, the paired difference to majority@N
 (also bootstrapped), and mean generated tokens per problem (everything generated counts).
 
-    PYTHONPATH=src python3 bench/adaptive.py [--limit 100] [--n 16] [--out runs/adaptive_bench]
+    PYTHONPATH=src python3 bench/adaptive.py [--limit 100] [--n 16] [--wave 2 --stop-confidence 0.6]
+        [--out runs/adaptive_bench]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ttscale.grading import correctness
 from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.search.deepconf import keep_top, weighted_pick
+from ttscale.search_sections import AdaptiveConfig
 from ttscale.types import ProblemResult
 
 
@@ -60,7 +64,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=100, help="problems (levels 1-2)")
     ap.add_argument("--n", type=int, default=16)
-    ap.add_argument("--wave", type=int, default=4)
+    ap.add_argument("--wave", type=int, default=AdaptiveConfig.wave)
+    ap.add_argument("--stop-rule", default=AdaptiveConfig.stop_rule, choices=("window", "beta", "dirichlet"))
+    ap.add_argument("--stop-confidence", type=float, default=AdaptiveConfig.stop_confidence,
+                    help="adaptive_consistency's stopping confidence (deepconf online keeps the default)")
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--eta", type=float, default=90.0)
     ap.add_argument("--window", type=int, default=16)
@@ -71,7 +78,10 @@ def main() -> None:
     args = ap.parse_args()
     runs = {
         f"majority@{args.n}": strategy_run(args, "majority", ["search.strategy=best_of_n"]),
-        "adaptive_consistency": strategy_run(args, "adaptive", ["search.strategy=adaptive_consistency"]),
+        # The stopping rule is adaptive_consistency's alone: deepconf online keeps its consensus default.
+        "adaptive_consistency": strategy_run(args, "adaptive", [
+            "search.strategy=adaptive_consistency", f"search.adaptive.stop_rule={args.stop_rule}",
+            f"search.adaptive.stop_confidence={args.stop_confidence}"]),
         "deepconf online": strategy_run(args, "deepconf_online", ["search.strategy=deepconf",
                                                                   "search.deepconf.mode=online"]),
     }
@@ -88,7 +98,7 @@ def main() -> None:
 
     dtype = str(resolve_dtype("auto", "cpu")).removeprefix("torch.")  # the recipe leaves model.dtype at auto
     print(f"\nSmolLM2-135M ({dtype}, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
-          f"wave {args.wave}, warm-up {args.warmup}, eta {args.eta:g}, window {args.window}, chunk {args.chunk}")
+          f"wave {args.wave}, {args.stop_rule} stop at {args.stop_confidence:g}, warm-up {args.warmup}, eta {args.eta:g}, window {args.window}, chunk {args.chunk}")
     print(f"{'method':<28}{'accuracy':>9} {'95% CI':>15} {'vs majority (paired 95% CI)':>30} "
           f"{'tokens/problem':>15} {'ratio':>7} {'wall s':>8}")
     for name in hits:
