@@ -79,3 +79,29 @@ def test_rows_leave_the_batch_as_they_end_and_the_batch_stays_a_multiple_of_its_
     model._forward_pre_hooks.clear()
     assert sum(ours) < sum(theirs)
     assert max(ours) <= 8 and all(m % 8 == 0 for m in ours)  # quantum: min(16, 16 rows in the call) capped by room
+
+
+def test_prefills_compute_the_lm_head_on_one_position(f64):
+    """A prefill's logits are never read (the prompt's last token is fed by the first decode step), so the
+    LM head runs on one position: the samples stay what generate samples (above), the work shrinks."""
+    from ttscale.models.loading import prefill_kwargs
+
+    compact = make(f64, "compact")
+    widths: list[tuple[int, int]] = []
+
+    def hook(_module, _args, kwargs, output):
+        if kwargs["input_ids"].shape[1] > 1:
+            widths.append((kwargs["input_ids"].shape[1], output.logits.shape[1]))
+
+    handle = compact.model.register_forward_hook(hook, with_kwargs=True)
+    try:
+        sampled(compact, PROMPTS[:2])
+    finally:
+        handle.remove()
+    assert widths and all(prompt > 1 and kept == 1 for prompt, kept in widths)
+
+    class NoKeep:
+        def forward(self, input_ids, attention_mask=None):
+            return input_ids
+
+    assert prefill_kwargs(NoKeep()) == {}

@@ -18,7 +18,7 @@ from ttscale.backends.batch import RunningBatch
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
-from ttscale.models.loading import cache_kwarg, load_pretrained
+from ttscale.models.loading import cache_kwarg, load_pretrained, prefill_kwargs
 from ttscale.models.prefix_cache import KV, PrefixKVStore
 from ttscale.types import FinishReason, Generation, SamplingParams
 
@@ -80,6 +80,7 @@ class HFGenerator:
         reuse = cfg.prefix_cache and not self.static and not cfg.batch_invariant
         self.store = PrefixKVStore(cfg.kv_cache_mb << 20) if reuse else None
         self._cache_kwarg = cache_kwarg(model)
+        self._prefill = prefill_kwargs(model)
         # The compact loop lines caches up by left padding, which a sliding-window cache does not keep.
         sliding = getattr(model.config, "sliding_window", None) and getattr(model.config, "use_sliding_window", True)
         self.compact = cfg.decode_loop == "compact" and not self.static and not sliding
@@ -146,7 +147,7 @@ class HFGenerator:
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             self.model(
                 input_ids=input_ids[:, width_c:-1], attention_mask=mask[:, :-1],
-                position_ids=positions[:, width_c:-1], use_cache=True, **{self._cache_kwarg: cache},
+                position_ids=positions[:, width_c:-1], use_cache=True, **{self._cache_kwarg: cache}, **self._prefill,
             )
         return input_ids, mask, cache, width_c + width_s
 
