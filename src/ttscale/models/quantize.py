@@ -8,10 +8,11 @@ split, Dettmers et al. 2022; gpt-fast's int8 weight-only mode) and multiplies th
 kernel for exactly that layout, `aten._weight_int8pack_mm`, which dequantises inside the kernel:
 half the bytes of bf16 and a quarter of float32.
 
-That kernel pays at one row and loses at many (bench/single_stream.py measures both): at one row a
-576x1536 layer of SmolLM2 took 17 us against bf16's 45 us, at 48 rows 326 us against 187 us. So
-this is the server's setting, not the batched search's; and it changes the numbers (each weight
-moves by up to half a step of its channel's scale), so its accuracy is measured, never assumed.
+That kernel pays at one row and loses at many: it is a matrix-vector kernel, while bf16 at 16 or 48
+rows runs a GEMM that reuses each weight it loads (bench/single_stream.py times one row,
+bench/quantize.py the main job's 48). So this is the server's setting, not the batched search's; and
+it changes the numbers (each weight moves by up to half a step of its channel's scale), so what it
+costs the task is measured there, paired, never assumed.
 Embeddings stay as they are: a lookup reads one row, not the table.
 """
 
