@@ -301,3 +301,14 @@ def test_the_compute_optimal_strategy_re_picks_when_its_policy_says_so(tmp_path)
     assert [r.selected for r in voted] == [select(r.completions, "majority", "last") for r in voted]
     assert [r.selected for r in own] == [select(r.completions, "weighted", "last") for r in own]
     assert [r.selected for r in own] != [r.selected for r in voted]  # the picks differ here, so the test can fail
+
+
+def test_a_long_setting_is_named_by_a_digest_in_labels(tmp_path):
+    """Runs that differ by a calibration map get labels that tell them apart without printing every knot."""
+    knots = ["[[0.0, 0.01], [0.2, 0.04], [0.5, 0.05], [0.8, 0.2], [1.0, 0.35]]",
+             "[[0.0, 0.02], [0.2, 0.03], [0.5, 0.06], [0.8, 0.25], [1.0, 0.3]]"]
+    runs = [write_run(tmp_path / f"beam{i}", _beam_results(4), "verifier.name=fake", f"verifier.calibration={k}")
+            for i, k in enumerate(knots)]
+    names = sorted({c.method for c in evaluate_runs(runs, seeds=2).curves if c.kind == "search"})
+    assert len(names) == 2 and all(n.startswith("beam_search(calibration=<5 items ") for n in names)
+    assert all(len(n) < 60 for n in names)

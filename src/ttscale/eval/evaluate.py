@@ -8,6 +8,7 @@ and the report are drawn from and metrics.json serialises.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ SAMPLING = "best_of_n"  # the strategy whose N samples can be subsampled into a 
 _NOT_HYPER = {"search.n", "search.policy", "search.problems_per_batch", "search.strategy", "sampling.seed",
               "search.max_tokens_per_problem", "search.max_flops_per_problem"}
 _HYPER_SECTIONS = ("model", "verifier", "sampling", "search")
+LABEL_VALUE_CHARS = 32  # longer settings are named by a digest in curve labels (_label_value)
 # The picks every run is evaluated under: majority always, the verifier's two where candidates were scored.
 _PICKS: tuple[Selection, ...] = ("majority", "naive", "weighted")
 # SearchSettings fields a policy entry may set, read from the run's config.search: every search
@@ -97,6 +99,16 @@ def load_run(path: str | Path) -> Run:
     return Run(path, config, results, correctness(results))
 
 
+def _label_value(value: Any) -> str:
+    """A setting as a curve label shows it: as written when short; a long one (a calibration map's
+    knots) by its length and a digest, which still tells two runs' values apart."""
+    text = str(value)
+    if len(text) <= LABEL_VALUE_CHARS:
+        return text
+    size = f"{len(value)} items " if isinstance(value, (list, tuple, dict)) else ""
+    return f"<{size}{hashlib.sha256(text.encode()).hexdigest()[:8]}>"
+
+
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """label -> runs of one (strategy, hyper-parameters other than N); labels name what differs."""
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
@@ -107,7 +119,7 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
         siblings = [g[0].hyper() for (s, _), g in groups.items() if s == strategy]
         varying = sorted(k for k in set().union(*siblings) if len({repr(h.get(k)) for h in siblings}) > 1)
         own = members[0].hyper()
-        params = ", ".join(f"{k.split('.', 1)[1]}={own.get(k)}" for k in varying)
+        params = ", ".join(f"{k.split('.', 1)[1]}={_label_value(own.get(k))}" for k in varying)
         label = f"{strategy}({params})" if params else strategy
         labels[label] = sorted(members, key=lambda r: r.n)
     return labels
