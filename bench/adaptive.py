@@ -21,6 +21,8 @@ import argparse
 import time
 from collections.abc import Sequence
 
+from _common import provenance
+
 from ttscale.cli import resolve_recipe
 from ttscale.confidence import trace_confidence
 from ttscale.data.results import read_results
@@ -97,7 +99,8 @@ def main() -> None:
     from ttscale.models.loading import resolve_dtype
 
     dtype = str(resolve_dtype("auto", "cpu")).removeprefix("torch.")  # the recipe leaves model.dtype at auto
-    print(f"\nSmolLM2-135M ({dtype}, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
+    print("\n" + provenance())
+    print(f"SmolLM2-135M ({dtype}, CPU), synthetic arithmetic levels 1-2, {len(ids)} problems, N={args.n}, "
           f"wave {args.wave}, {args.stop_rule} stop at {args.stop_confidence:g}, warm-up {args.warmup}, eta {args.eta:g}, window {args.window}, chunk {args.chunk}")
     print(f"{'method':<28}{'accuracy':>9} {'95% CI':>15} {'vs majority (paired 95% CI)':>30} "
           f"{'tokens/problem':>15} {'ratio':>7} {'wall s':>8}")
