@@ -1,7 +1,7 @@
 """One stream at a time, the server's case: the HF backend against llama.cpp on the same GGUF.
 
 SmolLM2-135M-Instruct from the embedded GGUF (Q4_1). llama.cpp (`llama-cpp-python`, a source-only
-package: `CMAKE_BUILD_PARALLEL_LEVEL=2 pip install llama-cpp-python`, about 15 minutes on 2 cores)
+package: `CMAKE_BUILD_PARALLEL_LEVEL=2 pip install llama-cpp-python`, about 5 minutes on 2 cores)
 decodes the quantised weights as they are; ttscale dequantises them once to --dtype, and with
 `model.quantize: int8` stores its linear layers' weights as int8 (models/quantize.py). Each side
 decodes the same prompts one at a time, greedy, up to --max-new-tokens, on --threads threads; a
@@ -9,7 +9,7 @@ side's rate is the tokens it generated over its time, prompt encoding included. 
 model's numbers, so the bench also counts the greedy texts it leaves as they were. Without
 llama-cpp-python the bench says so and compares ours with and without int8.
 
-    python bench/single_stream.py [--prompts 4] [--max-new-tokens 128] [--dtype bfloat16]
+    python bench/single_stream.py [--prompts 8] [--max-new-tokens 128] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def ours_rate(gen: HFGenerator, prompts: list[str], max_new: int) -> tuple[float
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     ap.add_argument("--threads", type=int, default=2)
