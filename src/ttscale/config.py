@@ -102,6 +102,8 @@ class ModelConfig:
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
+        _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize,
+               "none unless model.backend is hf (a served or vLLM model is quantised where it is served)")
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")

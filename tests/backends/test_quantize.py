@@ -46,6 +46,8 @@ def test_refused_where_the_kernel_cannot_run(tiny_llama):
         quantize_int8(copy.deepcopy(tiny_llama[0]).double())
     with pytest.raises(ConfigError, match="quantize"):
         ModelConfig(quantize="int4")
+    with pytest.raises(ConfigError, match="unless model.backend is hf"):
+        ModelConfig(quantize="int8", backend="vllm")
 
 
 def test_the_hf_backend_decodes_smollm2_with_int8_weights_close_to_bf16(smollm2):
