@@ -72,7 +72,7 @@ class ModelConfig:
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
     quantize: str = field(default="none", metadata={
-        "help": "hf backend on CPU: none | int8 (weight-only int8 linear layers: about 2x faster decoding one "
+        "help": "hf backend on CPU: none | int8 (weight-only int8 linear layers: about 1.5x faster decoding one "
                 "stream, slower at many rows; changes the model's numbers: models/quantize.py)"})
     decode_loop: str = field(
         default="compact",
