@@ -71,9 +71,8 @@ class ModelConfig:
         metadata={"help": "hf backend: dynamic (prefix KV reuse across rounds) | static (fixed-shape static "
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
-    quantize: str = field(default="none", metadata={
-        "help": "hf backend on CPU: none | int8 (weight-only int8 linear layers: about 1.5x faster decoding one "
-                "stream, slower at many rows; changes the model's numbers: models/quantize.py)"})
+    quantize: str = field(default="none", metadata={"help": "hf backend on CPU: none | int8 (weight-only int8 linear "
+                          "layers: ~1.5x faster for one stream, slower batched; moves the numbers: models/quantize.py)"})
     decode_loop: str = field(
         default="compact",
         metadata={"help": "hf backend, dynamic cache: compact (ttscale's decode loop; a row leaves the batch the step "
@@ -102,8 +101,7 @@ class ModelConfig:
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
-        _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize,
-               "none unless model.backend is hf (a served or vLLM model is quantised where it is served)")
+        _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize, "none unless model.backend is hf")
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
