@@ -60,6 +60,38 @@ def test_a_finished_child_is_a_candidate_and_never_expanded_and_n_finished_stop_
     assert [b.value for b in out] == [0.99, 0.5] and all(b.finished for b in out)
 
 
+def test_the_open_leaf_counts_kept_as_the_tree_grows_match_a_walk_of_the_tree():
+    """`expandable` reads a count kept on each node; a random search with finished and unfinished
+    children must leave every count equal to the open leaves a full walk finds below it."""
+    import random
+
+    def walk(node) -> int:
+        if not node.children:
+            return int(node.beam is None or not node.beam.finished)
+        return sum(walk(c) for c in node.children)
+
+    def nodes(node):
+        yield node
+        for c in node.children:
+            yield from nodes(c)
+
+    rng = random.Random(7)
+    pol = MCTSPolicy(8, 2, 30, MCTSConfig(c=1.0))
+    asked = pol.initial()
+    for _ in range(30):
+        kids = []
+        for e in asked:
+            steps = e.parent.steps if e.parent is not None else ()
+            for j in range(e.k):
+                kids.append(beam(*steps, f"s{len(steps)}{j}{rng.random():.3f}\n", value=rng.random(),
+                                 finished=rng.random() < 0.15))
+        asked = pol.step(kids)
+        assert all(n.open_leaves == walk(n) for n in nodes(pol.root))
+        if not asked:
+            break
+    assert pol.root.children and not asked  # the search ended: N finished, or no open leaf left
+
+
 def test_puct_weighs_siblings_by_the_policys_log_probabilities():
     pol = MCTSPolicy(2, 2, 5, MCTSConfig(selection="puct", c=1.0))
     pol.initial()
