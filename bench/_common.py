@@ -42,6 +42,25 @@ def row(name: str, ours: float, baseline: float, unit: str = "") -> None:
     print(f"{name:<36} {ours:>12.2f} {baseline:>12.2f} {ratio:>8.2f}x  {unit}", flush=True)
 
 
+def majority_right(results: list[ProblemResult]) -> list[bool]:
+    """Per problem (in the order given), whether the majority pick over its completions is right."""
+    right = []
+    for r in results:
+        pick = select(r.completions, "majority", "last")
+        right.append(pick is not None and bool(correct_flags(r)[pick]))
+    return right
+
+
+def paired_difference(ours: list[float], base: list[float]) -> str:
+    """ "+d points, 95% CI [lo, hi] over n problems" for the per-problem differences ours - base."""
+    from ttscale.eval.metrics import bootstrap_interval
+
+    diffs = [a - b for a, b in zip(ours, base)]
+    lo, hi = bootstrap_interval(diffs)
+    return (f"{100 * sum(diffs) / len(diffs):+.1f} points, 95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+            f"over {len(diffs)} problems")
+
+
 def header() -> None:
     print(provenance(), flush=True)
     print(f"{'name':<36} {'ours':>12} {'baseline':>12} {'ratio':>9}", flush=True)

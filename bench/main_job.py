@@ -27,15 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import header, row
+from _common import header, majority_right, paired_difference, row
 
 from ttscale import runner
 from ttscale.backends.hf import HFGenerator
 from ttscale.backends.sampling import RowSampler
 from ttscale.data.results import read_results
-from ttscale.eval.metrics import bootstrap_interval
-from ttscale.grading import correct_flags
-from ttscale.grading.select import select
 from ttscale.recipe import load_config
 
 RECIPE = Path(__file__).resolve().parents[1] / "src" / "ttscale" / "recipes" / "cpu_arithmetic.yaml"
@@ -140,15 +137,11 @@ def main() -> None:
     row("generated tokens", tokens["ours"], tokens["baseline"])
     row("generated tok/s over the search", tokens["ours"] / search["ours"], tokens["baseline"] / search["baseline"],
         "tok/s")
-    right = {n: [bool(correct_flags(r)[p]) if (p := select(r.completions, "majority", "last")) is not None else False
-                 for _, r in sorted(results[n].items())] for n in walls}
+    right = {n: majority_right([r for _, r in sorted(results[n].items())]) for n in walls}
     row("accuracy majority@16 (%)", 100 * sum(right["ours"]) / len(right["ours"]),
         100 * sum(right["baseline"]) / len(right["baseline"]), "%")
-    diffs = [int(a) - int(b) for a, b in zip(right["ours"], right["baseline"])]
-    lo, hi = bootstrap_interval(diffs)
-    print(f"paired majority@16 difference {100 * sum(diffs) / len(diffs):+.1f} points, 95% CI "
-          f"[{100 * lo:+.1f}, {100 * hi:+.1f}] over {len(diffs)} problems; samples whose text differs: "
-          f"{moved} of {samples}")
+    difference = paired_difference([float(x) for x in right["ours"]], [float(x) for x in right["baseline"]])
+    print(f"paired majority@16 difference {difference}; samples whose text differs: {moved} of {samples}")
     print(f"\n{'where the time goes (share of the run)':<66} {'ours':>8} {'baseline':>9}")
     for key in sorted(set(parts["ours"]) | set(parts["baseline"])):
         cells = [f"{100 * parts[n].get(key, 0.0) / best[n]:7.1f}%" for n in ("ours", "baseline")]

@@ -72,7 +72,7 @@ class ModelConfig:
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
     quantize: str = field(default="none", metadata={"help": "hf backend on CPU: none | int8 (weight-only int8 linear "
-                          "layers: ~1.5x faster for one stream, slower batched; moves the numbers: models/quantize.py)"})
+                          "layers, bf16 activations: ~1.5x faster for one stream, slower batched; moves the numbers: models/quantize.py)"})
     decode_loop: str = field(
         default="compact",
         metadata={"help": "hf backend, dynamic cache: compact (ttscale's decode loop; a row leaves the batch the step "
@@ -101,19 +101,15 @@ class ModelConfig:
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
-        _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize, "none unless model.backend is hf")
+        _check(self.quantize == "none" or (self.backend, self.dtype) in (("hf", "auto"), ("hf", "bfloat16")), "model",
+               "quantize", self.quantize, "none unless model.backend is hf and model.dtype bfloat16 (int8's fast kernel)")
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
         _one_of("model", "api", self.api, ("auto", "completions", "chat"))
         _check(self.n_params is None or self.n_params >= 1, "model", "n_params", self.n_params, "an integer >= 1 or null")
-        _check(
-            0 < self.gpu_memory_utilization <= 1,
-            "model",
-            "gpu_memory_utilization",
-            self.gpu_memory_utilization,
-            "a fraction in (0, 1]",
-        )
+        _check(0 < self.gpu_memory_utilization <= 1, "model", "gpu_memory_utilization", self.gpu_memory_utilization,
+               "a fraction in (0, 1]")
 
 
 @dataclass

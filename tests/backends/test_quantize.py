@@ -26,7 +26,7 @@ def test_int8_linear_multiplies_by_its_dequantised_weight_and_stays_within_half_
 
 
 def test_every_linear_layer_is_swapped_and_the_tied_head_untied(tiny_llama):
-    model = copy.deepcopy(tiny_llama[0])
+    model = copy.deepcopy(tiny_llama[0]).to(torch.bfloat16)
     ids = torch.tensor([[5, 17, 99, 3, 250, 7]])
     with torch.inference_mode():
         before = model(input_ids=ids).logits
@@ -41,13 +41,25 @@ def test_every_linear_layer_is_swapped_and_the_tied_head_untied(tiny_llama):
     assert torch.corrcoef(torch.stack([after.flatten(), before.flatten()]))[0, 1] > 0.99
 
 
-def test_refused_where_the_kernel_cannot_run(tiny_llama):
-    with pytest.raises(ModelLoadError, match="float32, bfloat16 or float16"):
-        quantize_int8(copy.deepcopy(tiny_llama[0]).double())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_refused_unless_the_activations_are_bfloat16_where_the_kernel_is_vectorised(tiny_llama, dtype):
+    """torch's int8 kernel runs float32 and float16 in a scalar loop (tens of times slower than the
+    float weights): a model in any dtype but bfloat16 is refused before a layer is swapped."""
+    model = copy.deepcopy(tiny_llama[0]).to(dtype)
+    with pytest.raises(ModelLoadError, match=f"model.dtype: bfloat16, not {str(dtype).removeprefix('torch.')}"):
+        quantize_int8(model)
+    assert any(isinstance(m, nn.Linear) for m in model.modules())
+
+
+def test_refused_where_the_kernel_cannot_run():
     with pytest.raises(ConfigError, match="quantize"):
         ModelConfig(quantize="int4")
     with pytest.raises(ConfigError, match="unless model.backend is hf"):
         ModelConfig(quantize="int8", backend="vllm")
+    for dtype in ("float32", "float16"):
+        with pytest.raises(ConfigError, match="model.quantize='int8'.*model.dtype bfloat16"):
+            ModelConfig(quantize="int8", dtype=dtype)
+    assert ModelConfig(quantize="int8", dtype="auto").quantize == "int8"  # auto is bfloat16 where int8 pays
 
 
 def test_the_hf_backend_decodes_smollm2_with_int8_weights_close_to_bf16(smollm2):

@@ -13,6 +13,14 @@ rows runs a GEMM that reuses each weight it loads (bench/single_stream.py times 
 bench/quantize.py the main job's 48). So this is the server's setting, not the batched search's; and
 it changes the numbers (each weight moves by up to half a step of its channel's scale), so what it
 costs the task is measured there, paired, never assumed.
+
+It needs bfloat16 activations. PyTorch's x86 kernel (aten/src/ATen/native/cpu/int8mm_kernel.cpp) is
+vectorised, for AVX512 and for AVX2, only where the activations are bfloat16; float32 and float16
+run its scalar loop. On an AVX2-only EPYC with one thread, a 576 x 1536 layer took 0.94 ms for one
+float32 row (float32 weights: 0.11) and 85 ms for 48 rows (2.3), and the main job's recipe on two
+problems ran 18x slower than with its float32 weights. On such a CPU bfloat16 itself is emulated,
+and int8 with it still trails float32 weights (0.17 against 0.11 ms at one row), so int8 is for
+CPUs with native bfloat16 (AVX512-BF16, AMX).
 Embeddings stay as they are: a lookup reads one row, not the table.
 """
 
@@ -50,10 +58,13 @@ class Int8Linear(nn.Module):
 def quantize_int8(model: Any) -> int:
     """Every `nn.Linear` of `model` (the LM head included) replaced by `Int8Linear`, in place; returns how
     many. A head tied to the input embeddings is untied: the embeddings keep their float table."""
-    if next(model.parameters()).device.type != "cpu":
+    first = next(model.parameters())
+    if first.device.type != "cpu":
         raise ModelLoadError("model.quantize=int8 runs on the CPU only (its kernel is torch's CPU int8 weight-only matmul)")
-    if next(model.parameters()).dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ModelLoadError("model.quantize=int8 needs float32, bfloat16 or float16 activations")
+    if first.dtype != torch.bfloat16:
+        raise ModelLoadError(f"model.quantize=int8 needs model.dtype: bfloat16, not {str(first.dtype).removeprefix('torch.')}: "
+                             "torch's int8 kernel is vectorised for bfloat16 activations only, and runs other dtypes "
+                             "in a scalar loop (tens of times slower than leaving the weights as they are)")
     targets = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
