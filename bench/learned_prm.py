@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import claim_out, accuracy, rescore
+from _common import accuracy, claim_out, rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig

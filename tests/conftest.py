@@ -15,8 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _SRC = str(Path(__file__).resolve().parents[1] / "src")
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 
-from ttscale.config import ModelConfig
-from ttscale.recipe import load_config
+from ttscale.config import ModelConfig  # noqa: E402  (after PYTHONPATH is set for subprocesses)
+from ttscale.recipe import load_config  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

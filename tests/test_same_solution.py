@@ -9,8 +9,8 @@ from ttscale.grading import solution_key
 from ttscale.grading.vote import distinct_texts
 from ttscale.learn.labels import pick_candidates
 from ttscale.learn.sft import sft_rows
-from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.expand import _dedup
+from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.steps import split_steps
 from ttscale.types import Completion, Problem, ProblemResult
 

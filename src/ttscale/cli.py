@@ -52,8 +52,8 @@ def run(
     ray_gpus: Annotated[float, typer.Option(help="GPUs per Ray shard task")] = 0.0,
 ) -> None:
     """Run a recipe: search every problem, write completions.jsonl and metrics.json (resumable)."""
-    from ttscale.recipe import load_config
     from ttscale.eval.metrics import format_table
+    from ttscale.recipe import load_config
     from ttscale.runner import run as run_recipe
 
     overrides = list(set_ or [])
@@ -196,7 +196,8 @@ def view(
     port: Annotated[int, typer.Option(help="--serve: port to bind (0 = any free port)")] = 8008,
 ) -> None:
     """Write report.html for run folders (no `ttscale evaluate` needed): curves, problem table, every search tree."""
-    from ttscale.eval.html_report import serve, view as write_view
+    from ttscale.eval.html_report import serve
+    from ttscale.eval.html_report import view as write_view
 
     try:
         page = write_view(run_dirs, output)

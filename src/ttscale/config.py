@@ -17,13 +17,13 @@ from ttscale.checks import one_of as _one_of
 
 # each strategy's section of `search`, and the reading of their old flat keys, re-exported with the sections
 from ttscale.search_sections import (
-    STRATEGY_SECTIONS,
+    STRATEGY_SECTIONS,  # noqa: F401
     AdaptiveConfig,
     DeepConfConfig,
     MCTSConfig,
     ParticleConfig,
     RejectionConfig,
-    nest_flat_search_keys,
+    nest_flat_search_keys,  # noqa: F401
 )
 from ttscale.types import REDUCTIONS, SELECTIONS, SamplingParams
 

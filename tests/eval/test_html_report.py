@@ -8,15 +8,22 @@ import gzip
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from ttscale.cli import app
 from ttscale.eval.html_report import GENERATOR, HTML_REPORT
-from ttscale.eval.html_trees import CANDIDATE, CHOSEN, COMPLETED, DUPLICATE, EXPANDED, PRUNED, candidates_payload, \
-    tree_payload
+from ttscale.eval.html_trees import (
+    CANDIDATE,
+    CHOSEN,
+    COMPLETED,
+    DUPLICATE,
+    EXPANDED,
+    PRUNED,
+    candidates_payload,
+    tree_payload,
+)
 from ttscale.eval.report import write_evaluation
 from ttscale.types import Completion, Problem, ProblemResult, TreeNode
 

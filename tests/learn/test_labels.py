@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 from ttscale.backends.fake import FakeGenerator
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.learn.labels import DATASET, STEPS_JSONL, label_steps
-from ttscale.verifiers.prm_format import IGNORE, PRMLayout, encode_steps, tokenize_row
-
 from ttscale.types import ProblemResult
+from ttscale.verifiers.prm_format import IGNORE, PRMLayout, encode_steps, tokenize_row
 
 from .conftest import PROBLEMS, RIGHT_0, WRONG_0, completion
 

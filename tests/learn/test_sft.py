@@ -36,7 +36,9 @@ def test_correct_keeps_gold_matches_and_dedups_whitespace_variants(make_run, tmp
     deduped = export_sft(run, tmp_path / "a", which="correct")
     kept = export_sft(run, tmp_path / "b", which="correct", dedup=False)
     capped = export_sft(run, tmp_path / "c", which="correct", dedup=False, max_per_problem=1)
-    read = lambda o: [assistant(json.loads(x)) for x in (o.output / SFT_JSONL).read_text().splitlines()]
+    def read(o):
+        return [assistant(json.loads(x)) for x in (o.output / SFT_JSONL).read_text().splitlines()]
+
     assert read(deduped) == [RIGHT_0, RIGHT_1]
     assert read(kept) == [RIGHT_0, RIGHT_0, RIGHT_1]  # the copy with a trailing space, stripped
     assert read(capped) == [RIGHT_0, RIGHT_1]

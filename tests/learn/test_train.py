@@ -73,8 +73,9 @@ def test_trained_prm_scores_are_causal_and_batch_independent(tiny_base, tmp_path
 
     model = AutoModelForTokenClassification.from_pretrained(tiny_base).eval()
     tok = AutoTokenizer.from_pretrained(tiny_base)
-    make = lambda budget: TrainedPRM(VerifierConfig(name="trained_prm", max_tokens_per_batch=budget),
-                                     model=model, tokenizer=tok)
+    def make(budget):
+        return TrainedPRM(VerifierConfig(name="trained_prm", max_tokens_per_batch=budget), model=model, tokenizer=tok)
+
     p = Problem("a", QUESTION, "9")
     steps = [GOOD, BAD, "Answer: \\boxed{11}"]
     full = make(8192).score([p], [steps])[0]

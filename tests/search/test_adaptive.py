@@ -4,13 +4,13 @@ import math
 
 import pytest
 
-from ttscale.config import AdaptiveConfig, DeepConfConfig
 from ttscale.backends.fake import FakeGenerator
+from ttscale.config import AdaptiveConfig, DeepConfConfig
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.search import SearchSettings, build_strategy
 from ttscale.search.adaptive import beta_leader_probability, dirichlet_leader_probability, should_stop, window_agrees
-from ttscale.search.records import Beam
 from ttscale.search.deepconf import crossed, keep_top, percentile
+from ttscale.search.records import Beam
 
 PROBLEMS = arithmetic_problems(3, seed=2)
 PROMPTS = [f"Question: {p.question}\nSolution:\n" for p in PROBLEMS]

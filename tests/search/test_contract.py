@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.config import DeepConfConfig, RejectionConfig
 from ttscale.backends.fake import FakeGenerator
+from ttscale.config import DeepConfConfig, RejectionConfig
 from ttscale.data.policy import Policy, PolicyEntry
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.errors import ConfigError
@@ -311,8 +311,8 @@ def test_filter_duplicates_drops_identical_steps():
 
 
 def test_filter_duplicates_works_across_parents_and_ignores_trailing_whitespace():
-    from ttscale.search.records import Beam, Expansion, ProblemState
     from ttscale.search.expand import Expander
+    from ttscale.search.records import Beam, Expansion, ProblemState
 
     def script(prompt, rng):
         return "Step 2: same.\n" if "Step 1" in prompt else f"Step 1: {'a' if rng.random() < 0.5 else 'a '}\n"
@@ -343,8 +343,8 @@ def test_filter_duplicates_spans_the_problem_in_beam_search_and_stays_in_its_sub
 
 
 def test_filter_duplicates_compares_children_within_their_group():
-    from ttscale.search.records import Expansion, ProblemState
     from ttscale.search.expand import Expander
+    from ttscale.search.records import Expansion, ProblemState
 
     def same(prompt, rng):
         return "Step 1: same.\n"

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from ttscale.search.beam import BeamPolicy
-from ttscale.search.records import Beam
 from ttscale.search.dvts import DVTSPolicy
 from ttscale.search.particle import ParticlePolicy, effective_sample_size, particle_weights
+from ttscale.search.records import Beam
 
 
 def beam(value, finished=False, text="x"):

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from ttscale.config import RejectionConfig
 from ttscale.backends.fake import FakeGenerator
 from ttscale.confidence import self_certainty
+from ttscale.config import RejectionConfig
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.grading.select import select
 from ttscale.search import SearchSettings, build_strategy
@@ -108,8 +108,8 @@ def test_the_self_certainty_verifier_steers_search_with_no_reward_model(name):
 
 def test_a_lookahead_roll_is_scored_on_its_own_recorded_rows():
     """The roll's tokens are read too: a beam whose greedy continuation is sure outranks one whose is not."""
-    from ttscale.search.records import Beam, ProblemState
     from ttscale.search.expand import Expander
+    from ttscale.search.records import Beam, ProblemState
 
     def script(prompt, rng):
         return "Step 2: sure sure sure.\n" if "Step 1: a" in prompt else "Step 2: maybe maybe maybe.\n"

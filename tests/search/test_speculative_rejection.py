@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from ttscale.config import RejectionConfig
 from ttscale.backends.fake import FakeGenerator
+from ttscale.config import RejectionConfig
 from ttscale.data.synthetic import arithmetic_problems
 from ttscale.errors import ConfigError
 from ttscale.search import SearchSettings, build_strategy
@@ -110,8 +110,8 @@ def test_without_rejection_it_is_chunked_best_of_n():
 
 def test_a_chunk_continues_its_samples_last_step_so_the_verifier_sees_whole_steps():
     """A chunk ends mid-step: the verifier must read "Step 2: a b" as one step, not "Step 2: a" and " b"."""
-    from ttscale.search.records import Beam, Expansion, ProblemState
     from ttscale.search.expand import Expander
+    from ttscale.search.records import Beam, Expansion, ProblemState
 
     core = Expander(FakeGenerator(script=lambda prompt, rng: " b c\nStep 3: d"), FakeVerifier(), settings())
     st = ProblemState(PROBLEMS[0], PROMPTS[0])

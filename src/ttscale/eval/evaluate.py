@@ -23,8 +23,8 @@ from ttscale.errors import ConfigError, RunDirError
 from ttscale.eval import compute_optimal as co
 from ttscale.eval.difficulty import Binning, make_binning, model_scores, oracle_scores
 from ttscale.eval.metrics import Point, repick_point, search_point, selected_accuracy, subsampled_points
-from ttscale.grading import correctness
 from ttscale.eval.records import BinTable, Curve, Evaluation, RunSummary
+from ttscale.grading import correctness
 from ttscale.types import REDUCTIONS, ProblemResult, Reduction, Selection, as_reduction
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 from ttscale.backends.base import Generator, build_generator
 from ttscale.config import RunConfig, ThinkingConfig
-from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.data.outputs import claim_output, writing
+from ttscale.data.prompts import PromptFormat, run_prompt_format
 from ttscale.errors import ConfigError, RunDirError
 from ttscale.grading import correct_flags, extract_answer, is_equiv_many, solution_key
 from ttscale.learn.common import append_rows, read_rows, read_run, save_dataset

@@ -14,8 +14,7 @@ from typing import Any, Literal
 from ttscale.data.jsonl import iter_lines
 from ttscale.data.outputs import claim_output, writing
 from ttscale.errors import ConfigError
-from ttscale.grading import solution_key
-from ttscale.grading import correct_flags
+from ttscale.grading import correct_flags, solution_key
 from ttscale.learn.common import append_rows, read_run, save_dataset
 from ttscale.types import Completion, ProblemResult
 

@@ -34,6 +34,7 @@ from ttscale.search.thinking import initial_state
 from ttscale.types import Generation, ProblemResult
 from ttscale.verifiers.base import Verifier
 
+
 class Expander:
     """Runs expansion and scoring for many problems at once and keeps their budgets."""
 

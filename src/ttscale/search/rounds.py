@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import BaseStrategy, SearchSettings
-from ttscale.search.records import Beam, Expansion, Policy, ProblemState
 from ttscale.search.expand import Expander
 from ttscale.search.progress import report_round
+from ttscale.search.records import Beam, Expansion, Policy, ProblemState
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier
 

@@ -25,8 +25,8 @@ from dataclasses import replace
 from ttscale.backends.base import Generator
 from ttscale.grading.select import select
 from ttscale.search.base import SearchSettings
-from ttscale.search.records import Beam, Expansion
 from ttscale.search.expand import Expander
+from ttscale.search.records import Beam, Expansion
 from ttscale.search.rounds import RoundStrategy, run_rounds
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier

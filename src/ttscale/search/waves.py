@@ -17,9 +17,9 @@ from typing import Protocol
 
 from ttscale.backends.base import Generator
 from ttscale.search.base import SearchSettings
-from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.expand import Expander
 from ttscale.search.progress import report_round
+from ttscale.search.records import Beam, Expansion, ProblemState
 from ttscale.search.rounds import expand_round, per_problem
 from ttscale.types import Problem, ProblemResult
 from ttscale.verifiers.base import Verifier

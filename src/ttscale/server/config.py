@@ -9,7 +9,6 @@ from typing import Any
 
 from ttscale.errors import ConfigError
 
-
 # Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds' default): the grace, the
 # stopped requests' answers and uvicorn's close fit inside it.
 SHUTDOWN_GRACE_S = 20.0

@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
-from ttscale.search.records import Beam
 from ttscale.search.progress import RoundObserver
+from ttscale.search.records import Beam
 from ttscale.server.batching import SearchCancelled
 from ttscale.server.engine import Engine, RunningSearch
 from ttscale.server.protocol import BadRequest, error_body

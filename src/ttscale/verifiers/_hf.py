@@ -203,8 +203,9 @@ class HFVerifier:
         from transformers.cache_utils import Cache
 
         layer = slab_layer_class()
-        # the layers transformers makes on first use (no row reuses a prefix) are slab layers too
-        replicate: Any = lambda: layer(self._slab, len(cache.layers), width)
+        # the layers transformers makes on first use (no row reuses a prefix) are slab layers too; it types
+        # the argument as a layer class and calls it with no arguments, so a lambda typed Any
+        replicate: Any = lambda: layer(self._slab, len(cache.layers), width)  # noqa: E731
         cache: Any = Cache(layer_class_to_replicate=replicate)
         template = next((r.item for r in reuse if r.tokens), None)
         if template is None:

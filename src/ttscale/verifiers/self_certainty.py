@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ttscale.config import VerifierConfig
 from ttscale.confidence import TopLogprobs, prefix_certainty
+from ttscale.config import VerifierConfig
 from ttscale.errors import ConfigError
 from ttscale.types import Problem
 
