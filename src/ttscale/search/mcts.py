@@ -51,11 +51,10 @@ class Node:
     prior: float = 1.0
     # leaves at or below this node whose solutions go on, kept up to date as the tree grows so that a
     # descent asks it in O(1) instead of walking the subtree (quadratic in the nodes over a search)
-    open_leaves: int = -1
+    open_leaves: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.open_leaves < 0:
-            self.open_leaves = int(self.beam is None or not self.beam.finished)
+        self.open_leaves = int(self.beam is None or not self.beam.finished)  # a new node is a leaf
 
     @property
     def expandable(self) -> bool:
