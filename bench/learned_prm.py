@@ -14,7 +14,7 @@ Every stage resumes from --out. The defaults took 20 minutes on one core with --
 PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
-        [--test-problems 30] [--n 8] [--rollouts 4] [--max-per-problem 4] [--max-steps 150] [--dtype float32]
+        [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="the policy's (sampling and rollouts); bfloat16 is about 2.5x faster where the CPU has AVX512-BF16")
     ap.add_argument("--rollouts", type=int, default=4)
+    ap.add_argument("--label-temperature", type=float, default=None,
+                    help="the rollouts' temperature (label-steps --temperature; default: the run's)")
     ap.add_argument("--rollout-tokens", type=int, default=48, help="token cap of one rollout")
     ap.add_argument("--max-per-problem", type=int, default=4)
     ap.add_argument("--max-steps", type=int, default=150)
@@ -98,7 +100,8 @@ def main() -> None:
 
     train_run = stage("sample train", lambda: sample(out / "train_run", args.train_seed, args, args.train_problems))
     labels = stage("label-steps", lambda: label_steps(train_run, out / "labels", args.rollouts, "hard",
-                                                      args.max_per_problem, max_new_tokens=args.rollout_tokens))
+                                                      args.max_per_problem, max_new_tokens=args.rollout_tokens,
+                                                      temperature=args.label_temperature))
     flat = [v for row in read_rows(labels.output / "steps.jsonl") for v in row["labels"]]
     print(f"labels: {labels.n_rows} solutions, {len(flat)} steps, {sum(flat)} good", flush=True)
     report_labels(read_rows(labels.output / "steps.jsonl"))

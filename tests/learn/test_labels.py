@@ -160,11 +160,35 @@ def test_resume_skips_done_problems_and_retries_failed_ones(make_run, tmp_path, 
         label_steps(run, dest, rollouts=5, generator=again, progress=False)
 
 
+def test_rollouts_sample_at_the_runs_temperature_unless_one_is_given(make_run, tmp_path):
+    run = make_run(None, "run", "sampling.temperature=0.8")
+    default, cool = Recording(gold_unless_wrong), Recording(gold_unless_wrong)
+    label_steps(run, tmp_path / "a", rollouts=2, generator=default, progress=False)
+    label_steps(run, tmp_path / "b", rollouts=2, generator=cool, progress=False, temperature=0.3)
+    assert {params.temperature for _, params in default.requests} == {0.8}
+    assert {params.temperature for _, params in cool.requests} == {0.3}
+    # a folder labelled at one temperature does not resume at another, and one written before the
+    # setting existed (the run's temperature) resumes only without it
+    with pytest.raises(RunDirError, match="temperature=0.3, not 0.5"):
+        label_steps(run, tmp_path / "b", rollouts=2, generator=cool, progress=False, temperature=0.5)
+    settings = json.loads((tmp_path / "a" / "label_settings.json").read_text())
+    del settings["temperature"]
+    (tmp_path / "a" / "label_settings.json").write_text(json.dumps(settings))
+    assert label_steps(run, tmp_path / "a", rollouts=2, generator=default, progress=False).n_skipped == 2
+    with pytest.raises(RunDirError, match="temperature=None, not 0.3"):
+        label_steps(run, tmp_path / "a", rollouts=2, generator=default, progress=False, temperature=0.3)
+
+
 def test_bad_settings_fail_before_any_generation(make_run, tmp_path):
     with pytest.raises(ConfigError, match="--rollouts=0"):
         label_steps(make_run(), tmp_path / "x", rollouts=0)
     with pytest.raises(ConfigError, match="--mode='medium'"):
         label_steps(make_run(name="r2"), tmp_path / "y", mode="medium")  # type: ignore[arg-type]
+    for bad, match in ((-0.1, "--temperature=-0.1"), (float("nan"), "--temperature=nan"),
+                       (0.0, "--temperature=0 rolls out one greedy completion; --rollouts=8")):
+        with pytest.raises(ConfigError, match=match):
+            label_steps(make_run(name="r3"), tmp_path / "z", temperature=bad)
+    assert not (tmp_path / "z").exists()
 
 
 def test_dataset_has_trls_stepwise_columns_and_tokenizes_like_prm_trainer(make_run, tmp_path, smol_tokenizer):
@@ -210,8 +234,9 @@ def test_cli_label_steps_on_a_fake_backend_run(make_run, tmp_path):
     from ttscale.cli import app
 
     res = CliRunner().invoke(app, ["learn", "label-steps", str(make_run()), "--output", str(tmp_path / "l"),
-                                   "--rollouts", "2", "--mode", "soft", "--quiet"])
+                                   "--rollouts", "2", "--mode", "soft", "--temperature", "0.5", "--quiet"])
     assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "l" / "label_settings.json").read_text())["temperature"] == 0.5
     assert "5 labelled solutions" in res.output and "2 new problems" in res.output
     bad = CliRunner().invoke(app, ["learn", "label-steps", str(tmp_path / "l"), "--output", str(tmp_path / "m")])
     assert bad.exit_code == 2 and "not a ttscale run directory" in bad.output

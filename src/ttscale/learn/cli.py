@@ -50,6 +50,8 @@ def label_steps_cmd(
     max_new_tokens: Annotated[int | None, typer.Option(help="token cap of one rollout (default: the run's)")] = None,
     own_continuation: Annotated[bool, typer.Option(
         help="each labelled candidate counts as one more rollout of the prefixes it continues")] = True,
+    temperature: Annotated[float | None, typer.Option(
+        help="the rollouts' sampling temperature (default: the run's); lower is a stronger completer")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Math-Shepherd Monte Carlo step labels in TRL's stepwise-supervision format, using the run's policy."""
@@ -57,7 +59,7 @@ def label_steps_cmd(
 
     try:
         out = label_steps(run_dir, output, rollouts, mode, max_per_problem, seed, max_new_tokens,  # type: ignore[arg-type]
-                          progress=not quiet, own_continuation=own_continuation)
+                          progress=not quiet, own_continuation=own_continuation, temperature=temperature)
     except TTScaleError as e:
         _fail(e)
     failed = f", {out.n_failed} failed (rerun to retry)" if out.n_failed else ""

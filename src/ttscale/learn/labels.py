@@ -11,6 +11,12 @@ one more rollout of it: with a weak policy and few rollouts, a right solution's 
 steps would otherwise often be labelled bad because k fresh rollouts all failed, which
 is the noise a small PRM then learns.
 
+The rollouts sample as the run did, unless `temperature` is given: with a policy right 5% of the
+time, a right prefix is often labelled bad because every fresh rollout slips later, and a cooler
+completer spoils fewer of them (Math-Shepherd's own analysis found annotation quality rising with
+the completer's strength); `bench/learned_prm.py --label-temperature` measures the labels each gives
+against the rule labels.
+
 Rows use TRL's stepwise-supervision format (prompt, completions = the steps without
 their delimiter, labels), plus `id` and `mc_values`, the fraction per step. The output
 directory resumes like a run: rows are appended problem by problem, done ids skipped.
@@ -59,6 +65,9 @@ class LabelSettings:
     seed: int = 0
     max_new_tokens: int | None = None
     own_continuation: bool = True
+    # None: the run's own temperature (Math-Shepherd's estimate of what *this* policy reaches). Lower
+    # makes a stronger completer for a weak policy: fewer right prefixes spoiled by one bad rollout step
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         if self.rollouts < 1:
@@ -69,6 +78,11 @@ class LabelSettings:
             raise ConfigError(f"--max-per-problem={self.max_per_problem} is invalid; accepted: an integer >= 1")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"--max-new-tokens={self.max_new_tokens} is invalid; accepted: an integer >= 1")
+        if self.temperature is not None and not 0 <= self.temperature < float("inf"):
+            raise ConfigError(f"--temperature={self.temperature} is invalid; accepted: a number >= 0")
+        if self.temperature == 0 and self.rollouts > 1:
+            raise ConfigError(f"--temperature=0 rolls out one greedy completion; --rollouts={self.rollouts} would "
+                              "repeat it: use --rollouts 1, or a temperature above 0")
 
 
 @dataclass(frozen=True)
@@ -174,8 +188,8 @@ def _check_settings(out: Path, settings: LabelSettings) -> None:
     path = out / SETTINGS
     mine = asdict(settings)
     if path.is_file():
-        # labels written before own_continuation existed were made without it
-        theirs = {"own_continuation": False, **json.loads(path.read_text(encoding="utf-8"))}
+        # labels written before own_continuation existed were made without it, and before temperature at the run's
+        theirs = {"own_continuation": False, "temperature": None, **json.loads(path.read_text(encoding="utf-8"))}
         if theirs != mine:
             diff = next(k for k in mine if theirs.get(k) != mine[k])
             raise RunDirError(
@@ -186,11 +200,11 @@ def _check_settings(out: Path, settings: LabelSettings) -> None:
 
 
 def rollout_params(cfg: RunConfig, settings: LabelSettings, result: ProblemResult, end_markers: tuple[str, ...]) -> SamplingParams:
-    # the run's own sampling: the labels estimate what *this* policy reaches from a prefix
+    # the run's own sampling (unless --temperature): the labels estimate what *this* policy reaches from a prefix
     s = cfg.sampling
     return SamplingParams(
-        temperature=s.temperature, top_p=s.top_p, max_new_tokens=settings.max_new_tokens or s.max_new_tokens,
-        stop=end_markers,
+        temperature=s.temperature if settings.temperature is None else settings.temperature, top_p=s.top_p,
+        max_new_tokens=settings.max_new_tokens or s.max_new_tokens, stop=end_markers,
         n=settings.rollouts, seed=problem_seed(s.seed + settings.seed + 7919, result.problem),
     )
 
@@ -206,10 +220,11 @@ def label_steps(
     generator: Generator | None = None,
     progress: bool = True,
     own_continuation: bool = True,
+    temperature: float | None = None,
 ) -> LabelOutcome:
     """Label every problem of RUN_DIR not yet in OUTPUT/steps.jsonl; rewrite OUTPUT/dataset at the end."""
     settings = LabelSettings(str(Path(run_dir).resolve()), rollouts, mode, max_per_problem, seed, max_new_tokens,
-                             own_continuation)
+                             own_continuation, temperature)
     cfg, results = read_run(run_dir)
     out = Path(output)
     # resumable only in a folder label-steps started (its settings file); never the run, never anyone else's
