@@ -72,7 +72,8 @@ class ModelConfig:
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
     quantize: str = field(default="none", metadata={"help": "hf backend on CPU: none | int8 (weight-only int8 linear "
-                          "layers, bf16 activations: ~1.5x faster for one stream, slower batched; moves the numbers: models/quantize.py)"})
+                          "layers, bf16 activations: ~1.5x faster for one stream, slower batched; moves the numbers: "
+                          "models/quantize.py)"})
     decode_loop: str = field(
         default="compact",
         metadata={"help": "hf backend, dynamic cache: compact (ttscale's decode loop; a row leaves the batch the step "
