@@ -42,11 +42,11 @@ def row(name: str, ours: float, baseline: float, unit: str = "") -> None:
     print(f"{name:<36} {ours:>12.2f} {baseline:>12.2f} {ratio:>8.2f}x  {unit}", flush=True)
 
 
-def majority_right(results: list[ProblemResult]) -> list[bool]:
-    """Per problem (in the order given), whether the majority pick over its completions is right."""
+def pick_right(results: list[ProblemResult], selection: str, reduction: str = "last") -> list[bool]:
+    """Per problem (in the order given), whether the `selection` pick over its completions is right."""
     right = []
     for r in results:
-        pick = select(r.completions, "majority", "last")
+        pick = select(r.completions, selection, reduction)
         right.append(pick is not None and bool(correct_flags(r)[pick]))
     return right
 
@@ -81,9 +81,7 @@ def rescore(results: list[ProblemResult], verifier: Verifier, delimiter: str) ->
 
 def accuracy(results: list[ProblemResult], selection: str, reduction: str = "last") -> float:
     """Percent of problems whose `selection` pick is right by the gold answer."""
-    right = sum(bool(correct_flags(r)[pick]) for r in results
-                if (pick := select(r.completions, selection, reduction)) is not None)
-    return 100.0 * right / max(len(results), 1)
+    return 100.0 * sum(pick_right(results, selection, reduction)) / max(len(results), 1)
 
 
 def code_stamp() -> str:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import header, majority_right, paired_difference, row
+from _common import header, paired_difference, pick_right, row
 
 from ttscale import runner
 from ttscale.backends.hf import HFGenerator
@@ -137,7 +137,7 @@ def main() -> None:
     row("generated tokens", tokens["ours"], tokens["baseline"])
     row("generated tok/s over the search", tokens["ours"] / search["ours"], tokens["baseline"] / search["baseline"],
         "tok/s")
-    right = {n: majority_right([r for _, r in sorted(results[n].items())]) for n in walls}
+    right = {n: pick_right([r for _, r in sorted(results[n].items())], "majority") for n in walls}
     row("accuracy majority@16 (%)", 100 * sum(right["ours"]) / len(right["ours"]),
         100 * sum(right["baseline"]) / len(right["baseline"]), "%")
     difference = paired_difference([float(x) for x in right["ours"]], [float(x) for x in right["baseline"]])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from _common import header, majority_right, paired_difference, row, timed
+from _common import header, paired_difference, pick_right, row, timed
 
 from ttscale.cli import resolve_recipe
 from ttscale.data.results import read_results
@@ -33,7 +33,7 @@ def job(args: argparse.Namespace, quantize: str, out: str) -> tuple[float, list[
         f"search.n={args.n}", f"output.dir={out}"])
     seconds, result = timed(lambda: run(cfg, progress=True))
     results = sorted(read_results(result.run_dir), key=lambda r: r.id)
-    return seconds, [correct_flags(r) for r in results], majority_right(results)
+    return seconds, [correct_flags(r) for r in results], pick_right(results, "majority")
 
 
 def paired(name: str, ours: list[float], base: list[float]) -> None:
