@@ -105,13 +105,13 @@ class MCTSPolicy:
         for key, kids in by_parent.items():
             leaf = expanded[key]
             priors = self._priors(leaf, kids)
-            was_open = leaf.open_leaves if not leaf.children else 0
+            was_open = leaf.open_leaves if not leaf.children else 0  # an asked leaf counted itself
             for child, prior in zip(kids, priors):
                 node = Node(child, parent=leaf, prior=prior)
                 leaf.children.append(node)
                 (self.completed if child.finished else self.leaves).append(child)
                 self._backup(node, child.value)
-            self._reopen(leaf, sum(c.open_leaves for c in leaf.children[-len(kids):]) - was_open)
+            self._reopen(leaf, sum(not child.finished for child in kids) - was_open)
         grown = {key for key in by_parent}  # these leaves are inner nodes now
         self.leaves = [b for b in self.leaves if id(b) not in grown]
 
