@@ -102,8 +102,9 @@ class ModelConfig:
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
-        _check(self.quantize == "none" or (self.backend, self.dtype) in (("hf", "auto"), ("hf", "bfloat16")), "model",
-               "quantize", self.quantize, "none unless model.backend is hf and model.dtype bfloat16 (int8's fast kernel)")
+        int8_runs = self.backend == "hf" and self.dtype in ("auto", "bfloat16")
+        _check(self.quantize == "none" or int8_runs, "model", "quantize", self.quantize,
+               "none unless model.backend is hf and model.dtype bfloat16 (int8's fast kernel)")
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")
