@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ttscale.backends.fake import FakeGenerator
 from ttscale.errors import ConfigError, RunDirError
-from ttscale.learn.labels import DATASET, STEPS_JSONL, label_steps
+from ttscale.learn.labels import DATASET, STEPS_JSONL, TALLIES, label_steps
 from ttscale.types import ProblemResult
 from ttscale.verifiers.prm_format import IGNORE, PRMLayout, encode_steps, tokenize_row
 
@@ -85,6 +85,12 @@ def test_a_candidate_counts_as_one_more_rollout_of_the_prefixes_it_continues(mak
     # every fresh rollout fails: step 1 is continued by both candidates (1 right of 3 + 2), step 2 by its own only
     assert right["mc_values"] == [pytest.approx(1 / 5), pytest.approx(1 / 4), 1.0]
     assert wrong["mc_values"] == [pytest.approx(1 / 5), 0.0, 0.0]
+    # the tallies behind each value: fresh rollouts, then the candidates continuing the prefix (a finished
+    # candidate's last step is its own answer alone)
+    assert [right[k] for k in TALLIES] == [[0, 0, 0], [3, 3, 0], [1, 1, 1], [2, 1, 1]]
+    assert [wrong[k] for k in TALLIES] == [[0, 0, 0], [3, 3, 0], [1, 0, 0], [2, 1, 1]]
+    assert all((h + oh) / (k + ot) == pytest.approx(v) for r in (right, wrong)
+               for h, k, oh, ot, v in zip(*(r[t] for t in TALLIES), r["mc_values"]))
     off = label_steps(make_run(rows, "r2"), tmp_path / "off", rollouts=3, generator=FakeGenerator(script=never),
                       progress=False, own_continuation=False)
     assert [r["labels"] for r in rows_of(off)] == [[False, False, True], [False, False, False]]
@@ -119,9 +125,16 @@ def test_labels_written_before_own_continuation_resume_only_without_it(make_run,
     (dest / "label_settings.json").write_text(json.dumps(settings))
     with pytest.raises(RunDirError, match="own_continuation=False, not True"):
         label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False)
+    # rows from before the tallies were kept: the dataset is rewritten without those columns
+    rows = [json.loads(line) for line in (dest / STEPS_JSONL).read_text().splitlines()]
+    (dest / STEPS_JSONL).write_text("".join(json.dumps({k: v for k, v in r.items() if k not in TALLIES}) + "\n"
+                                            for r in rows))
     again = label_steps(run, dest, rollouts=2, generator=FakeGenerator(script=never), progress=False,
                         own_continuation=False)
     assert (again.n_rows, again.n_skipped) == (first.n_rows, 2)
+    from datasets import load_from_disk
+
+    assert not set(TALLIES) & set(load_from_disk(str(dest / DATASET)).column_names)
 
 
 def test_soft_labels_are_the_fraction_of_rollouts_that_reach_gold(make_run, tmp_path):
@@ -200,6 +213,8 @@ def test_dataset_has_trls_stepwise_columns_and_tokenizes_like_prm_trainer(make_r
     assert ds.features["prompt"] == Value("string")
     assert ds.features["completions"] == Sequence(Value("string"))
     assert ds.features["labels"] == Sequence(Value("bool"))
+    assert all(ds.features[k] == Sequence(Value("int32")) for k in TALLIES)
+    assert ds[0]["rollouts"] == [2, 0]  # step 1 rolled out twice; the last step is the candidate's answer
     layout = PRMLayout(step_separator="\n")
     # as PRMTrainer maps it: explicit features, or datasets casts the new labels back to bool
     tokenized = ds.map(

@@ -18,7 +18,8 @@ the completer's strength); `bench/learned_prm.py --label-temperature` measures t
 against the rule labels.
 
 Rows use TRL's stepwise-supervision format (prompt, completions = the steps without
-their delimiter, labels), plus `id` and `mc_values`, the fraction per step. The output
+their delimiter, labels), plus `id`, `mc_values`, the fraction per step, and the tallies behind
+each fraction (`rollout_hits` of `rollouts`, `own_hits` of `own_tries`). The output
 directory resumes like a run: rows are appended problem by problem, done ids skipped.
 """
 
@@ -52,6 +53,7 @@ STEPS_JSONL = "steps.jsonl"
 SETTINGS = "label_settings.json"
 DATASET = "dataset"
 Mode = Literal["hard", "soft"]
+TALLIES = ("rollout_hits", "rollouts", "own_hits", "own_tries")
 
 
 @dataclass(frozen=True)
@@ -166,20 +168,30 @@ def label_rows(
     )
     own = own_continuations(candidates) if settings.own_continuation else {}
 
-    def value(prefix: str) -> float:
+    def counts(c: Completion, ok: bool, i: int) -> tuple[int, int, int, int]:
+        """(rollout hits, rollouts, own hits, own tries) behind step i's value."""
+        if i + 1 == len(c.steps) and c.finished:
+            return 0, 0, int(ok), 1  # nothing left to roll out: its own answer is the one try
+        prefix = "".join(c.steps[: i + 1])
         mine = own.get(prefix, [])
-        return (hits[prefix] + sum(mine)) / (params.n + len(mine))
+        return hits[prefix], params.n, sum(mine), len(mine)
 
     rows = []
     for c, ok in candidates:
-        mc = [value("".join(c.steps[: i + 1])) if i + 1 < len(c.steps) or not c.finished else float(ok)
-              for i in range(len(c.steps))]
+        tallies = [counts(c, ok, i) for i in range(len(c.steps))]
+        mc = [(h + oh) / (k + ot) for h, k, oh, ot in tallies]
         rows.append({
             "id": result.id,
             "prompt": result.problem.question,
             "completions": [clean_step(s, delimiter) for s in c.steps],
             "labels": [v > 0 for v in mc] if settings.mode == "hard" else mc,
             "mc_values": mc,
+            # the tallies let a reader recompute the value with fewer rollouts (a subsample of these)
+            # or without the own continuations, without rolling out again
+            "rollout_hits": [t[0] for t in tallies],
+            "rollouts": [t[1] for t in tallies],
+            "own_hits": [t[2] for t in tallies],
+            "own_tries": [t[3] for t in tallies],
         })
     return rows
 
@@ -247,7 +259,10 @@ def _label_into(out: Path, settings: LabelSettings, cfg: RunConfig, results: lis
             failed = _label_all(out, settings, cfg, todo, generator, progress, rollouts)
     rows = read_rows(out / STEPS_JSONL)
     shutil.rmtree(out / DATASET, ignore_errors=True)
-    save_dataset(rows, out / DATASET, stepwise_features(mode))
+    # rows labelled before the tallies were kept have none; a resumed dir mixing both keeps the common columns
+    tallied = all(TALLIES[0] in r for r in rows)
+    save_dataset([r if tallied else {k: v for k, v in r.items() if k not in TALLIES} for r in rows], out / DATASET,
+                 stepwise_features(mode, tallied))
     return LabelOutcome(out, len(rows), len(todo) - failed, len(results) - len(todo), failed)
 
 
@@ -271,8 +286,9 @@ def _label_all(out: Path, settings: LabelSettings, cfg: RunConfig, todo: list[Pr
     return failed
 
 
-def stepwise_features(mode: Mode) -> Any:
-    """TRL's stepwise-supervision columns: prompt string, completions list of strings, labels list of bool."""
+def stepwise_features(mode: Mode, tallied: bool = True) -> Any:
+    """TRL's stepwise-supervision columns: prompt string, completions list of strings, labels list of bool;
+    then the Monte Carlo values and (`tallied`) their tallies."""
     from datasets import Features, Value
     from datasets import Sequence as Seq
 
@@ -282,4 +298,5 @@ def stepwise_features(mode: Mode) -> Any:
         "completions": Seq(Value("string")),
         "labels": Seq(Value("bool") if mode == "hard" else Value("float32")),
         "mc_values": Seq(Value("float32")),
+        **{name: Seq(Value("int32")) for name in (TALLIES if tallied else ())},
     })
