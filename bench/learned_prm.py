@@ -1,10 +1,13 @@
 """The paper's loop on CPU: Monte Carlo step labels -> a PRM head on SmolLM2 -> its signal.
 
 1. SmolLM2-135M samples N solutions to generated training problems (seed --train-seed);
-2. `label-steps` rolls out k completions from every step prefix (Math-Shepherd's hard labels);
-3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself;
+2. `label-steps` rolls out k completions from every step prefix (or --labels reuses a label-steps
+   output of that run, e.g. one made for bench/label_quality.py);
+3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself, once per label source in
+   --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, or the rule verifier's own step
+   labels (an oracle: what this model and this much data can learn when the labels are right);
 4. on held-out problems (seed --test-seed, questions seen in training dropped) the same
-   policy samples N solutions, and every step is scored by the trained PRM and by the
+   policy samples N solutions, and every step is scored by each trained PRM and by the
    rule verifier: the PRM's step accuracy and AUC against the rule labels, beside the
    majority-label baseline; then majority vs weighted best-of-N with each verifier.
 
@@ -14,12 +17,14 @@ Every stage resumes from --out. The defaults took 20 minutes on one core with --
 PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
-        [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150] [--dtype float32]
+        [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150]
+        [--dtype float32] [--labels LABEL_DIR] [--train-on hard,soft,rules]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +36,9 @@ from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.grading import correct_flags
-from ttscale.learn.agreement import label_quality, step_agreement
+from ttscale.learn.agreement import label_quality, rule_label, step_agreement
 from ttscale.learn.common import read_rows
-from ttscale.learn.labels import label_steps
+from ttscale.learn.labels import SETTINGS, label_steps
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config
 from ttscale.runner import run
@@ -73,6 +78,10 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="the policy's (sampling and rollouts); bfloat16 is about 2.5x faster where the CPU has AVX512-BF16")
+    ap.add_argument("--labels", help="a label-steps output to train on (skips sampling and labelling; its run is "
+                    "the train run)")
+    ap.add_argument("--train-on", default="hard",
+                    help="label sources, one PRM each: " + ", ".join(SOURCES) + " (rules is an oracle ceiling)")
     ap.add_argument("--rollouts", type=int, default=4)
     ap.add_argument("--label-temperature", type=float, default=None,
                     help="the rollouts' temperature (label-steps --temperature; default: the run's)")
@@ -86,6 +95,9 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
+    unknown = [x for x in args.train_on.split(",") if x and x not in SOURCES]
+    if unknown:
+        raise SystemExit(f"--train-on {unknown[0]!r} is unknown; accepted: {', '.join(SOURCES)}")
     if args.train_seed == args.test_seed:
         raise SystemExit("--train-seed and --test-seed must differ: held-out problems are another seed's")
     out, times = Path(args.out), {}
@@ -98,27 +110,56 @@ def main() -> None:
         print(f"[{name}] {times[name]:.0f} s", flush=True)
         return value
 
-    train_run = stage("sample train", lambda: sample(out / "train_run", args.train_seed, args, args.train_problems))
-    labels = stage("label-steps", lambda: label_steps(train_run, out / "labels", args.rollouts, "hard",
-                                                      args.max_per_problem, max_new_tokens=args.rollout_tokens,
-                                                      temperature=args.label_temperature))
-    flat = [v for row in read_rows(labels.output / "steps.jsonl") for v in row["labels"]]
-    print(f"labels: {labels.n_rows} solutions, {len(flat)} steps, {sum(flat)} good", flush=True)
-    report_labels(read_rows(labels.output / "steps.jsonl"))
-    prm = out / "prm"
-    if not (prm / LAYOUT_FILE).is_file():
-        settings = TrainSettings(max_steps=args.max_steps, learning_rate=args.lr, batch_size=8,
-                                 trainable_layers=args.trainable_layers, device="cpu")
-        trained = stage("train-prm", lambda: train_prm(labels.output, "embedded:smollm2", prm, settings))
-        print(f"train-prm: {trained.trainer}, loss {trained.losses[0]:.3f} -> {trained.losses[-1]:.3f}", flush=True)
+    if args.labels:  # the labels belong to the run they were made from, whatever --train-* say
+        labels_dir = Path(args.labels)
+        train_run = Path(json.loads((labels_dir / SETTINGS).read_text(encoding="utf-8"))["run_dir"])
+    else:
+        train_run = stage("sample train", lambda: sample(out / "train_run", args.train_seed, args, args.train_problems))
+        labels_dir = stage("label-steps", lambda: label_steps(
+            train_run, out / "labels", args.rollouts, "soft", args.max_per_problem, max_new_tokens=args.rollout_tokens,
+            temperature=args.label_temperature)).output
+    rows = read_rows(labels_dir / "steps.jsonl")
+    flat = [v for row in rows for v in row["mc_values"]]
+    print(f"labels ({labels_dir}): {len(rows)} solutions, {len(flat)} steps, {sum(v > 0 for v in flat)} good "
+          "(hard)", flush=True)
+    report_labels(rows)
     test_run = stage("sample held-out", lambda: sample(out / "test_run", args.test_seed, args, args.test_problems))
-    seen = {r.problem.question for r in read_results(train_run)}
+    seen = {r.problem.question for r in read_results(train_run)} | {r["prompt"] for r in rows}
     held_out = [r for r in read_results(test_run) if r.error is None and r.problem.question not in seen]
-    learned = TrainedPRM(VerifierConfig(name="trained_prm", model=str(prm), device="cpu", dtype="float32"))
-    by_prm = stage("score held-out", lambda: rescore(held_out, learned, DELIMITER))
     by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
-    report(args, held_out, by_prm, by_rules)
+    for source in [s for s in args.train_on.split(",") if s]:
+        prm = out / f"prm_{source}"
+        if not (prm / LAYOUT_FILE).is_file():
+            data = out / f"train_rows_{source}.jsonl"
+            data.write_text("".join(json.dumps({**row, "labels": training_labels(row, source)}) + "\n" for row in rows),
+                            encoding="utf-8")
+            settings = TrainSettings(max_steps=args.max_steps, learning_rate=args.lr, batch_size=8,
+                                     trainable_layers=args.trainable_layers, device="cpu")
+            trained = stage(f"train-prm {source}", lambda: train_prm(data, "embedded:smollm2", prm, settings))
+            print(f"train-prm ({source} labels): {trained.trainer}, loss {trained.losses[0]:.3f} -> "
+                  f"{trained.losses[-1]:.3f}", flush=True)
+        learned = TrainedPRM(VerifierConfig(name="trained_prm", model=str(prm), device="cpu", dtype="float32"))
+        by_prm = stage(f"score held-out ({source})", lambda: rescore(held_out, learned, DELIMITER))
+        print(f"\n== PRM trained on {source} labels: {SOURCES[source]}")
+        report(args, held_out, by_prm, by_rules)
     print("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
+
+
+SOURCES = {
+    "hard": "Monte Carlo, good when any try reaches gold (Math-Shepherd's hard estimate)",
+    "soft": "Monte Carlo, the fraction of tries that reach gold (soft target)",
+    "rules": "arithmetic_rules' step labels (an oracle, not a learned source: the ceiling of this model and data)",
+}
+
+
+def training_labels(row: dict[str, Any], source: str) -> list[Any]:
+    """One label-steps row's targets from `source`; steps the rules cannot judge get 0.5 under `rules`."""
+    if source == "hard":
+        return [v > 0 for v in row["mc_values"]]
+    if source == "soft":
+        return list(row["mc_values"])
+    scores = ArithmeticRulesVerifier().score_solution(row["prompt"], row["completions"])
+    return [0.5 if (label := rule_label(x)) is None else float(label) for x in scores]
 
 
 def report_labels(rows: list[dict[str, Any]]) -> None:
