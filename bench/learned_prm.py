@@ -1,10 +1,12 @@
 """The paper's loop on CPU: Monte Carlo step labels -> a PRM head on SmolLM2 -> its signal.
 
 1. SmolLM2-135M samples N solutions to generated training problems (seed --train-seed);
-2. `label-steps` rolls out k completions from every step prefix (or --labels reuses a label-steps
-   output of that run, e.g. one made for bench/label_quality.py);
+2. for the Monte Carlo sources, `label-steps` rolls out k completions from every step prefix of a few
+   candidates per problem (or --labels reuses a label-steps output of that run, e.g. one made for
+   bench/label_quality.py);
 3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself, once per label source in
-   --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, or the rule verifier's own step
+   --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, every candidate's own outcome on
+   all its steps (no rollouts: more prefixes for the same tokens), or the rule verifier's own step
    labels (an oracle: what this model and this much data can learn when the labels are right);
 4. on held-out problems (seed --test-seed, questions seen in training dropped) the same
    policy samples N solutions, and every step is scored by each trained PRM and by the
@@ -18,7 +20,7 @@ PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
         [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150]
-        [--dtype float32] [--labels LABEL_DIR] [--train-on hard,soft,rules]
+        [--dtype float32] [--labels LABEL_DIR] [--train-on hard,soft,outcome,rules]
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from _common import accuracy, claim_out, rescore
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
-from ttscale.grading import correct_flags
+from ttscale.grading import correct_flags, solution_key
 from ttscale.learn.agreement import label_quality, rule_label, step_agreement
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import SETTINGS, label_steps
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config
 from ttscale.runner import run
+from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult
 from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier
 from ttscale.verifiers.prm_format import LAYOUT_FILE
@@ -110,25 +113,32 @@ def main() -> None:
         print(f"[{name}] {times[name]:.0f} s", flush=True)
         return value
 
+    sources = [x for x in args.train_on.split(",") if x]
     if args.labels:  # the labels belong to the run they were made from, whatever --train-* say
-        labels_dir = Path(args.labels)
-        train_run = Path(json.loads((labels_dir / SETTINGS).read_text(encoding="utf-8"))["run_dir"])
+        train_run = Path(json.loads((Path(args.labels) / SETTINGS).read_text(encoding="utf-8"))["run_dir"])
     else:
         train_run = stage("sample train", lambda: sample(out / "train_run", args.train_seed, args, args.train_problems))
-        labels_dir = stage("label-steps", lambda: label_steps(
+    labelled: list[dict[str, Any]] = []
+    if set(sources) & set(MONTE_CARLO):
+        labels_dir = Path(args.labels) if args.labels else stage("label-steps", lambda: label_steps(
             train_run, out / "labels", args.rollouts, "soft", args.max_per_problem, max_new_tokens=args.rollout_tokens,
             temperature=args.label_temperature)).output
-    rows = read_rows(labels_dir / "steps.jsonl")
-    flat = [v for row in rows for v in row["mc_values"]]
-    print(f"labels ({labels_dir}): {len(rows)} solutions, {len(flat)} steps, {sum(v > 0 for v in flat)} good "
-          "(hard)", flush=True)
-    report_labels(rows)
+        labelled = read_rows(labels_dir / "steps.jsonl")
+        flat = [v for row in labelled for v in row["mc_values"]]
+        print(f"labels ({labels_dir}): {len(labelled)} solutions, {len(flat)} steps, {sum(v > 0 for v in flat)} good "
+              "(hard)", flush=True)
+        report_labels(labelled)
+    candidates = candidate_rows(read_results(train_run))
+    print(f"train run ({train_run}): {len(candidates)} distinct candidates, "
+          f"{sum(len(r['completions']) for r in candidates)} steps, {sum(r['outcome'] for r in candidates)} right",
+          flush=True)
     test_run = stage("sample held-out", lambda: sample(out / "test_run", args.test_seed, args, args.test_problems))
-    seen = {r.problem.question for r in read_results(train_run)} | {r["prompt"] for r in rows}
+    seen = {r.problem.question for r in read_results(train_run)} | {r["prompt"] for r in labelled}
     held_out = [r for r in read_results(test_run) if r.error is None and r.problem.question not in seen]
     by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
-    for source in [s for s in args.train_on.split(",") if s]:
+    for source in sources:
         prm = out / f"prm_{source}"
+        rows = labelled if source in MONTE_CARLO else candidates
         if not (prm / LAYOUT_FILE).is_file():
             data = out / f"train_rows_{source}.jsonl"
             data.write_text("".join(json.dumps({**row, "labels": training_labels(row, source)}) + "\n" for row in rows),
@@ -148,16 +158,42 @@ def main() -> None:
 SOURCES = {
     "hard": "Monte Carlo, good when any try reaches gold (Math-Shepherd's hard estimate)",
     "soft": "Monte Carlo, the fraction of tries that reach gold (soft target)",
-    "rules": "arithmetic_rules' step labels (an oracle, not a learned source: the ceiling of this model and data)",
+    "outcome": "every step of every sampled candidate labelled by its own final answer, no rollouts",
+    "rules": "arithmetic_rules' step labels of every sampled candidate (an oracle, not a learned source: "
+             "the ceiling of this model and data)",
 }
+MONTE_CARLO = ("hard", "soft")  # the sources read from label-steps rows; the others from every candidate of the run
+
+
+def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
+    """Every distinct candidate of a run with its steps and whether its answer is right.
+
+    Each candidate is one rollout of the policy from each of its own prefixes, so labelling every step
+    with the candidate's outcome is an unbiased, one-sample estimate of the same value Monte Carlo
+    rollouts estimate: cross-entropy against it is minimised by P(right | prefix) (OVM, Yu et al. 2024,
+    "Outcome-supervised Verifiers for Planning in Mathematical Reasoning"). It spends the tokens on more
+    prefixes with one try each, where label-steps spends k tries on few."""
+    rows, seen = [], set()
+    for r in results:
+        if r.error is not None:
+            continue
+        for c, ok in zip(r.completions, correct_flags(r)):
+            key = (r.id, solution_key(c.text))
+            if c.steps and key not in seen:
+                seen.add(key)
+                rows.append({"id": r.id, "prompt": r.problem.question, "outcome": bool(ok),
+                             "completions": [clean_step(x, DELIMITER) for x in c.steps]})
+    return rows
 
 
 def training_labels(row: dict[str, Any], source: str) -> list[Any]:
-    """One label-steps row's targets from `source`; steps the rules cannot judge get 0.5 under `rules`."""
+    """One row's targets from `source`; steps the rules cannot judge get 0.5 under `rules`."""
     if source == "hard":
         return [v > 0 for v in row["mc_values"]]
     if source == "soft":
         return list(row["mc_values"])
+    if source == "outcome":
+        return [row["outcome"]] * len(row["completions"])
     scores = ArithmeticRulesVerifier().score_solution(row["prompt"], row["completions"])
     return [0.5 if (label := rule_label(x)) is None else float(label) for x in scores]
 
