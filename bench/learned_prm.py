@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import accuracy, claim_out, rescore
+from _common import accuracy, claim_out, provenance, rescore
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
@@ -105,6 +105,7 @@ def main() -> None:
         raise SystemExit("--train-seed and --test-seed must differ: held-out problems are another seed's")
     out, times = Path(args.out), {}
     claim_out(out, args.fresh)
+    print(provenance(), flush=True)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
