@@ -208,3 +208,14 @@ def stand_in_vllm(monkeypatch, smollm2):
     stand_in = StandInVLLM(cache_root() / "embedded" / "smollm2")
     monkeypatch.setitem(sys.modules, "vllm", stand_in.module())
     return stand_in
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """pytest's unraisable-exception plugin collects garbage five times as it unconfigures; over the heap
+    the session's fixtures leave alive (gigabytes of models and tensors) each full pass takes over ten
+    seconds on 2 cores. One pass here, while its hook still reports what finalizers raise, then the
+    survivors are frozen out of the later passes, which only they would have walked."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
