@@ -37,10 +37,10 @@ from _common import accuracy, claim_out, provenance, rescore
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
-from ttscale.grading import correct_flags, solution_key
+from ttscale.grading import correct_flags
 from ttscale.learn.agreement import label_quality, rule_label, step_agreement
 from ttscale.learn.common import read_rows
-from ttscale.learn.labels import SETTINGS, label_steps
+from ttscale.learn.labels import SETTINGS, label_steps, pick_candidates
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config
 from ttscale.runner import run
@@ -167,24 +167,17 @@ MONTE_CARLO = ("hard", "soft")  # the sources read from label-steps rows; the ot
 
 
 def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
-    """Every distinct candidate of a run with its steps and whether its answer is right.
+    """Every distinct candidate of a run (label-steps' `pick_candidates`, no limit) with its steps and whether
+    its answer is right.
 
     Each candidate is one rollout of the policy from each of its own prefixes, so labelling every step
     with the candidate's outcome is an unbiased, one-sample estimate of the same value Monte Carlo
     rollouts estimate: cross-entropy against it is minimised by P(right | prefix) (OVM, Yu et al. 2024,
     "Outcome-supervised Verifiers for Planning in Mathematical Reasoning"). It spends the tokens on more
     prefixes with one try each, where label-steps spends k tries on few."""
-    rows, seen = [], set()
-    for r in results:
-        if r.error is not None:
-            continue
-        for c, ok in zip(r.completions, correct_flags(r)):
-            key = (r.id, solution_key(c.text))
-            if c.steps and key not in seen:
-                seen.add(key)
-                rows.append({"id": r.id, "prompt": r.problem.question, "outcome": bool(ok),
-                             "completions": [clean_step(x, DELIMITER) for x in c.steps]})
-    return rows
+    return [{"id": r.id, "prompt": r.problem.question, "outcome": ok,
+             "completions": [clean_step(x, DELIMITER) for x in c.steps]}
+            for r in results if r.error is None for c, ok in pick_candidates(r, None)]
 
 
 def training_labels(row: dict[str, Any], source: str) -> list[Any]:
