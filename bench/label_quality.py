@@ -12,7 +12,13 @@ rollouts with the rule verifier's step labels (CORRECT good, WRONG/INVENTED bad,
   score: its AUC), and thresholds on the value;
 - the candidates' own continuations counted as tries, or not; the candidate's outcome alone (ORM labels);
 - pooled rollouts of two completers, and consensus (only steps whose two hard labels agree kept);
-- per difficulty level, since a completer that is right more often labels better.
+- per difficulty level, since a completer that is right more often labels better;
+- progress, the value's change over the step (Setlur et al. 2024, "Rewarding Progress": a step is
+  good when it raises the chance of success), with the prompt's value taken as the run's own sample
+  accuracy on that problem; and the previous prefix's value alone, a label blind to the step itself:
+  where it scores as well as the value, the value measures the problem and the trajectory so far,
+  not the step. The AUC within problems (pairs of one good and one bad step of the same problem)
+  takes problem difficulty out of the pooled AUC.
 
     ttscale run cpu_arithmetic --output-dir RUN --set search.n=8 --set "dataset.levels=[1,2,3,4]" \
         --set dataset.seed=1000 --set dataset.limit=32 --set dataset.wording=alt --set model.dtype=float32
@@ -34,6 +40,7 @@ import numpy as np
 from _common import provenance
 
 from ttscale.data.results import read_results
+from ttscale.grading import correct_flags
 from ttscale.learn.agreement import label_quality, rule_label, step_agreement
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import SETTINGS, STEPS_JSONL
@@ -104,7 +111,9 @@ def finite_mean(xs: Sequence[float]) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-def table(labellings: Sequence[Labelling], levels: dict[str, int | None]) -> None:
+def table(labellings: Sequence[Labelling], levels: dict[str, int | None], base: dict[str, float]) -> None:
+    """`base`: each problem's share of right samples in the run, the value of its bare prompt."""
+    within: list[tuple[str, int, dict[str, list[list[float]]], list[dict[str, Any]], list[list[float]]]] = []
     print(f"\n{'option':<52} {'steps':>6} {'good':>5} {'AUC of value [95% CI]':>22} {'precision':>9} {'recall':>7}")
     print(f"{'':<52} {'(judged)':>6} {'(rules)':>5} {'(soft labels)':>22} {'(hard: value > 0)':>17}")
     for name, k, rows in labellings:
@@ -124,12 +133,41 @@ def table(labellings: Sequence[Labelling], levels: dict[str, int | None]) -> Non
             q = label_quality(full, truth, threshold)[-1]
             print(f"{f'{name} k={k}, good when value > {threshold}':<52} {q.n_steps:>6} {q.n_rule_good:>5} "
                   f"{'':>22} {q.precision:>9.2f} {q.recall:>7.2f}", flush=True)
+        prior = [[base[r["id"]], *vs[:-1]] for vs, r in zip(full, rows)]
+        progress = [[v - p for v, p in zip(vs, ps)] for vs, ps in zip(full, prior)]
+        line(f"{name} k={k}, progress (value - previous value)", [progress], truth)
+        line(f"{name} k={k}, previous value (blind to the step)", [prior], truth)
+        within.append((name, k, {"value": full, "progress": progress, "previous value": prior}, rows, truth))
     name, k, rows = labellings[0]
     # outcome supervision: every step of a candidate labelled by its own final answer (no rollouts at all)
     outcome = [[float(r["own_hits"][-1]) if r["rollouts"][-1] == 0 else 0.0] * len(r["completions"]) for r in rows]
     line("outcome of the candidate (ORM labels, no rollouts)", [outcome], rule_scores(rows))
     if len(labellings) == 2:
         two_sources(*labellings)
+    print("\nAUC within problems (every good step against every bad step of the same problem)")
+    for name, k, options, rows, truth in within:
+        aucs = {option: within_problem_auc(v, rows, truth) for option, v in options.items()}
+        pairs = next(iter(aucs.values()))[1]
+        print(f"{name} k={k}: " + ", ".join(f"{option} {auc:.3f}" for option, (auc, _) in aucs.items())
+              + f" over {pairs} pairs")
+
+
+def within_problem_auc(vals: Sequence[Sequence[float]], rows: Sequence[dict[str, Any]],
+                       truth: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """(AUC, pairs) over the pairs of one rule-good and one rule-bad step of the same problem; ties count half."""
+    by_problem: dict[str, tuple[list[float], list[float]]] = {}
+    for vs, r, ts in zip(vals, rows, truth, strict=True):
+        good, bad = by_problem.setdefault(r["id"], ([], []))
+        for v, t in zip(vs, ts, strict=True):
+            if (label := rule_label(t)) is not None:
+                (good if label else bad).append(v)
+    wins = pairs = 0.0
+    for good, bad in by_problem.values():
+        for g in good:
+            for b in bad:
+                wins += 1.0 if g > b else 0.5 if g == b else 0.0
+                pairs += 1
+    return (wins / pairs if pairs else float("nan")), int(pairs)
 
 
 def two_sources(a: Labelling, b: Labelling) -> None:
@@ -160,10 +198,12 @@ def main() -> None:
         raise SystemExit(f"--labels takes one or two label-steps outputs, not {len(args.labels)}")
     labellings = [labelled(d) for d in args.labels]
     print(provenance())
-    levels = {r.id: r.problem.level for r in read_results(args.train_run)}
+    results = read_results(args.train_run)
+    levels = {r.id: r.problem.level for r in results}
+    base = {r.id: float(np.mean(correct_flags(r))) for r in results}
     print(f"train run {args.train_run}: {len(levels)} problems; labels: " + "; ".join(
         f"{d} ({name}, k={k}, {len(rows)} candidates)" for d, (name, k, rows) in zip(args.labels, labellings)))
-    table(labellings, levels)
+    table(labellings, levels, base)
 
 
 if __name__ == "__main__":
