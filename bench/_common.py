@@ -31,6 +31,18 @@ def problems_and_prompts(n: int, n_shot: int = 2, levels: list[int] | None = Non
     return problems, [padding + fmt.render(p) for p in problems]
 
 
+def decode_batch(rows: int, positions: int) -> tuple[Any, Any]:
+    """(token ids, attention mask) of a decode batch at a given shape: random ids (seed 0), half the rows
+    left-padded by 7 positions, as the compact loop's merged rows are."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(100, 20000, (rows, positions), generator=g)
+    mask = torch.ones(rows, positions, dtype=torch.long)
+    mask[: rows // 2, :7] = 0
+    return ids, mask
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     out = fn()

@@ -14,7 +14,7 @@ import argparse
 import time
 
 import torch
-from _common import header, row
+from _common import decode_batch, header, row
 from transformers import AutoModelForCausalLM, DynamicCache
 
 from ttscale.models.growing_kv import growing
@@ -30,10 +30,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     args = ap.parse_args()
     model, _ = load_pretrained(AutoModelForCausalLM, "embedded:smollm2", None, "cpu", args.dtype)
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(100, 20000, (args.rows, args.positions), generator=g)
-    mask = torch.ones(args.rows, args.positions, dtype=torch.long)
-    mask[: args.rows // 2, :7] = 0
+    ids, mask = decode_batch(args.rows, args.positions)
     with torch.inference_mode():
         prefilled = DynamicCache()
         model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_kwarg(model): prefilled})
