@@ -41,7 +41,7 @@ from _common import provenance
 
 from ttscale.data.results import read_results
 from ttscale.grading import correct_flags
-from ttscale.learn.agreement import label_quality, rule_label, step_agreement
+from ttscale.learn.agreement import label_quality, rule_label, rule_labels, step_agreement, within_problem_auc
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import SETTINGS, STEPS_JSONL
 from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier
@@ -146,28 +146,10 @@ def table(labellings: Sequence[Labelling], levels: dict[str, int | None], base: 
         two_sources(*labellings)
     print("\nAUC within problems (every good step against every bad step of the same problem)")
     for name, k, options, rows, truth in within:
-        aucs = {option: within_problem_auc(v, rows, truth) for option, v in options.items()}
-        pairs = next(iter(aucs.values()))[1]
-        print(f"{name} k={k}: " + ", ".join(f"{option} {auc:.3f}" for option, (auc, _) in aucs.items())
-              + f" over {pairs} pairs")
-
-
-def within_problem_auc(vals: Sequence[Sequence[float]], rows: Sequence[dict[str, Any]],
-                       truth: Sequence[Sequence[float]]) -> tuple[float, int]:
-    """(AUC, pairs) over the pairs of one rule-good and one rule-bad step of the same problem; ties count half."""
-    by_problem: dict[str, tuple[list[float], list[float]]] = {}
-    for vs, r, ts in zip(vals, rows, truth, strict=True):
-        good, bad = by_problem.setdefault(r["id"], ([], []))
-        for v, t in zip(vs, ts, strict=True):
-            if (label := rule_label(t)) is not None:
-                (good if label else bad).append(v)
-    wins = pairs = 0.0
-    for good, bad in by_problem.values():
-        for g in good:
-            for b in bad:
-                wins += 1.0 if g > b else 0.5 if g == b else 0.0
-                pairs += 1
-    return (wins / pairs if pairs else float("nan")), int(pairs)
+        aucs = {option: within_problem_auc(v, rule_labels(truth), [r["id"] for r in rows]) for option, v in options.items()}
+        pairs = next(iter(aucs.values())).pairs
+        print(f"{name} k={k}: " + ", ".join(f"{option} {w.auc:.3f} [{w.interval[0]:.3f}, {w.interval[1]:.3f}]"
+                                            for option, w in aucs.items()) + f" over {pairs} pairs")
 
 
 def two_sources(a: Labelling, b: Labelling) -> None:

@@ -38,7 +38,7 @@ from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
 from ttscale.data.results import read_results
 from ttscale.grading import correct_flags
-from ttscale.learn.agreement import label_quality, rule_label, step_agreement
+from ttscale.learn.agreement import label_quality, rule_label, rule_labels, step_agreement, within_problem_auc
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import SETTINGS, label_steps, pick_candidates
 from ttscale.learn.train import TrainSettings, train_prm
@@ -223,6 +223,11 @@ def report(args: argparse.Namespace, held_out: list[ProblemResult], by_prm: list
     low, high = a.auc_interval
     print(f"{'trained PRM step AUC vs rule labels':<44} {a.auc:>8.3f} {0.5:>9.3f}  (baseline: no signal; "
           f"95% CI over solutions [{low:.3f}, {high:.3f}])")
+    w = within_problem_auc(step_scores(by_prm), rule_labels(step_scores(by_rules)),
+                           [r.problem.question for r in by_prm for _ in r.completions])
+    print(f"{'trained PRM step AUC within problems':<44} {w.auc:>8.3f} {0.5:>9.3f}  (what search compares: a good "
+          f"and a bad step of one problem; {w.pairs} pairs in {w.problems} problems, 95% CI over problems "
+          f"[{w.interval[0]:.3f}, {w.interval[1]:.3f}])")
     majority = accuracy(by_rules, "majority")
     n = args.n
     for label, results in (("weighted best-of-N, trained PRM", by_prm), ("weighted best-of-N, arithmetic_rules", by_rules)):

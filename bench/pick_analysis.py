@@ -11,14 +11,22 @@ For each run folder (a search's or best-of-N's, e.g. those bench/paper_effect.py
    chance (Snell et al. 2024, section 5; Beeching, Tunstall & Rush 2024 sum raw PRM scores);
 3. the problems where naive and weighted disagree: how big the answer group weighted chose is against
    the group of naive's pick, and the score levels in each (the reason weighted lost there);
-4. naive against weighted paired over the same problems, and the calibrated vote against both.
+4. naive against weighted paired over the same problems, and the calibrated vote against both;
+5. how well the candidates' scores order them before any vote: the AUC of a right against a wrong
+   candidate of the same problem, by reduction and for the first step's score alone (a verifier that
+   tells steps apart can still give every last step the same score).
 
-    python bench/pick_analysis.py RUN_DIR [RUN_DIR ...]
+    python bench/pick_analysis.py RUN_DIR [RUN_DIR ...] [--scores FILE]
+
+--scores FILE takes the step scores from FILE instead of the run (the cache bench/paper_effect.py --prm
+writes, `{"scores": {problem id: [[step scores] per candidate]}}`): the same candidates under another
+verifier.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from dataclasses import replace
 from statistics import median
@@ -28,7 +36,8 @@ from _common import header, row
 from ttscale.data.results import read_results
 from ttscale.eval.metrics import bootstrap_interval
 from ttscale.grading import canonical_key, correctness
-from ttscale.grading.select import reselect, solution_score
+from ttscale.grading.select import reduce_scores, reselect, solution_score
+from ttscale.learn.agreement import within_problem_auc
 from ttscale.types import Completion, ProblemResult
 
 
@@ -95,8 +104,39 @@ def paired(label: str, ours: list[float], base: list[float]) -> None:
     print(f"{label:<48} {100 * sum(diff) / len(diff):+6.1f} pts [{100 * lo:+5.1f}, {100 * hi:+5.1f}]")
 
 
-def analyse(run_dir: str) -> None:
+def candidate_order(results: list[ProblemResult], correct: dict[str, list[bool]]) -> None:
+    problems = [r.id for r in results]
+    labels = [list(correct[r.id]) for r in results]
+    print("right against wrong candidates of one problem, AUC of their scores [95% CI over problems]:")
+    for name, reduce in [*((x, lambda ss, x=x: reduce_scores(ss, x)) for x in ("last", "min", "mean", "prod")),
+                         ("first step", lambda ss: ss[0] if ss else 0.0)]:
+        w = within_problem_auc([[reduce(c.step_scores or ()) for c in r.completions] for r in results], labels,
+                               problems)
+        print(f"  {name:<34} {w.auc:6.3f}  [{w.interval[0]:.3f}, {w.interval[1]:.3f}] over {w.pairs} pairs in "
+              f"{w.problems} problems")
+    by_step: dict[tuple[str, bool], list[float]] = {}
+    for r in results:
+        for c, ok in zip(r.completions, correct[r.id]):
+            for j, score in enumerate(c.step_scores or ()):
+                by_step.setdefault((str(j + 1) if j < 2 else "3+", ok), []).append(score)
+    print("  median step score, right / wrong candidates: " + ", ".join(
+        f"step {k} {median(by_step.get((k, True), [float('nan')])):.4f} / {median(by_step.get((k, False), [float('nan')])):.4f}"
+        for k in ("1", "2", "3+")))
+
+
+def with_scores(results: list[ProblemResult], path: str) -> list[ProblemResult]:
+    scores = json.loads(open(path, encoding="utf-8").read())["scores"]
+    missing = [r.id for r in results if r.id not in scores or len(scores[r.id]) != len(r.completions)]
+    if missing:
+        raise SystemExit(f"--scores {path} has no scores (or another number of candidates) for {missing[0]}")
+    return [replace(r, completions=tuple(replace(c, step_scores=tuple(s)) for c, s in zip(r.completions, scores[r.id])))
+            for r in results]
+
+
+def analyse(run_dir: str, scores: str | None = None) -> None:
     results = sorted(read_results(run_dir), key=lambda r: r.id)
+    if scores:
+        results = with_scores(results, scores)
     correct = correctness(results)
     if not results or not all(c.step_scores for r in results for c in r.completions):
         print(f"\n{run_dir}: no verifier scores, nothing to take apart")
@@ -116,11 +156,12 @@ def analyse(run_dir: str) -> None:
     rows["weighted, calibrated scores"] = hits(
         calibrated(results, correct), correct, lambda r: reselect(r, "weighted", "last"))
     pass_n = [float(any(correct[r.id])) for r in results]
-    print(f"\n{run_dir}: {strategy}, {len(results)} problems; accuracy [95% bootstrap CI over problems]")
+    print(f"\n{run_dir}{f' (scores: {scores})' if scores else ''}: {strategy}, {len(results)} problems; accuracy [95% bootstrap CI over problems]")
     for name, values in [*rows.items(), ("pass@N (oracle)", pass_n)]:
         lo, hi = bootstrap_interval(values)
         print(f"  {name:<34} {100 * sum(values) / len(values):6.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]")
     anatomy(results, correct)
+    candidate_order(results, correct)
     print("paired over the same problems:")
     paired("  naive (last) - weighted (last)", rows["naive (last)"], rows["weighted (last)"])
     paired("  weighted calibrated - weighted (last)", rows["weighted, calibrated scores"], rows["weighted (last)"])
@@ -135,8 +176,12 @@ def analyse(run_dir: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", help="run folders")
-    for run_dir in ap.parse_args().runs:
-        analyse(run_dir)
+    ap.add_argument("--scores", help="step scores to use instead of the runs' (one run folder only)")
+    args = ap.parse_args()
+    if args.scores and len(args.runs) > 1:
+        raise SystemExit("--scores belongs to one run's candidates: give one run folder with it")
+    for run_dir in args.runs:
+        analyse(run_dir, args.scores)
 
 
 if __name__ == "__main__":

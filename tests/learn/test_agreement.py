@@ -78,3 +78,37 @@ def test_label_quality_by_position_counts_precision_and_recall_of_good():
     assert everything.precision == pytest.approx(3 / 4) and everything.recall == pytest.approx(3 / 4)
     stricter = {q.position: q for q in label_quality(values, rules, threshold=0.5)}["all"]
     assert (stricter.n_label_good, stricter.precision, stricter.recall) == (2, 1.0, 0.5)
+
+
+def test_within_problem_auc_ignores_what_only_tells_problems_apart():
+    from ttscale.learn.agreement import rule_labels, within_problem_auc
+
+    # A score that is high on the easy problem, whose steps are mostly good, and low on the hard one,
+    # whose steps are mostly bad, orders steps across problems (pooled AUC 16/25) but inverts them inside
+    # each problem: search, which compares one problem's steps, would be led the wrong way.
+    rules = [[CORRECT, CORRECT, WRONG], [CORRECT, CORRECT], [CORRECT, WRONG, INVENTED], [WRONG, WRONG, NO_ARITHMETIC]]
+    scores = [[0.8, 0.8, 0.9], [0.8, 0.8], [0.1, 0.2, 0.2], [0.2, 0.2, 0.0]]
+    problems = ["easy", "easy", "hard", "hard"]
+    assert step_agreement(scores, rules).auc == pytest.approx(16 / 25)
+    w = within_problem_auc(scores, rule_labels(rules), problems)
+    assert (w.auc, w.pairs, w.problems) == (0.0, 8, 2)  # 4 x 1 pairs in each; the unjudged 0.0 is left out
+    ties = within_problem_auc([[0.5, 0.5]], [[True, False]], ["p"])
+    assert ties.auc == 0.5
+    assert within_problem_auc([[0.5, 0.1]], [[True, None]], ["p"]).pairs == 0  # no bad step: no pair
+    with pytest.raises(ValueError):
+        within_problem_auc([[0.5]], [[True]], ["p", "q"])
+
+
+def test_within_problem_interval_resamples_problems():
+    import random
+
+    from ttscale.learn.agreement import rule_labels, within_problem_auc
+
+    rng = random.Random(1)
+    rules = [[rng.choice([CORRECT, WRONG]) for _ in range(4)] for _ in range(200)]
+    scores = [[rng.gauss(0.6 if r == CORRECT else 0.4, 0.2) for r in rs] for rs in rules]
+    problems = [f"p{i // 2}" for i in range(200)]  # two solutions a problem
+    w = within_problem_auc(scores, rule_labels(rules), problems)
+    low, high = w.interval
+    assert 0.5 < low <= w.auc <= high < 1.0
+    assert w.interval == within_problem_auc(scores, rule_labels(rules), problems).interval  # seeded

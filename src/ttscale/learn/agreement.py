@@ -73,6 +73,51 @@ def _auc_interval(solutions: Sequence[Sequence[tuple[float, bool]]], n_boot: int
 
 
 @dataclass(frozen=True)
+class WithinProblems:
+    """How often a good item (a step the rules call good, a candidate graded right) outscores a bad one
+    *of the same problem*, over every such pair (ties count half). Search compares the steps of one problem against each other,
+    so this is the AUC it feels; the pooled AUC of `step_agreement` also rewards a score that only
+    tells easy problems from hard ones. interval: 95% bootstrap interval resampling whole problems."""
+
+    auc: float
+    pairs: int
+    problems: int
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+
+
+def rule_labels(rules: Sequence[Sequence[float]]) -> list[list[bool | None]]:
+    return [[rule_label(r) for r in rs] for rs in rules]
+
+
+def within_problem_auc(scores: Sequence[Sequence[float]], labels: Sequence[Sequence[bool | None]],
+                       problems: Sequence[str], n_boot: int = 1000, seed: int = 0) -> WithinProblems:
+    """`scores[i][j]` scores item j of solution i, a solution of problem `problems[i]`, and `labels[i][j]`
+    says whether it is good (None: unjudged, left out). Items are steps (labels: `rule_labels`) or whole
+    candidates (one item a solution, labelled by its grade). Problems without both a good and a bad
+    item hold no pair and are left out."""
+    import numpy as np
+
+    by_problem: dict[str, tuple[list[float], list[float]]] = {}
+    for ss, ls, problem in zip(scores, labels, problems, strict=True):
+        good, bad = by_problem.setdefault(problem, ([], []))
+        for s, label in zip(ss, ls, strict=True):
+            if label is not None:
+                (good if label else bad).append(s)
+    counts = []  # (wins, pairs) per problem that has both
+    for good, bad in by_problem.values():
+        if good and bad:
+            g, b = np.array(good, dtype=float)[:, None], np.array(bad, dtype=float)[None, :]
+            counts.append((float((g > b).sum() + 0.5 * (g == b).sum()), g.size * b.size))
+    if not counts:
+        return WithinProblems(float("nan"), 0, 0)
+    wins, pairs = np.array(counts).T
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(counts), (n_boot, len(counts)))
+    low, high = np.percentile(wins[draws].sum(1) / pairs[draws].sum(1), [2.5, 97.5])
+    return WithinProblems(float(wins.sum() / pairs.sum()), int(pairs.sum()), len(counts), (float(low), float(high)))
+
+
+@dataclass(frozen=True)
 class LabelQuality:
     """How well one set of training labels ("good" when a step's Monte Carlo value is above
     `threshold`) matches the rule labels, over steps of one position bucket: precision and recall of
