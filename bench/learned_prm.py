@@ -6,7 +6,8 @@
    bench/label_quality.py);
 3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself, once per label source in
    --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, every candidate's own outcome on
-   all its steps (no rollouts: more prefixes for the same tokens), or the rule verifier's own step
+   all its steps (no rollouts: more prefixes for the same tokens), the hard labels with the last step of
+   every other candidate labelled by its own answer (`hard+last`), or the rule verifier's own step
    labels (an oracle: what this model and this much data can learn when the labels are right);
 4. on held-out problems (seed --test-seed, questions seen in training dropped) the same
    policy samples N solutions, and every step is scored by each trained PRM and by the
@@ -20,7 +21,7 @@ PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
         [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150]
-        [--dtype float32] [--labels LABEL_DIR] [--train-on hard,soft,outcome,rules]
+        [--dtype float32] [--labels LABEL_DIR ...] [--train-on hard,soft,outcome,hard+last,rules]
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="the policy's (sampling and rollouts); bfloat16 is about 2.5x faster where the CPU has AVX512-BF16")
-    ap.add_argument("--labels", help="a label-steps output to train on (skips sampling and labelling; its run is "
-                    "the train run)")
+    ap.add_argument("--labels", nargs="+", help="label-steps outputs to train on, pooled (skips sampling and "
+                    "labelling; their runs are the train runs)")
     ap.add_argument("--train-on", default="hard",
                     help="label sources, one PRM each: " + ", ".join(SOURCES) + " (rules is an oracle ceiling)")
     ap.add_argument("--rollouts", type=int, default=4)
@@ -115,31 +116,34 @@ def main() -> None:
         return value
 
     sources = [x for x in args.train_on.split(",") if x]
-    if args.labels:  # the labels belong to the run they were made from, whatever --train-* say
-        train_run = Path(json.loads((Path(args.labels) / SETTINGS).read_text(encoding="utf-8"))["run_dir"])
+    label_dirs = [Path(x) for x in args.labels or []]
+    if label_dirs:  # the labels belong to the runs they were made from, whatever --train-* say
+        train_runs = [Path(json.loads((d / SETTINGS).read_text(encoding="utf-8"))["run_dir"]) for d in label_dirs]
     else:
-        train_run = stage("sample train", lambda: sample(out / "train_run", args.train_seed, args, args.train_problems))
+        train_runs = [stage("sample train", lambda: sample(out / "train_run", args.train_seed, args,
+                                                           args.train_problems))]
     labelled: list[dict[str, Any]] = []
     if set(sources) & set(MONTE_CARLO):
-        labels_dir = Path(args.labels) if args.labels else stage("label-steps", lambda: label_steps(
-            train_run, out / "labels", args.rollouts, "soft", args.max_per_problem, max_new_tokens=args.rollout_tokens,
-            temperature=args.label_temperature)).output
-        labelled = read_rows(labels_dir / "steps.jsonl")
+        label_dirs = label_dirs or [stage("label-steps", lambda: label_steps(
+            train_runs[0], out / "labels", args.rollouts, "soft", args.max_per_problem,
+            max_new_tokens=args.rollout_tokens, temperature=args.label_temperature)).output]
+        labelled = [row for d in label_dirs for row in read_rows(d / "steps.jsonl")]
         flat = [v for row in labelled for v in row["mc_values"]]
-        print(f"labels ({labels_dir}): {len(labelled)} solutions, {len(flat)} steps, {sum(v > 0 for v in flat)} good "
-              "(hard)", flush=True)
+        print(f"labels ({', '.join(map(str, label_dirs))}): {len(labelled)} solutions, {len(flat)} steps, "
+              f"{sum(v > 0 for v in flat)} good (hard)", flush=True)
         report_labels(labelled)
-    candidates = candidate_rows(read_results(train_run))
-    print(f"train run ({train_run}): {len(candidates)} distinct candidates, "
+    train_results = [r for run in train_runs for r in read_results(run)]
+    candidates = candidate_rows(train_results)
+    print(f"train runs ({', '.join(map(str, train_runs))}): {len(candidates)} distinct candidates, "
           f"{sum(len(r['completions']) for r in candidates)} steps, {sum(r['outcome'] for r in candidates)} right",
           flush=True)
     test_run = stage("sample held-out", lambda: sample(out / "test_run", args.test_seed, args, args.test_problems))
-    seen = {r.problem.question for r in read_results(train_run)} | {r["prompt"] for r in labelled}
+    seen = {r.problem.question for r in train_results} | {r["prompt"] for r in labelled}
     held_out = [r for r in read_results(test_run) if r.error is None and r.problem.question not in seen]
     by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
     for source in sources:
         prm = out / f"prm_{source}"
-        rows = labelled if source in MONTE_CARLO else candidates
+        rows = training_rows(source, labelled, candidates)
         if not (prm / LAYOUT_FILE).is_file():
             data = out / f"train_rows_{source}.jsonl"
             data.write_text("".join(json.dumps({**row, "labels": training_labels(row, source)}) + "\n" for row in rows),
@@ -160,10 +164,26 @@ SOURCES = {
     "hard": "Monte Carlo, good when any try reaches gold (Math-Shepherd's hard estimate)",
     "soft": "Monte Carlo, the fraction of tries that reach gold (soft target)",
     "outcome": "every step of every sampled candidate labelled by its own final answer, no rollouts",
+    "hard+last": "Monte Carlo hard labels, and the last step of every other sampled candidate labelled by its "
+                 "own final answer (its other steps left out of the loss)",
     "rules": "arithmetic_rules' step labels of every sampled candidate (an oracle, not a learned source: "
              "the ceiling of this model and data)",
 }
-MONTE_CARLO = ("hard", "soft")  # the sources read from label-steps rows; the others from every candidate of the run
+MONTE_CARLO = ("hard", "soft", "hard+last")  # the sources that need label-steps rows
+
+
+def training_rows(source: str, labelled: list[dict[str, Any]], candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a source labels. `hard+last` adds, to the few candidates label-steps rolled out from, the
+    final step of every other candidate: its label is the candidate's own answer, one free try of the
+    last prefix's value. A policy right on 5% of its samples leaves few right candidates among the
+    labelled ones, and only right candidates have late steps labelled good; without more of them a PRM
+    learns that late steps are bad whatever they say."""
+    if source in ("hard", "soft"):
+        return labelled
+    if source != "hard+last":
+        return candidates
+    done = {(r["prompt"], tuple(r["completions"])) for r in labelled}
+    return labelled + [r for r in candidates if (r["prompt"], tuple(r["completions"])) not in done]
 
 
 def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
@@ -182,8 +202,10 @@ def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
 
 def training_labels(row: dict[str, Any], source: str) -> list[Any]:
     """One row's targets from `source`; steps the rules cannot judge get 0.5 under `rules`."""
-    if source == "hard":
+    if source == "hard" or (source == "hard+last" and "mc_values" in row):
         return [v > 0 for v in row["mc_values"]]
+    if source == "hard+last":
+        return [None] * (len(row["completions"]) - 1) + [row["outcome"]]
     if source == "soft":
         return list(row["mc_values"])
     if source == "outcome":

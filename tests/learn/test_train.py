@@ -104,6 +104,24 @@ def test_soft_labels_and_a_label_steps_dir_train(tiny_base, tmp_path):
     assert out.steps == 2 and "transformers" in out.trainer
 
 
+def test_null_labels_leave_their_steps_out_of_the_loss(tiny_base, tmp_path):
+    from ttscale.learn.train import hard_labels, load_stepwise
+
+    row = {"prompt": QUESTION, "completions": [GOOD, BAD, "Answer: \\boxed{11}"], "labels": [None, None, False]}
+    tok = load_base(tiny_base, "cpu")[1]
+    labelled = [v for v in tokenize_row(row, tok, PRMLayout(), None)["labels"] if v != -100]
+    assert labelled == [0.0]  # the two unjudged steps are context only
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps(row) + "\n" + json.dumps({**row, "labels": [True, False, None]}) + "\n")
+    assert not hard_labels(load_stepwise(data))  # TRL's trainer takes bools only: ours trains these
+    out = train_prm(data, tiny_base, tmp_path / "prm", fast(max_steps=2), progress=False)
+    assert out.steps == 2 and "transformers" in out.trainer and all(x == x for x in out.losses)  # no NaN
+    unjudged = tmp_path / "none.jsonl"
+    unjudged.write_text(json.dumps({**row, "labels": [None, None, None]}) + "\n")
+    with pytest.raises(DataError, match="row 0: every label is null"):
+        load_stepwise(unjudged)
+
+
 def test_freeze_body_leaves_the_head_and_last_blocks_trainable(tiny_base):
     model, _ = load_base(tiny_base, "cpu")
     freeze_body(model, 0)

@@ -66,7 +66,8 @@ class TrainOutcome:
 
 # -- data ------------------------------------------------------------------------------
 def load_stepwise(data: str | Path) -> list[dict[str, Any]]:
-    """Rows with prompt / completions / labels from a label-steps dir, a saved dataset dir or a .jsonl file."""
+    """Rows with prompt / completions / labels from a label-steps dir, a saved dataset dir or a .jsonl file.
+    A label is a bool, a float in [0, 1] (soft), or null: that step is read but left out of the loss."""
     from ttscale.learn.common import read_rows
     from ttscale.learn.labels import STEPS_JSONL
 
@@ -89,12 +90,15 @@ def load_stepwise(data: str | Path) -> list[dict[str, Any]]:
             raise DataError(f"{path} row {i}: needs prompt, completions and labels; found {', '.join(r)}")
         if len(r["completions"]) != len(r["labels"]) or not r["labels"]:
             raise DataError(f"{path} row {i}: {len(r['completions'])} steps but {len(r['labels'])} labels")
+        if all(v is None for v in r["labels"]):
+            raise DataError(f"{path} row {i}: every label is null; a row needs at least one labelled step")
     if not rows:
         raise DataError(f"{path} holds no labelled rows")
     return rows
 
 
 def hard_labels(rows: list[dict[str, Any]]) -> bool:
+    """Every label a bool: TRL's PRMTrainer takes those only (no soft targets, no unlabelled steps)."""
     return all(isinstance(v, bool) for r in rows for v in r["labels"])
 
 

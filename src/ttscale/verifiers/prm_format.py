@@ -72,12 +72,13 @@ def tokenize_row(
     """One dataset row -> input_ids and per-token labels (IGNORE off the label positions).
 
     Hard labels become class ids 0/1 as in TRL; soft labels (Math-Shepherd's fraction of
-    rollouts that reach the gold answer) stay floats, the target P(correct).
+    rollouts that reach the gold answer) stay floats, the target P(correct); a None label leaves
+    its step out of the loss (a step no source judged, still read as context by the later ones).
     """
     ids, positions = encode_steps(tokenizer, row["prompt"], row["completions"], layout)
     labels: list[float] = [float(IGNORE)] * len(ids)
     for pos, label in zip(positions, row["labels"]):
-        labels[pos] = float(label)
+        labels[pos] = float(IGNORE if label is None else label)
     if max_length is not None:
         ids, labels = ids[:max_length], labels[:max_length]
     return {"input_ids": ids, "labels": labels}
