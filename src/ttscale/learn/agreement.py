@@ -75,9 +75,10 @@ def _auc_interval(solutions: Sequence[Sequence[tuple[float, bool]]], n_boot: int
 @dataclass(frozen=True)
 class WithinProblems:
     """How often a good item (a step the rules call good, a candidate graded right) outscores a bad one
-    *of the same problem*, over every such pair (ties count half). Search compares the steps of one problem against each other,
-    so this is the AUC it feels; the pooled AUC of `step_agreement` also rewards a score that only
-    tells easy problems from hard ones. interval: 95% bootstrap interval resampling whole problems."""
+    *of the same problem*, over every such pair (ties count half). Search compares the steps of one
+    problem against each other, so this is the AUC it feels; the pooled AUC of `step_agreement` also
+    rewards a score that only tells easy problems from hard ones. interval: 95% bootstrap interval
+    resampling whole problems."""
 
     auc: float
     pairs: int
