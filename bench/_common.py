@@ -91,6 +91,13 @@ def rescore(results: list[ProblemResult], verifier: Verifier, delimiter: str) ->
     return scored
 
 
+def with_step_scores(results: list[ProblemResult], scores: dict[str, list[list[float]]]) -> list[ProblemResult]:
+    """The same candidates with other step scores, `scores[problem id][candidate]`: the layout of the
+    trained-PRM score cache paper_effect.py --prm writes and pick_analysis.py --scores reads."""
+    return [replace(r, completions=tuple(replace(c, step_scores=tuple(s)) for c, s in zip(r.completions, scores[r.id])))
+            for r in results]
+
+
 def accuracy(results: list[ProblemResult], selection: str, reduction: str = "last") -> float:
     """Percent of problems whose `selection` pick is right by the gold answer."""
     return 100.0 * sum(pick_right(results, selection, reduction)) / max(len(results), 1)

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
-from _common import claim_out, header, rescore, row
+from _common import claim_out, header, rescore, row, with_step_scores
 
 from ttscale.cli import resolve_recipe
 from ttscale.config import VerifierConfig
@@ -60,9 +59,7 @@ def rescored(results: list[ProblemResult], prm_dir: str, cache: Path) -> list[Pr
     key = {"prm": str(Path(prm_dir).resolve()), "mtime": weights.stat().st_mtime if weights.exists() else None}
     saved = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
     if saved.get("key") == key and set(saved["scores"]) == {r.id for r in results}:
-        return [replace(r, completions=tuple(replace(c, step_scores=tuple(s))
-                                             for c, s in zip(r.completions, saved["scores"][r.id])))
-                for r in results]
+        return with_step_scores(results, saved["scores"])
     prm = TrainedPRM(VerifierConfig(name="trained_prm", model=prm_dir, device="cpu", dtype="float32"))
     out = rescore(results, prm, "\n")
     cache.write_text(json.dumps({"key": key, "scores": {r.id: [c.step_scores for c in r.completions] for r in out}}),

@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import replace
 from statistics import median
 
-from _common import header, row
+from _common import header, row, with_step_scores
 
 from ttscale.data.results import read_results
 from ttscale.eval.metrics import bootstrap_interval
@@ -129,8 +129,7 @@ def with_scores(results: list[ProblemResult], path: str) -> list[ProblemResult]:
     missing = [r.id for r in results if r.id not in scores or len(scores[r.id]) != len(r.completions)]
     if missing:
         raise SystemExit(f"--scores {path} has no scores (or another number of candidates) for {missing[0]}")
-    return [replace(r, completions=tuple(replace(c, step_scores=tuple(s)) for c, s in zip(r.completions, scores[r.id])))
-            for r in results]
+    return with_step_scores(results, scores)
 
 
 def analyse(run_dir: str, scores: str | None = None) -> None:
