@@ -80,6 +80,8 @@ class ModelConfig:
                           "it ends) | generate (transformers' generate, which computes every row until the longest "
                           "ends); both sample the same tokens"},
     )
+    shared_prefix_attention: bool = field(default=True, metadata={"help": "hf backend, compact loop: each prompt's KV "
+        "cache held once for its n rows (llama, mistral, qwen2, qwen3 with sdpa; others as before)"})
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
     api_key_env: str | None = field(default=None, metadata={"help": "openai backend: env var holding the key"})
     max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight"})

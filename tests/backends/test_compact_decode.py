@@ -14,14 +14,8 @@ import pytest
 
 from ttscale.backends.hf import HFGenerator
 from ttscale.config import ModelConfig
-from ttscale.types import SamplingParams
 
-PROMPTS = [
-    "Question: Tom has 3 apples. He buys 4 more apples. How many apples does Tom have now?\nSolution:\nStep 1:",
-    "Question: A box holds 12 pens. Sara takes 5 pens. How many pens are left?\nSolution:\nStep 1:",
-    "The",  # one token: nothing to prefill, so it joins a running batch with an empty cache
-    "List three colours:\n1.",
-]
+from .conftest import PROMPTS, assert_same, sampled
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +41,16 @@ def rows_per_step(gen: HFGenerator) -> list[int]:
     return seen
 
 
-def sampled(gen: HFGenerator, prompts: list[str]) -> list[list[tuple]]:
-    params = [SamplingParams(n=4, temperature=0.9, max_new_tokens=cap, stop=("\n",), seed=i, logprobs=2)
-              for i, cap in enumerate([20, 28, 12, 24][: len(prompts)])]
-    return [[(g.text, g.n_tokens, g.finish_reason, [round(x, 6) for x in g.logprobs]) for g in row]
-            for row in gen.generate(prompts, params)]
-
-
 def test_compact_loop_samples_what_generate_samples_and_runs_fewer_rows(f64):
     compact, plain = make(f64, "compact"), make(f64, "generate")
     ours = sampled(compact, PROMPTS)
-    theirs = sampled(plain, PROMPTS)
-    assert ours == theirs
+    assert_same(ours, sampled(plain, PROMPTS))
     reasons = {g[2] for row in ours for g in row}
     assert {"stop", "length"} <= reasons  # rows end on both, at different steps
     # A second round continues each first sample: prefixes come from the prefix KV store, which
     # the compact loop fills as each row ends.
     follow = [p + row[0][0] for p, row in zip(PROMPTS, ours)]
-    assert sampled(compact, follow) == sampled(plain, follow)
+    assert_same(sampled(compact, follow), sampled(plain, follow))
     assert compact.store is not None and compact.store.hits > 0
 
 

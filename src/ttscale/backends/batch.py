@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ttscale.models.shared_prefix import SharedPrefix
+
 
 class RunningBatch:
     """The compact decode loop's running batch: its KV cache, mask, next positions and next tokens.
@@ -16,13 +18,17 @@ class RunningBatch:
     `mask` has one column per cached position plus one for `feed`, the token each row feeds next.
     `slots[i]` is the call's row that batch row i decodes, or None for a row that only fills the
     batch to its quantum (an ended row, or a copy of a live one); such a row's tokens are dropped.
+    With `shared`, each row's prompt is held once for all its rows (models/shared_prefix.py) and
+    `cache` and `mask` hold what came after it; without, `cache` holds every row's whole sequence.
     """
 
-    def __init__(self, cache: Any, mask: Any, positions: Any, feed: Any, slots: list[int | None]) -> None:
+    def __init__(self, cache: Any, mask: Any, positions: Any, feed: Any, slots: list[int | None],
+                 shared: SharedPrefix | None = None) -> None:
         from ttscale.models.growing_kv import growing
 
         # A decode step appends in place instead of copying every layer's cache (models/growing_kv.py).
         self.cache, self.mask, self.positions, self.feed, self.slots = growing(cache), mask, positions, feed, slots
+        self.shared = shared
 
     def live(self) -> list[int]:
         return [r for r in self.slots if r is not None]
@@ -43,7 +49,8 @@ class RunningBatch:
         index = torch.tensor(rows + spare, dtype=torch.long, device=self.mask.device)
         self.cache.batch_select_indices(index)
         kept = RunningBatch(self.cache, self.mask[index], self.positions[index], self.feed[index],
-                      [self.slots[i] for i in rows] + [None] * len(spare))
+                            [self.slots[i] for i in rows] + [None] * len(spare),
+                            self.shared.select(rows + spare) if self.shared is not None else None)
         return kept.trim()
 
     def shrink(self, quantum: int) -> RunningBatch:
@@ -80,9 +87,28 @@ class RunningBatch:
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
             mine.keys = torch.cat([mine.keys, theirs.keys], 0)
             mine.values = torch.cat([mine.values, theirs.values], 0)
+        shared = None
+        if self.shared is not None or other.shared is not None:
+            shared = (self.shared or SharedPrefix.none(len(self.slots))).concat(
+                other.shared or SharedPrefix.none(len(other.slots)))
         return RunningBatch(self.cache, torch.cat([self.mask, other.mask], 0),
-                      torch.cat([self.positions, other.positions], 0), torch.cat([self.feed, other.feed], 0),
-                      self.slots + other.slots)
+                            torch.cat([self.positions, other.positions], 0), torch.cat([self.feed, other.feed], 0),
+                            self.slots + other.slots, shared)
+
+    def row_kv(self, row: int) -> list[tuple[Any, Any]]:
+        """Row `row`'s keys and values per layer, [kv_heads, positions, head_dim], its prompt's first:
+        every position it attends to, in order, and nothing it does not."""
+        import torch
+
+        columns = torch.nonzero(self.mask[row, : self.cache.get_seq_length()]).flatten()
+        kv = []
+        for i, layer in enumerate(self.cache.layers):
+            keys, values = layer.keys[row].index_select(1, columns), layer.values[row].index_select(1, columns)
+            trunk = self.shared.row_kv(row, i) if self.shared is not None else None
+            if trunk is not None:
+                keys, values = torch.cat([trunk[0], keys], 1), torch.cat([trunk[1], values], 1)
+            kv.append((keys, values))
+        return kv
 
     def trim(self) -> RunningBatch:
         """Columns no row attends to (left padding every row has left behind) dropped."""

@@ -20,6 +20,7 @@ from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.models.loading import cache_kwarg, load_pretrained, prefill_kwargs
 from ttscale.models.prefix_cache import KV, PrefixKVStore
+from ttscale.models.shared_prefix import PREFIX_KWARG, SharedPrefix, Trunk
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 STATIC_WIDTH_STEP = 64
@@ -84,6 +85,12 @@ class HFGenerator:
         # The compact loop lines caches up by left padding, which a sliding-window cache does not keep.
         sliding = getattr(model.config, "sliding_window", None) and getattr(model.config, "use_sliding_window", True)
         self.compact = cfg.decode_loop == "compact" and not self.static and not sliding
+        if self.compact and cfg.shared_prefix_attention:
+            from ttscale.models.shared_prefix import enable
+
+            self.shared_prefix = enable(model)  # a prompt's cache held once for its n rows
+        else:
+            self.shared_prefix = False
 
     @property
     def device(self) -> Any:
@@ -248,7 +255,9 @@ class HFGenerator:
             for r, new_ids in enumerate(rows):
                 positions = torch.cat([torch.nonzero(mask[r]).flatten(),
                                        torch.arange(width, width + have, device=mask.device)])
-                self._remember(cache, r, positions, batch[r // params.n], self._kept(new_ids))
+                kv = [(layer.keys[r].index_select(1, positions), layer.values[r].index_select(1, positions))
+                      for layer in cache.layers]
+                self._remember(kv, batch[r // params.n], self._kept(new_ids))
         return rows
 
     def _decode(
@@ -285,8 +294,9 @@ class HFGenerator:
             if joining:
                 batch = self._join(batch, live, joining, prompts, quantum)
             assert batch is not None
+            shared = {PREFIX_KWARG: batch.shared} if batch.shared is not None and batch.shared.trunks else {}
             logits = self.model(input_ids=batch.feed, attention_mask=batch.mask, position_ids=batch.positions,
-                                use_cache=True, **{self._cache_kwarg: batch.cache}).logits[:, -1, :].float()
+                                use_cache=True, **{self._cache_kwarg: batch.cache}, **shared).logits[:, -1, :].float()
             tokens = sampler.choose(logits, batch.slots) if sampler is not None else logits.argmax(-1)
             owned = [(i, r) for i, r in enumerate(batch.slots) if r is not None]
             at = [i for i, _ in owned]
@@ -301,8 +311,7 @@ class HFGenerator:
                         or (bool(params.stop) and self._stopped(out[r][-window:], params.stop))):
                     ended.append(i)
                     if self.store is not None:
-                        self._remember(batch.cache, i, torch.nonzero(batch.mask[i]).flatten(), prompts[r],
-                                       self._kept(out[r]))
+                        self._remember(batch.row_kv(i), prompts[r], self._kept(out[r]))
             batch.advance(tokens)
             if ended:
                 for i in ended:
@@ -316,26 +325,53 @@ class HFGenerator:
         n = next((k for k in range(1, len(joining)) if prompts[joining[k]] is not prompts[joining[0]]), len(joining))
         unique = joining[::n]
         input_ids, mask, cache, _ = self._layout([prompts[r] for r in unique])
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-            input_ids, mask = input_ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-        new = RunningBatch(cache, mask, (mask.sum(-1, keepdim=True) - 1), input_ids[:, -1:], list(joining))
+        if self.shared_prefix and n > 1:  # a prompt of one row has no rows to share its cache with
+            new = self._fork_shared(input_ids, mask, cache, joining, n)
+        else:
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+                input_ids, mask = input_ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+            new = RunningBatch(cache, mask, (mask.sum(-1, keepdim=True) - 1), input_ids[:, -1:], list(joining))
         if batch is None or not live:
             return new.pad_to(quantum)
         return batch.keep([i for i, r in enumerate(batch.slots) if r is not None]).merge(new).pad_to(quantum)
 
-    def _remember(self, cache: Any, row: int, positions: Any, prompt: list[int], kept: list[int]) -> None:
+    def _fork_shared(self, input_ids: Any, mask: Any, cache: Any, joining: list[int], n: int) -> RunningBatch:
+        """Rows `joining`, n per prefilled prompt, each prompt's cache held once as their trunk.
+
+        A row's own cache starts empty: its first step feeds the prompt's last token.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        trunks = []
+        for u in range(input_ids.shape[0]):
+            columns = torch.nonzero(mask[u, : cache.get_seq_length()]).flatten()
+            trunks.append(Trunk([(layer.keys[u].index_select(1, columns), layer.values[u].index_select(1, columns))
+                                 for layer in cache.layers]))
+        rows = len(joining)
+        cfg = self.model.config.get_text_config()
+        heads = cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        empty = torch.zeros((rows, kv_heads, 0, head_dim), dtype=self.model.dtype, device=self.device)
+        own = DynamicCache(ddp_cache_data=[(empty, empty)] * cfg.num_hidden_layers)
+        shared = SharedPrefix(trunks, [u for u in range(len(trunks)) for _ in range(n)])
+        positions = (mask.sum(-1, keepdim=True) - 1).repeat_interleave(n, 0)
+        return RunningBatch(own, mask.new_ones((rows, 1)), positions, input_ids[:, -1:].repeat_interleave(n, 0),
+                            list(joining), shared)
+
+    def _remember(self, kv: KV, prompt: list[int], kept: list[int]) -> None:
         """Store one row's KV (prompt + kept generated tokens) for the next round's prefixes.
 
-        `positions` are the row's cache columns in order: its prompt's, then each generated token
-        fed back (the last sampled token never is).
+        `kv` holds, per layer, the row's keys and values at the positions it attends to, in order:
+        its prompt's, then each generated token fed back (the last sampled token never is).
         """
-        if self.store is None:
+        if self.store is None or not kv:
             return
-        n_gen = max(0, min(len(kept), len(positions) - len(prompt)))
-        idx = positions[: len(prompt) + n_gen]
-        kv = [(layer.keys[row].index_select(1, idx), layer.values[row].index_select(1, idx)) for layer in cache.layers]
-        self.store.put(prompt + kept[:n_gen], kv)
+        n_gen = max(0, min(len(kept), int(kv[0][0].shape[1]) - len(prompt)))
+        end = len(prompt) + n_gen
+        self.store.put(prompt + kept[:n_gen], [(k[:, :end].contiguous(), v[:, :end].contiguous()) for k, v in kv])
 
     def _stopped(self, tail: list[int], stop: Sequence[str]) -> bool:
         text = self.tokenizer.decode(tail, skip_special_tokens=True)
