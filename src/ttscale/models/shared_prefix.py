@@ -47,11 +47,24 @@ class SharedPrefix:
     trunks: list[Trunk]
     trunk_of: list[int]
     _groups: list[tuple[Any, Trunk]] | None = field(default=None, repr=False)
+    _mask: tuple[Any, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def none(cls, rows: int) -> SharedPrefix:
         """`rows` rows that each hold their whole sequence in their own cache."""
         return cls([], [-1] * rows)
+
+    def additive(self, mask: Any, dtype: Any) -> Any:
+        """transformers' boolean mask (True: attend) as the additive one flash kernels take, converted once
+        a step: every layer of a forward pass gets the same mask tensor."""
+        import torch
+
+        if mask is None or mask.dtype != torch.bool:
+            return mask
+        if self._mask is None or self._mask[0] is not mask or self._mask[1].dtype != dtype:
+            additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+            self._mask = (mask, additive)
+        return self._mask[1]
 
     def groups(self, device: Any) -> list[tuple[Any, Trunk]]:
         """(row indices, trunk) for each trunk that some row continues and that holds tokens."""
@@ -120,27 +133,47 @@ def shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, atten
                                       **kwargs)
     rows, heads, _, dim = query.shape
     kv_heads = key.shape[1]
-    group = heads // kv_heads  # grouped-query attention: query head h reads key head h // group
+    group = heads // kv_heads
     scale = scaling if scaling is not None else dim**-0.5
+    # One query position: a key head's `group` query heads are its query "positions" (as transformers'
+    # pack_gqa does for SDPA), so grouped-query attention needs no copies of the keys.
     q = query.reshape(rows, kv_heads, group, dim)
-    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale  # [rows, kv_heads, group, own]
-    if attention_mask is not None:
-        mask = attention_mask[:, :, -1:, -key.shape[2]:].reshape(rows, 1, 1, -1)
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
-    lse = torch.logsumexp(scores, -1, keepdim=True)
-    out = torch.matmul(torch.exp(scores - lse).to(value.dtype), value).float()  # [rows, kv_heads, group, d]
-    for index, trunk in shared.groups(query.device):
+    mask = shared.additive(attention_mask, query.dtype)
+    out, lse = _attend(q, key, value, None if mask is None else mask[:, :, -1:, -key.shape[2]:], scale)
+    groups = shared.groups(query.device)
+    if not groups:
+        return out.reshape(rows, 1, heads, dim), None
+    out_t, lse_t = torch.zeros_like(out), torch.full_like(lse, float("-inf"))  # rows without a trunk weigh 0 there
+    for index, trunk in groups:
         keys, values = trunk.layers[module.layer_idx]
         n = index.numel()
-        # All the trunk's rows' query heads against its keys at once: [kv_heads, n * group, d] x [kv_heads, d, tokens].
-        qs = q.index_select(0, index).permute(1, 0, 2, 3).reshape(kv_heads, n * group, dim)
-        s = torch.matmul(qs, keys.transpose(-1, -2)).float() * scale
-        lse_t = torch.logsumexp(s, -1, keepdim=True)
-        o_t = torch.matmul(torch.exp(s - lse_t).to(values.dtype), values).float()
-        o_t = o_t.reshape(kv_heads, n, group, dim).permute(1, 0, 2, 3)
-        lse_t = lse_t.reshape(kv_heads, n, group, 1).permute(1, 0, 2, 3)
-        lse_r = lse.index_select(0, index)
-        top = torch.maximum(lse_r, lse_t)
-        w_r, w_t = torch.exp(lse_r - top), torch.exp(lse_t - top)
-        out.index_copy_(0, index, (out.index_select(0, index) * w_r + o_t * w_t) / (w_r + w_t))
-    return out.to(query.dtype).reshape(rows, 1, heads, dim), None
+        # All the trunk's rows' query heads at once: [kv_heads, n * group, d] against [kv_heads, tokens, d].
+        qs = q.index_select(0, index).transpose(0, 1).reshape(1, kv_heads, n * group, dim)
+        o, lse_o = _attend(qs, keys.unsqueeze(0), values.unsqueeze(0), None, scale)
+        out_t.index_copy_(0, index, o.reshape(kv_heads, n, group, dim).transpose(0, 1))
+        lse_t.index_copy_(0, index, lse_o.reshape(kv_heads, n, group).transpose(0, 1))
+    top = torch.maximum(lse, lse_t)
+    w, w_t = torch.exp(lse - top).unsqueeze(-1), torch.exp(lse_t - top).unsqueeze(-1)
+    wide = torch.promote_types(out.dtype, torch.float32)  # bf16 merges in float32, float64 stays float64
+    merged = (out.to(wide) * w + out_t.to(wide) * w_t) / (w + w_t)
+    return merged.to(query.dtype).reshape(rows, 1, heads, dim), None
+
+
+def _attend(q: Any, k: Any, v: Any, mask: Any, scale: float) -> tuple[Any, Any]:
+    """Softmax attention and its log-sum-exp: q [b, h, l, d], k and v [b, h, s, d], an additive mask
+    broadcastable to [b, h, l, s] or None; returns ([b, h, l, d] in q's dtype, [b, h, l] in float32 or wider).
+
+    On the CPU, torch's flash kernel, which returns the log-sum-exp it computed; elsewhere the math.
+    """
+    import torch
+
+    if q.device.type == "cpu":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask,
+                                                                               scale=scale)
+        return out, lse
+    wide = torch.promote_types(q.dtype, torch.float32)
+    scores = torch.matmul(q, k.transpose(-1, -2)).to(wide) * scale
+    if mask is not None:
+        scores = scores + mask.to(wide)
+    lse = torch.logsumexp(scores, -1)
+    return torch.matmul(torch.exp(scores - lse.unsqueeze(-1)).to(v.dtype), v), lse
