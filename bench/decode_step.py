@@ -12,19 +12,26 @@ compact loop's in-place KV layer; --steps decode steps profiled by torch's profi
   already run near the large GEMM's rate, only fewer FLOPs (a smaller model, fewer rows, other dtypes)
   make decoding faster, not a better schedule.
 
-    python bench/decode_step.py [--rows 48] [--positions 300] [--dtype auto]
+With --prompt P, the first P positions are a prompt shared by each 16 rows (the main job's 16 samples
+of a problem), and one more pair of rows times a decode step and its attention with each prompt's cache
+held once for its rows (ours, models/shared_prefix.py, the compact loop's default) against every row
+holding its own copy (baseline, the profiled layout above), alternating, the fastest of --steps each.
+
+    python bench/decode_step.py [--rows 48] [--positions 300] [--prompt 0] [--dtype auto]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 from _common import decode_batch, header, row
 from torch.profiler import ProfilerActivity, profile
-from transformers import AutoModelForCausalLM, DynamicCache
+from transformers import AttentionInterface, AutoModelForCausalLM, DynamicCache
 
+from ttscale.models import shared_prefix
 from ttscale.models.growing_kv import growing
 from ttscale.models.loading import cache_kwarg, load_pretrained, resolve_dtype
 
@@ -49,6 +56,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=48, help="the CPU recipe's model.max_batch_size")
     ap.add_argument("--positions", type=int, default=300, help="cached positions (2-shot prompt + part of a solution)")
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--prompt", type=int, default=0, help="positions of a prompt shared by each 16 rows (0: none)")
     ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     args = ap.parse_args()
     dtype = resolve_dtype(args.dtype, "cpu")
@@ -58,6 +66,9 @@ def main() -> None:
     body = sum(m.weight.numel() for name, m in model.named_modules()
                if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head"))
     ids, mask = decode_batch(args.rows, args.positions)
+    if args.prompt:
+        mask[:] = 1  # a prompt shared by its rows has no padding of its own
+        ids[:, : args.prompt] = ids[:: ROWS_PER_PROMPT, : args.prompt].repeat_interleave(ROWS_PER_PROMPT, 0)[: args.rows]
     with torch.inference_mode():
         cache = DynamicCache()
         kwarg = {cache_kwarg(model): cache}
@@ -104,6 +115,56 @@ def main() -> None:
           + ", ".join(f"{key} {100 * sec / total:.0f}%" for key, sec in top) + ")")
     row("linear layers GFLOP/s vs 2048^3 GEMM", 2 * args.rows * body / linear / 1e9, peak, "GFLOP/s")
     row("LM head GFLOP/s vs 2048^3 GEMM", 2 * args.rows * hidden * vocab / head / 1e9, peak, "GFLOP/s")
+    if args.prompt:
+        shared_prompt_rows(model, cache, ids, mask, args.prompt, args.steps)
+
+
+ROWS_PER_PROMPT = 16
+
+
+def shared_prompt_rows(model: Any, cache: Any, ids: Any, mask: Any, prompt: int, steps: int) -> None:
+    """A decode step and its attention with each prompt's cache held once (ours) or per row (baseline)."""
+    rows, width = mask.shape
+    assert shared_prefix.enable(model), "SmolLM2 is a Llama: the shared-prefix attention must take it"
+    spent = [0.0]
+
+    def timed_attention(*a: Any, **k: Any) -> Any:
+        start = time.perf_counter()
+        out = shared_prefix.shared_prefix_attention(*a, **k)
+        spent[0] += time.perf_counter() - start
+        return out
+
+    AttentionInterface.register(shared_prefix.ATTENTION_NAME, timed_attention)
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    trunks = [shared_prefix.Trunk([(k[g, :, :prompt].clone(), v[g, :, :prompt].clone()) for k, v in layers])
+              for g in range(0, rows, ROWS_PER_PROMPT)]
+    shared = shared_prefix.SharedPrefix(trunks, [r // ROWS_PER_PROMPT for r in range(rows)])
+    kwarg = cache_kwarg(model)
+    feed = ids[:, -1:]
+
+    def sides() -> dict[str, Any]:
+        own = growing(DynamicCache(ddp_cache_data=[(k[:, :, prompt:].clone(), v[:, :, prompt:].clone())
+                                                   for k, v in layers]))
+        whole = growing(DynamicCache(ddp_cache_data=[(k.clone(), v.clone()) for k, v in layers]))
+        return {"ours": (own, mask[:, prompt:], {shared_prefix.PREFIX_KWARG: shared}), "baseline": (whole, mask, {})}
+
+    best = {"ours": (float("inf"), 0.0), "baseline": (float("inf"), 0.0)}
+    with torch.inference_mode():
+        layouts = sides()
+        for _ in range(steps):
+            for side, (kv, m, extra) in layouts.items():
+                m = torch.cat([m, m.new_ones((rows, 1))], 1)
+                spent[0] = 0.0
+                start = time.perf_counter()
+                model(input_ids=feed, attention_mask=m, position_ids=torch.full((rows, 1), width),
+                      use_cache=True, **{kwarg: kv}, **extra)
+                wall = time.perf_counter() - start
+                best[side] = min(best[side], (wall, spent[0]))
+                kv.crop(-1)  # every step decodes at the same width
+    print(f"# {rows // ROWS_PER_PROMPT} prompts of {prompt} positions, {ROWS_PER_PROMPT} rows each, "
+          f"{width - prompt} positions of each row's own; fastest of {steps} alternating steps")
+    row("decode step (ms), prompt once vs per row", 1e3 * best["ours"][0], 1e3 * best["baseline"][0], "ms")
+    row("attention (ms a step)", 1e3 * best["ours"][1], 1e3 * best["baseline"][1], "ms")
 
 
 if __name__ == "__main__":
