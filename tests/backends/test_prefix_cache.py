@@ -77,3 +77,48 @@ def test_static_cache_generates_what_the_dynamic_cache_does(pair, monkeypatch):
     assert [len(gs) for gs in a] == [2, 2]
     assert [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in a] == \
         [[(g.text, g.n_tokens, g.finish_reason) for g in gs] for gs in b]
+
+
+def test_common_prefix_length():
+    from ttscale.models.prefix_cache import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 7]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 2 and common_prefix_length([[5], [6]]) == 0
+
+
+def test_a_head_all_prompts_share_is_prefilled_once_and_read_by_each(smollm2):
+    """k-shot prompts share their exemplars: the call prefills that head once, as a row of its own, stores
+    it, and each prompt's prefill starts after it; what is sampled is what recomputing everything samples."""
+    import copy
+
+    from ttscale.backends.hf import MIN_COMMON_PREFIX
+    from ttscale.data.prompts import encode_prompt
+    from ttscale.models.prefix_cache import common_prefix_length
+
+    model = copy.deepcopy(smollm2.model).double()  # float64: the two ways' summation orders differ
+    cached = HFGenerator(ModelConfig(max_batch_size=16), model=model, tokenizer=smollm2.tokenizer)
+    plain = HFGenerator(ModelConfig(max_batch_size=16, prefix_cache=False), model=model, tokenizer=smollm2.tokenizer)
+    head = "".join(f"Question: What is {a} plus {a + 1}?\nSolution:\n{a} + {a + 1} = {2 * a + 1}\n\n" for a in range(4))
+    prompts = [head + "Question: What is 7 times 3?\nSolution:\n", head + "Question: Sam has 9 pens. He loses 2.\nSolution:\n"]
+    encoded = [encode_prompt(smollm2.tokenizer, p) for p in prompts]
+    shared = common_prefix_length(encoded)
+    assert shared > MIN_COMMON_PREFIX
+    widths: list[tuple[int, int]] = []  # (rows, tokens) of each prefill
+
+    def hook(_module, _args, kwargs):
+        if kwargs["input_ids"].shape[1] > 1:
+            widths.append(tuple(kwargs["input_ids"].shape))
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    params = [SamplingParams(n=3, temperature=0.9, max_new_tokens=10, seed=s) for s in (1, 2)]
+    try:
+        ours = cached.generate(prompts, params)
+    finally:
+        handle.remove()
+    theirs = plain.generate(prompts, params)
+    assert [[g.text for g in row] for row in ours] == [[g.text for g in row] for row in theirs]
+    first, rest = widths[0], widths[1:]
+    assert first == (1, shared)  # the head alone
+    # then each prompt from where the head ends (its last token is fed by the first decode step)
+    assert rest == [(2, max(len(ids) for ids in encoded) - shared - 1)], widths
+    assert cached.store.hits >= 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttscale.models.shared_prefix import SharedPrefix
+from ttscale.models.shared_prefix import SharedPrefix, Trunk
 
 
 class RunningBatch:
@@ -29,6 +29,33 @@ class RunningBatch:
         # A decode step appends in place instead of copying every layer's cache (models/growing_kv.py).
         self.cache, self.mask, self.positions, self.feed, self.slots = growing(cache), mask, positions, feed, slots
         self.shared = shared
+
+    @classmethod
+    def forked(cls, input_ids: Any, mask: Any, cache: Any, slots: list[int], n: int, config: Any,
+               dtype: Any) -> RunningBatch:
+        """Rows `slots`, n per prefilled prompt (`input_ids`, `mask` and `cache` as the HF backend's
+        `_layout` made them), each prompt's cache held once as the trunk its rows continue.
+
+        A row's own cache starts empty (`config`'s layers and heads, in `dtype`): its first step
+        feeds the prompt's last token.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        trunks = []
+        for u in range(input_ids.shape[0]):
+            columns = torch.nonzero(mask[u, : cache.get_seq_length()]).flatten()
+            trunks.append(Trunk([(layer.keys[u].index_select(1, columns), layer.values[u].index_select(1, columns))
+                                 for layer in cache.layers]))
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        empty = torch.zeros((len(slots), kv_heads, 0, head_dim), dtype=dtype, device=input_ids.device)
+        own = DynamicCache(ddp_cache_data=[(empty, empty)] * config.num_hidden_layers)
+        shared = SharedPrefix(trunks, [u for u in range(len(trunks)) for _ in range(n)])
+        positions = (mask.sum(-1, keepdim=True) - 1).repeat_interleave(n, 0)
+        return cls(own, mask.new_ones((len(slots), 1)), positions, input_ids[:, -1:].repeat_interleave(n, 0),
+                   list(slots), shared)
 
     def live(self) -> list[int]:
         return [r for r in self.slots if r is not None]

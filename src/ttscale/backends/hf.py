@@ -19,11 +19,12 @@ from ttscale.backends.sampling import LogprobRecorder, RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
 from ttscale.models.loading import cache_kwarg, load_pretrained, prefill_kwargs
-from ttscale.models.prefix_cache import KV, PrefixKVStore
-from ttscale.models.shared_prefix import PREFIX_KWARG, SharedPrefix, Trunk
+from ttscale.models.prefix_cache import KV, PrefixKVStore, common_prefix_length, longest_prefix_match
+from ttscale.models.shared_prefix import PREFIX_KWARG
 from ttscale.types import FinishReason, Generation, SamplingParams
 
 STATIC_WIDTH_STEP = 64
+MIN_COMMON_PREFIX = 32  # tokens all of a call's prompts share before prefilling them once pays for its own call
 ROW_QUANTUM = 16  # the compact loop's batch is a multiple of this many rows (HFGenerator._decode says why)
 
 
@@ -137,6 +138,8 @@ class HFGenerator:
         import torch
         from transformers import DynamicCache
 
+        if self.store is not None and len(batch) > 1:
+            self._store_common_prefix(batch)
         hits = [self.store.lookup(ids) if self.store is not None else (0, None) for ids in batch]
         hits = [(min(c, len(ids) - 1), kv) for (c, kv), ids in zip(hits, batch)]  # >= 1 token to feed
         width_c = max(c for c, _ in hits)
@@ -157,6 +160,21 @@ class HFGenerator:
                 position_ids=positions[:, width_c:-1], use_cache=True, **{self._cache_kwarg: cache}, **self._prefill,
             )
         return input_ids, mask, cache, width_c + width_s
+
+    def _store_common_prefix(self, batch: list[list[int]]) -> None:
+        """Prefill once, and store, the prefix every prompt of `batch` shares beyond what the store holds.
+
+        Prompts of one call often share a long head (k-shot exemplars, a system prompt, a question's
+        tree of steps); prefilled together, each row would compute it again. Stored first, it is read
+        by every row's lookup, as automatic prefix caching does across requests (vLLM, Kwon et al. 2023).
+        """
+        common = min(common_prefix_length(batch), min(map(len, batch)) - 1)  # each keeps a token to feed
+        held, _ = longest_prefix_match(batch[0][:common], self.store.arrays.items())
+        if common - held < MIN_COMMON_PREFIX:
+            return
+        head = batch[0][: common + 1]
+        _, _, cache, _ = self._layout([head])  # prefills head[:-1], reusing what the store holds
+        self.store.put(head[:-1], [(layer.keys[0], layer.values[0]) for layer in cache.layers])
 
     def _stack(self, hits: list[tuple[int, KV | None]], width: int) -> KV:
         template = next(kv for c, kv in hits if c and kv is not None)
@@ -326,7 +344,8 @@ class HFGenerator:
         unique = joining[::n]
         input_ids, mask, cache, _ = self._layout([prompts[r] for r in unique])
         if self.shared_prefix and n > 1:  # a prompt of one row has no rows to share its cache with
-            new = self._fork_shared(input_ids, mask, cache, joining, n)
+            new = RunningBatch.forked(input_ids, mask, cache, joining, n, self.model.config.get_text_config(),
+                                      self.model.dtype)
         else:
             if n > 1:
                 cache.batch_repeat_interleave(n)
@@ -335,31 +354,6 @@ class HFGenerator:
         if batch is None or not live:
             return new.pad_to(quantum)
         return batch.keep([i for i, r in enumerate(batch.slots) if r is not None]).merge(new).pad_to(quantum)
-
-    def _fork_shared(self, input_ids: Any, mask: Any, cache: Any, joining: list[int], n: int) -> RunningBatch:
-        """Rows `joining`, n per prefilled prompt, each prompt's cache held once as their trunk.
-
-        A row's own cache starts empty: its first step feeds the prompt's last token.
-        """
-        import torch
-        from transformers import DynamicCache
-
-        trunks = []
-        for u in range(input_ids.shape[0]):
-            columns = torch.nonzero(mask[u, : cache.get_seq_length()]).flatten()
-            trunks.append(Trunk([(layer.keys[u].index_select(1, columns), layer.values[u].index_select(1, columns))
-                                 for layer in cache.layers]))
-        rows = len(joining)
-        cfg = self.model.config.get_text_config()
-        heads = cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        empty = torch.zeros((rows, kv_heads, 0, head_dim), dtype=self.model.dtype, device=self.device)
-        own = DynamicCache(ddp_cache_data=[(empty, empty)] * cfg.num_hidden_layers)
-        shared = SharedPrefix(trunks, [u for u in range(len(trunks)) for _ in range(n)])
-        positions = (mask.sum(-1, keepdim=True) - 1).repeat_interleave(n, 0)
-        return RunningBatch(own, mask.new_ones((rows, 1)), positions, input_ids[:, -1:].repeat_interleave(n, 0),
-                            list(joining), shared)
 
     def _remember(self, kv: KV, prompt: list[int], kept: list[int]) -> None:
         """Store one row's KV (prompt + kept generated tokens) for the next round's prefixes.

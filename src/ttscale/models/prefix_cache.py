@@ -36,6 +36,17 @@ def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.nd
     return best_len, best_key
 
 
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all of `seqs` share."""
+    first = np.asarray(seqs[0], dtype=np.int64)
+    shared = len(first)
+    for ids in seqs[1:]:
+        n = min(shared, len(ids))
+        diff = np.flatnonzero(first[:n] != np.asarray(ids[:n], dtype=np.int64))
+        shared = int(diff[0]) if diff.size else n
+    return shared
+
+
 class PrefixLRU(Generic[V]):
     """Entries keyed by token ids, found by longest shared prefix, least recently used first out.
 
