@@ -2,7 +2,8 @@
 
 The prompt is padded with extra k-shot exemplars to about 250, 500, 1000 and 2000
 tokens; both sides run the same greedy beam search (identical beams), so the time
-ratio is the saving from not re-encoding prefixes each round. Goal >= 2x at >= 1k.
+ratio is the saving from not re-encoding prefixes each round, and from encoding once the
+head the problems' prompts share (the exemplars). Goal >= 2x at >= 1k.
 
 A process's first forward passes pay one-time costs (the BLAS library's thread pool and
 buffers, the allocator growing), so one untimed search runs on each side first; then the
