@@ -1,9 +1,10 @@
 """Hugging Face transformers backend: the CPU default, and CUDA when present.
 
-Prompts are grouped so that each unique prompt is prefilled once and its KV cache
-forked n ways (`batch_repeat_interleave`), and prefixes seen in earlier rounds are
-read from the prefix KV store instead of being re-encoded: step-wise search sends every
-shared prefix again each round, and re-encoding it would cost a round as much as the first.
+Prompts are grouped so that each unique prompt is prefilled once and its KV cache held
+once for its n rows (models/shared_prefix.py; forked n ways where that attention does not
+apply), and prefixes seen in earlier rounds, or shared by a call's prompts, are read from
+the prefix KV store instead of being re-encoded: step-wise search sends every shared
+prefix again each round, and re-encoding it would cost a round as much as the first.
 """
 
 from __future__ import annotations
