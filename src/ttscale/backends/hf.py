@@ -140,7 +140,7 @@ class HFGenerator:
         from transformers import DynamicCache
 
         if self.store is not None and len(batch) > 1:
-            self._store_common_prefix(batch)
+            self._store_common_prefix(self.store, batch)
         hits = [self.store.lookup(ids) if self.store is not None else (0, None) for ids in batch]
         hits = [(min(c, len(ids) - 1), kv) for (c, kv), ids in zip(hits, batch)]  # >= 1 token to feed
         width_c = max(c for c, _ in hits)
@@ -162,7 +162,7 @@ class HFGenerator:
             )
         return input_ids, mask, cache, width_c + width_s
 
-    def _store_common_prefix(self, batch: list[list[int]]) -> None:
+    def _store_common_prefix(self, store: PrefixKVStore, batch: list[list[int]]) -> None:
         """Prefill once, and store, the prefix every prompt of `batch` shares beyond what the store holds.
 
         Prompts of one call often share a long head (k-shot exemplars, a system prompt, a question's
@@ -170,12 +170,12 @@ class HFGenerator:
         by every row's lookup, as automatic prefix caching does across requests (vLLM, Kwon et al. 2023).
         """
         common = min(common_prefix_length(batch), min(map(len, batch)) - 1)  # each keeps a token to feed
-        held, _ = longest_prefix_match(batch[0][:common], self.store.arrays.items())
+        held, _ = longest_prefix_match(batch[0][:common], store.arrays.items())
         if common - held < MIN_COMMON_PREFIX:
             return
         head = batch[0][: common + 1]
         _, _, cache, _ = self._layout([head])  # prefills head[:-1], reusing what the store holds
-        self.store.put(head[:-1], [(layer.keys[0], layer.values[0]) for layer in cache.layers])
+        store.put(head[:-1], [(layer.keys[0], layer.values[0]) for layer in cache.layers])
 
     def _stack(self, hits: list[tuple[int, KV | None]], width: int) -> KV:
         template = next(kv for c, kv in hits if c and kv is not None)
