@@ -7,7 +7,9 @@
 3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself, once per label source in
    --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, every candidate's own outcome on
    all its steps (no rollouts: more prefixes for the same tokens), the hard labels with the last step of
-   every other candidate labelled by its own answer (`hard+last`), or the rule verifier's own step
+   every other candidate labelled by its own answer (`hard+last`), every right candidate's steps with each
+   of them also copied with one number changed and labelled bad (`perturbed`, learn/perturb.py; no
+   rollouts), the hard labels with those rows (`hard+perturbed`), or the rule verifier's own step
    labels (an oracle: what this model and this much data can learn when the labels are right);
 4. on held-out problems (seed --test-seed, questions seen in training dropped) the same
    policy samples N solutions, and every step is scored by each trained PRM and by the
@@ -21,7 +23,8 @@ PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
         [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150]
-        [--dtype float32] [--labels LABEL_DIR ...] [--train-on hard,soft,outcome,hard+last,rules]
+        [--dtype float32] [--labels LABEL_DIR ...] [--train-runs RUN_DIR ...]
+        [--train-on hard,soft,outcome,hard+last,perturbed,hard+perturbed,rules]
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ from ttscale.grading import correct_flags
 from ttscale.learn.agreement import label_quality, rule_label, rule_labels, step_agreement, within_problem_auc
 from ttscale.learn.common import read_rows
 from ttscale.learn.labels import SETTINGS, label_steps, pick_candidates
+from ttscale.learn.perturb import Solution, perturbed_rows
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config
 from ttscale.runner import run
 from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult
-from ttscale.verifiers.arithmetic import ArithmeticRulesVerifier
+from ttscale.verifiers.arithmetic import NO_ARITHMETIC, ArithmeticRulesVerifier
 from ttscale.verifiers.prm_format import LAYOUT_FILE
 from ttscale.verifiers.trained_prm import TrainedPRM
 
@@ -84,6 +88,9 @@ def parse() -> argparse.Namespace:
                     help="the policy's (sampling and rollouts); bfloat16 is about 2.5x faster where the CPU has AVX512-BF16")
     ap.add_argument("--labels", nargs="+", help="label-steps outputs to train on, pooled (skips sampling and "
                     "labelling; their runs are the train runs)")
+    ap.add_argument("--train-runs", nargs="+", default=[],
+                    help="more runs of training problems whose candidates the candidate sources (outcome, "
+                    "perturbed, rules) use beside the labels' runs")
     ap.add_argument("--train-on", default="hard",
                     help="label sources, one PRM each: " + ", ".join(SOURCES) + " (rules is an oracle ceiling)")
     ap.add_argument("--rollouts", type=int, default=4)
@@ -132,6 +139,7 @@ def main() -> None:
         print(f"labels ({', '.join(map(str, label_dirs))}): {len(labelled)} solutions, {len(flat)} steps, "
               f"{sum(v > 0 for v in flat)} good (hard)", flush=True)
         report_labels(labelled)
+    train_runs += [Path(x) for x in args.train_runs if Path(x).resolve() not in {r.resolve() for r in train_runs}]
     train_results = [r for run in train_runs for r in read_results(run)]
     candidates = candidate_rows(train_results)
     print(f"train runs ({', '.join(map(str, train_runs))}): {len(candidates)} distinct candidates, "
@@ -144,6 +152,8 @@ def main() -> None:
     for source in sources:
         prm = out / f"prm_{source}"
         rows = training_rows(source, labelled, candidates)
+        if source in ("perturbed", "hard+perturbed"):
+            report_row_labels(rows, source)
         if not (prm / LAYOUT_FILE).is_file():
             data = out / f"train_rows_{source}.jsonl"
             data.write_text("".join(json.dumps({**row, "labels": training_labels(row, source)}) + "\n" for row in rows),
@@ -166,10 +176,13 @@ SOURCES = {
     "outcome": "every step of every sampled candidate labelled by its own final answer, no rollouts",
     "hard+last": "Monte Carlo hard labels, and the last step of every other sampled candidate labelled by its "
                  "own final answer (its other steps left out of the loss)",
+    "perturbed": "every right candidate's steps good, and each of them with one number changed bad (the steps "
+                 "before it context; learn.perturb), no rollouts",
+    "hard+perturbed": "Monte Carlo hard labels, and the perturbed rows",
     "rules": "arithmetic_rules' step labels of every sampled candidate (an oracle, not a learned source: "
              "the ceiling of this model and data)",
 }
-MONTE_CARLO = ("hard", "soft", "hard+last")  # the sources that need label-steps rows
+MONTE_CARLO = ("hard", "soft", "hard+last", "hard+perturbed")  # the sources that need label-steps rows
 
 
 def training_rows(source: str, labelled: list[dict[str, Any]], candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,6 +193,9 @@ def training_rows(source: str, labelled: list[dict[str, Any]], candidates: list[
     learns that late steps are bad whatever they say."""
     if source in ("hard", "soft"):
         return labelled
+    if source in ("perturbed", "hard+perturbed"):
+        made = perturbed_rows(Solution(r["id"], r["prompt"], tuple(r["completions"]), r["outcome"]) for r in candidates)
+        return (labelled if source == "hard+perturbed" else []) + made
     if source != "hard+last":
         return candidates
     done = {(r["prompt"], tuple(r["completions"])) for r in labelled}
@@ -202,7 +218,9 @@ def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
 
 def training_labels(row: dict[str, Any], source: str) -> list[Any]:
     """One row's targets from `source`; steps the rules cannot judge get 0.5 under `rules`."""
-    if source == "hard" or (source == "hard+last" and "mc_values" in row):
+    if source in ("perturbed", "hard+perturbed") and "mc_values" not in row:
+        return list(row["labels"])
+    if source in ("hard", "hard+perturbed") or (source == "hard+last" and "mc_values" in row):
         return [v > 0 for v in row["mc_values"]]
     if source == "hard+last":
         return [None] * (len(row["completions"]) - 1) + [row["outcome"]]
@@ -226,11 +244,32 @@ def report_labels(rows: list[dict[str, Any]]) -> None:
     low, high = a.auc_interval
     print(f"\ntraining labels vs rule labels: {a.n_steps} judged steps, {a.n_good} good by the rules; "
           f"Monte Carlo value as a score: AUC {a.auc:.3f} [{low:.3f}, {high:.3f}]")
-    print(f"{'label good when value >':<26} {'step':>5} {'steps':>6} {'rule good':>10} {'said good':>10} "
-          f"{'precision':>10} {'recall':>7}")
-    for threshold in (0.0, 0.25, 0.5):
+    print_quality(values, truth, "label good when value >", (0.0, 0.25, 0.5))
+
+
+def report_row_labels(rows: list[dict[str, Any]], source: str) -> None:
+    """A source's own labels (rows that carry them, e.g. the perturbed ones) against the rule labels of
+    the same steps; steps out of the loss (null labels) are left out."""
+    rules = ArithmeticRulesVerifier()
+    values, truth = [], []
+    for row in rows:
+        labels = training_labels(row, source)
+        scores = rules.score_solution(row["prompt"], row["completions"])
+        values.append([float(x or 0) for x in labels])
+        truth.append([s if x is not None else NO_ARITHMETIC for x, s in zip(labels, scores, strict=True)])
+    a = step_agreement(values, truth)
+    print(f"\n{source} labels vs rule labels: {sum(x is not None for row in rows for x in training_labels(row, source))} "
+          f"labelled steps in {len(rows)} rows, {a.n_steps} of them judged by the rules, {a.n_good} good by them")
+    print_quality(values, truth, "source", (0.5,), label=source)
+
+
+def print_quality(values: list[list[float]], truth: list[list[float]], heading: str, thresholds: tuple[float, ...],
+                  label: str | None = None) -> None:
+    """Precision and recall of the labels' "good" against the rules', by step position."""
+    print(f"{heading:<26} {'step':>5} {'steps':>6} {'rule good':>10} {'said good':>10} {'precision':>10} {'recall':>7}")
+    for threshold in thresholds:
         for q in label_quality(values, truth, threshold):
-            print(f"{threshold:<26} {q.position:>5} {q.n_steps:>6} {q.n_rule_good:>10} {q.n_label_good:>10} "
+            print(f"{label or threshold:<26} {q.position:>5} {q.n_steps:>6} {q.n_rule_good:>10} {q.n_label_good:>10} "
                   f"{q.precision:>10.2f} {q.recall:>7.2f}")
 
 

@@ -92,3 +92,20 @@ def train_prm_cmd(
     last = f", final loss {out.losses[-1]:.4f}" if out.losses else ""
     typer.echo(f"trained on {out.n_rows} rows for {out.steps} steps with {out.trainer}{last}; saved to {out.output}")
     typer.echo(f"use it with: --set verifier.name=trained_prm --set verifier.model={out.output}")
+
+
+@learn_app.command("perturb-steps")
+def perturb_steps_cmd(
+    run_dirs: Annotated[list[str], typer.Argument(help="run directories written by `ttscale run`")],
+    output: Annotated[str, typer.Option(help="a new .jsonl file for the rows (train-prm reads it)")],
+    copies: Annotated[int, typer.Option(help="perturbed rows per step of a right solution")] = 1,
+    seed: Annotated[int, typer.Option(help="seed of the number changes")] = 0,
+) -> None:
+    """Step labels without rollouts: each right solution's steps good, each with one number changed bad."""
+    from ttscale.learn.perturb import perturb_steps
+
+    try:
+        n = perturb_steps(run_dirs, output, copies, seed)
+    except TTScaleError as e:
+        _fail(e)
+    typer.echo(f"{n} rows in {output}; train with: ttscale learn train-prm {output} --base ... --output ...")
