@@ -91,6 +91,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--train-runs", nargs="+", default=[],
                     help="more runs of training problems whose candidates the candidate sources (outcome, "
                     "perturbed, rules) use beside the labels' runs")
+    ap.add_argument("--test-run", help="a run of held-out problems to score instead of sampling one (e.g. an earlier "
+                    "report's, so PRMs trained apart are scored on the same samples)")
     ap.add_argument("--train-on", default="hard",
                     help="label sources, one PRM each: " + ", ".join(SOURCES) + " (rules is an oracle ceiling)")
     ap.add_argument("--rollouts", type=int, default=4)
@@ -145,7 +147,8 @@ def main() -> None:
     print(f"train runs ({', '.join(map(str, train_runs))}): {len(candidates)} distinct candidates, "
           f"{sum(len(r['completions']) for r in candidates)} steps, {sum(r['outcome'] for r in candidates)} right",
           flush=True)
-    test_run = stage("sample held-out", lambda: sample(out / "test_run", args.test_seed, args, args.test_problems))
+    test_run = Path(args.test_run) if args.test_run else stage(
+        "sample held-out", lambda: sample(out / "test_run", args.test_seed, args, args.test_problems))
     seen = {r.problem.question for r in train_results} | {r["prompt"] for r in labelled}
     held_out = [r for r in read_results(test_run) if r.error is None and r.problem.question not in seen]
     by_rules = rescore(held_out, ArithmeticRulesVerifier(), DELIMITER)
