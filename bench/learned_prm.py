@@ -254,15 +254,16 @@ def report_row_labels(rows: list[dict[str, Any]], source: str) -> None:
     """A source's own labels (rows that carry them, e.g. the perturbed ones) against the rule labels of
     the same steps; steps out of the loss (null labels) are left out."""
     rules = ArithmeticRulesVerifier()
-    values, truth = [], []
+    values, truth, labelled = [], [], 0
     for row in rows:
         labels = training_labels(row, source)
         scores = rules.score_solution(row["prompt"], row["completions"])
         values.append([float(x or 0) for x in labels])
         truth.append([s if x is not None else NO_ARITHMETIC for x, s in zip(labels, scores, strict=True)])
+        labelled += sum(x is not None for x in labels)
     a = step_agreement(values, truth)
-    print(f"\n{source} labels vs rule labels: {sum(x is not None for row in rows for x in training_labels(row, source))} "
-          f"labelled steps in {len(rows)} rows, {a.n_steps} of them judged by the rules, {a.n_good} good by them")
+    print(f"\n{source} labels vs rule labels: {labelled} labelled steps in {len(rows)} rows, {a.n_steps} of them "
+          f"judged by the rules, {a.n_good} good by them")
     print_quality(values, truth, "source", (0.5,), label=source)
 
 

@@ -75,7 +75,8 @@ def perturb_step(step: str, rng: random.Random) -> str | None:
 def perturbed_rows(solutions: Iterable[Solution], copies: int = 1, seed: int = 0) -> list[dict[str, Any]]:
     """Training rows from the right solutions: each one with every step good, then for each of its steps
     that states a number up to `copies` rows (distinct changes) ending in that step changed (labelled
-    bad, the steps before it context). Wrong solutions give nothing: which of their steps went wrong is what is not known."""
+    bad, the steps before it context). Wrong solutions give nothing: which of their steps went wrong is
+    what is not known."""
     if copies < 1:
         raise ConfigError(f"copies={copies} is invalid; accepted: an integer >= 1")
     rng = random.Random(seed)
@@ -89,8 +90,7 @@ def perturbed_rows(solutions: Iterable[Solution], copies: int = 1, seed: int = 0
         for i, step in enumerate(s.steps):
             made: dict[str, None] = {}
             for _ in range(4 * copies):  # a step with one small number has few distinct changes
-                bad = perturb_step(step, rng)
-                if bad is None or len(made) == copies:
+                if len(made) == copies or (bad := perturb_step(step, rng)) is None:
                     break
                 made.setdefault(bad, None)
             rows.extend({"id": s.id, "prompt": s.prompt, "completions": [*s.steps[:i], bad],
