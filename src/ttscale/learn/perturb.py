@@ -15,6 +15,10 @@ header aside, which numbers steps and is not a claim) to a nearby different one.
 changed one are context in its row (null labels, out of the loss: they are already counted in the
 solution's own row), and the steps after it are dropped.
 
+Whether a PRM learns that contrast is an empirical matter: SmolLM2-135M with a 2-class head, trained on
+these rows for 300 steps on 2 cores, did not (its loss stayed at chance; bench/learned_prm.py
+--train-on perturbed, results in the README).
+
 Rows are TRL's stepwise-supervision format (prompt, completions, labels) plus the problem's `id`, as
 `train_prm` reads them; `ttscale learn perturb-steps` writes them from search runs.
 """
