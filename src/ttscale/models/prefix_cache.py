@@ -21,6 +21,12 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+def _shared_length(a: np.ndarray, b: np.ndarray, n: int) -> int:
+    """How many of the first `n` tokens of `a` and `b` (both at least `n` long) agree before they differ."""
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
 def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.ndarray]]) -> tuple[int, K | None]:
     """(tokens shared, key) of the candidate token array sharing the longest prefix with `ids`."""
     query = np.asarray(ids, dtype=np.int64)
@@ -29,8 +35,7 @@ def longest_prefix_match(ids: Sequence[int], candidates: Iterable[tuple[K, np.nd
         n = min(len(arr), len(query))
         if n <= best_len:
             continue
-        diff = np.flatnonzero(arr[:n] != query[:n])
-        common = int(diff[0]) if diff.size else n
+        common = _shared_length(arr, query, n)
         if common > best_len:
             best_len, best_key = common, key
     return best_len, best_key
@@ -41,9 +46,7 @@ def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
     first = np.asarray(seqs[0], dtype=np.int64)
     shared = len(first)
     for ids in seqs[1:]:
-        n = min(shared, len(ids))
-        diff = np.flatnonzero(first[:n] != np.asarray(ids[:n], dtype=np.int64))
-        shared = int(diff[0]) if diff.size else n
+        shared = _shared_length(first, np.asarray(ids, dtype=np.int64), min(shared, len(ids)))
     return shared
 
 
