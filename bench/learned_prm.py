@@ -44,12 +44,11 @@ from ttscale.data.results import read_results
 from ttscale.grading import correct_flags
 from ttscale.learn.agreement import label_quality, rule_label, rule_labels, step_agreement, within_problem_auc
 from ttscale.learn.common import read_rows
-from ttscale.learn.labels import SETTINGS, label_steps, pick_candidates
-from ttscale.learn.perturb import Solution, perturbed_rows
+from ttscale.learn.labels import SETTINGS, label_steps
+from ttscale.learn.perturb import Solution, perturbed_rows, solutions
 from ttscale.learn.train import TrainSettings, train_prm
 from ttscale.recipe import load_config
 from ttscale.runner import run
-from ttscale.search.steps import clean_step
 from ttscale.types import ProblemResult
 from ttscale.verifiers.arithmetic import NO_ARITHMETIC, ArithmeticRulesVerifier
 from ttscale.verifiers.prm_format import LAYOUT_FILE
@@ -214,9 +213,8 @@ def candidate_rows(results: list[ProblemResult]) -> list[dict[str, Any]]:
     rollouts estimate: cross-entropy against it is minimised by P(right | prefix) (OVM, Yu et al. 2024,
     "Outcome-supervised Verifiers for Planning in Mathematical Reasoning"). It spends the tokens on more
     prefixes with one try each, where label-steps spends k tries on few."""
-    return [{"id": r.id, "prompt": r.problem.question, "outcome": ok,
-             "completions": [clean_step(x, DELIMITER) for x in c.steps]}
-            for r in results if r.error is None for c, ok in pick_candidates(r, None)]
+    return [{"id": s.id, "prompt": s.prompt, "outcome": s.right, "completions": list(s.steps)}
+            for s in solutions(results, DELIMITER)]
 
 
 def training_labels(row: dict[str, Any], source: str) -> list[Any]:

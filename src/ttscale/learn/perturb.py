@@ -36,6 +36,7 @@ from ttscale.errors import ConfigError, RunDirError
 from ttscale.learn.common import append_rows, read_run
 from ttscale.learn.labels import pick_candidates
 from ttscale.search.steps import clean_step
+from ttscale.types import ProblemResult
 
 _NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 _HEADER = re.compile(r"^\W*step\s*\d+\s*[:.]", re.IGNORECASE)
@@ -102,11 +103,16 @@ def perturbed_rows(solutions: Iterable[Solution], copies: int = 1, seed: int = 0
     return rows
 
 
+def solutions(results: Iterable[ProblemResult], delimiter: str) -> list[Solution]:
+    """The distinct candidates of results that finished (as label-steps picks them) with their gold verdicts."""
+    return [Solution(r.id, r.problem.question, tuple(clean_step(x, delimiter) for x in c.steps), ok)
+            for r in results if r.error is None for c, ok in pick_candidates(r, None)]
+
+
 def run_solutions(run_dir: str | Path) -> list[Solution]:
-    """A run's distinct candidates (as label-steps picks them) with their gold verdicts."""
+    """A run's distinct candidates with their gold verdicts, its steps split by its own delimiter."""
     cfg, results = read_run(run_dir)
-    return [Solution(r.id, r.problem.question, tuple(clean_step(x, cfg.search.step_delimiter) for x in c.steps), ok)
-            for r in results for c, ok in pick_candidates(r, None)]
+    return solutions(results, cfg.search.step_delimiter)
 
 
 def perturb_steps(run_dirs: Sequence[str | Path], output: str | Path, copies: int = 1, seed: int = 0) -> int:
