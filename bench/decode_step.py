@@ -142,15 +142,12 @@ def shared_prompt_rows(model: Any, cache: Any, ids: Any, mask: Any, prompt: int,
     kwarg = cache_kwarg(model)
     feed = ids[:, -1:]
 
-    def sides() -> dict[str, Any]:
+    best = {"ours": (float("inf"), 0.0), "baseline": (float("inf"), 0.0)}
+    with torch.inference_mode():
         own = growing(DynamicCache(ddp_cache_data=[(k[:, :, prompt:].clone(), v[:, :, prompt:].clone())
                                                    for k, v in layers]))
         whole = growing(DynamicCache(ddp_cache_data=[(k.clone(), v.clone()) for k, v in layers]))
-        return {"ours": (own, mask[:, prompt:], {shared_prefix.PREFIX_KWARG: shared}), "baseline": (whole, mask, {})}
-
-    best = {"ours": (float("inf"), 0.0), "baseline": (float("inf"), 0.0)}
-    with torch.inference_mode():
-        layouts = sides()
+        layouts = {"ours": (own, mask[:, prompt:], {shared_prefix.PREFIX_KWARG: shared}), "baseline": (whole, mask, {})}
         for _ in range(steps):
             for side, (kv, m, extra) in layouts.items():
                 m = torch.cat([m, m.new_ones((rows, 1))], 1)
