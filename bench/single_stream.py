@@ -3,8 +3,8 @@
 SmolLM2-135M-Instruct from the embedded GGUF (Q4_1). llama.cpp (`llama-cpp-python`, a source-only
 package: `CMAKE_BUILD_PARALLEL_LEVEL=2 pip install llama-cpp-python`, about 5 minutes on 2 cores)
 decodes the quantised weights as they are; ttscale dequantises them once to --dtype, and with
-`model.quantize: int8` stores its linear layers' weights as int8 (models/quantize.py; bfloat16
-activations, whatever --dtype). Each side
+`model.quantize: int8` stores its linear layers' weights as int8 (models/quantize.py: the layers'
+inputs pass through bfloat16, the rest of the model stays in --dtype). Each side
 decodes the same prompts one at a time, greedy, up to --max-new-tokens, on --threads threads; a
 side's rate is the tokens it generated over its time, prompt encoding included. int8 changes the
 model's numbers, so the bench also counts the greedy texts it leaves as they were. Without
@@ -65,16 +65,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     plain = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, prefix_cache=False))
-    # int8 runs with bfloat16 activations whatever --dtype is (models/quantize.py: its fast kernel's only dtype)
-    int8 = HFGenerator(ModelConfig(max_batch_size=1, dtype="bfloat16", prefix_cache=False, quantize="int8"),
-                       model=copy.deepcopy(plain.model).to(torch.bfloat16), tokenizer=plain.tokenizer)
+    int8 = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, prefix_cache=False, quantize="int8"),
+                       model=copy.deepcopy(plain.model), tokenizer=plain.tokenizer)
     _, prompts = problems_and_prompts(args.prompts)
     t_plain, n_plain, texts_plain = ours_rate(plain, prompts, args.max_new_tokens)
     t_int8, n_int8, texts_int8 = ours_rate(int8, prompts, args.max_new_tokens)
     theirs = llama_cpp_rate(prompts, args.max_new_tokens, args.threads)
     print(f"SmolLM2-135M-Instruct, {args.prompts} prompts one at a time, greedy, <= {args.max_new_tokens} new tokens, "
           f"{args.threads} threads; ours: the HF backend in {args.dtype} (compact loop, one row), with its weights as "
-          f"loaded and with model.quantize=int8 (bfloat16 activations); baseline: llama.cpp on the Q4_1 GGUF"
+          f"loaded and with model.quantize=int8; baseline: llama.cpp on the Q4_1 GGUF"
           + ("" if theirs else " (llama-cpp-python is not installed: ours against each other only)"))
     same = sum(a == b for a, b in zip(texts_int8, texts_plain))
     print(f"greedy texts int8 gives as {args.dtype} does: {same} of {len(prompts)}")

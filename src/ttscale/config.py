@@ -72,7 +72,7 @@ class ModelConfig:
                           "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
     )
     quantize: str = field(default="none", metadata={"help": "hf backend on CPU: none | int8 (weight-only int8 linear "
-                          "layers, bf16 activations: ~1.5x faster for one stream, slower batched; moves the numbers: "
+                          "layers, any model.dtype: ~1.5x faster for one stream, slower batched; moves the numbers: "
                           "models/quantize.py)"})
     decode_loop: str = field(
         default="compact",
@@ -104,9 +104,8 @@ class ModelConfig:
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
-        int8_runs = self.backend == "hf" and self.dtype in ("auto", "bfloat16")
-        _check(self.quantize == "none" or int8_runs, "model", "quantize", self.quantize,
-               "none unless model.backend is hf and model.dtype bfloat16 (int8's fast kernel)")
+        _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize,
+               "none unless model.backend is hf (int8 runs torch's CPU kernel)")
         _check(self.max_batch_size >= 1, "model", "max_batch_size", self.max_batch_size, "an integer >= 1")
         _check(self.kv_cache_mb >= 0, "model", "kv_cache_mb", self.kv_cache_mb, "an integer >= 0")
         _check(self.max_concurrency >= 1, "model", "max_concurrency", self.max_concurrency, "an integer >= 1")

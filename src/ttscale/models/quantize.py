@@ -14,13 +14,19 @@ bench/quantize.py the main job's 48). So this is the server's setting, not the b
 it changes the numbers (each weight moves by up to half a step of its channel's scale), so what it
 costs the task is measured there, paired, never assumed.
 
-It needs bfloat16 activations. PyTorch's x86 kernel (aten/src/ATen/native/cpu/int8mm_kernel.cpp) is
-vectorised, for AVX512 and for AVX2, only where the activations are bfloat16; float32 and float16
-run its scalar loop. On an AVX2-only EPYC with one thread, a 576 x 1536 layer took 0.94 ms for one
-float32 row (float32 weights: 0.11) and 85 ms for 48 rows (2.3), and the main job's recipe on two
-problems ran 18x slower than with its float32 weights. On such a CPU bfloat16 itself is emulated,
-and int8 with it still trails float32 weights (0.17 against 0.11 ms at one row), so int8 is for
-CPUs with native bfloat16 (AVX512-BF16, AMX).
+The kernel is vectorised, for AVX512 and for AVX2, only where the activations are bfloat16
+(aten/src/ATen/native/cpu/int8mm_kernel.cpp; float32 and float16 run its scalar loop, tens of times
+slower), so each layer hands it its input in bfloat16 and gives its output back in the model's
+dtype. A float32 model thus keeps its norms, attention and sampling in float32, which matters where
+bfloat16 is emulated (AVX2-only CPUs: SmolLM2 in bfloat16 decodes no faster than in float32 there),
+and only the weights' rounding and the layer inputs' bfloat16 rounding move its numbers.
+
+A matrix-vector kernel pays for decoding (one new token per row) and loses on a prompt: encoding
+400 tokens, each row reads the weights again (12 ms a 576 x 1536 layer on an AVX2-only EPYC against
+7 for a float32 GEMM). So an input of more than one token per row (prefill, a step's suffix) runs a
+GEMM on the weights dequantised to the model's dtype, and a decode step always runs the kernel,
+whose rows are computed independently of each other: a row's numbers never depend on how many rows
+run beside it (tested).
 Embeddings stay as they are: a lookup reads one row, not the table.
 """
 
@@ -30,6 +36,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ttscale.errors import ModelLoadError
 
@@ -40,19 +47,25 @@ class Int8Linear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127.0
+        # The step is stored in bfloat16, the kernel's dtype, rounded up (bfloat16 rounds within 2^-9 of a
+        # value) so that the largest weight still fits in 127 steps, and the int8 values divided by it.
+        absmax = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny)
+        scale = (absmax / 127.0 * (1 + 2.0**-8)).to(torch.bfloat16).float()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight_int8: torch.Tensor
         self.scale: torch.Tensor
         self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
-        self.register_buffer("scale", scale.to(linear.weight.dtype))
+        self.register_buffer("scale", scale.to(torch.bfloat16))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
-        out = torch.ops.aten._weight_int8pack_mm(rows.to(self.scale.dtype), self.weight_int8, self.scale)
-        out = out.reshape(*x.shape[:-1], self.out_features)
-        return out if self.bias is None else out + self.bias
+        if x.dim() > 2 and x.shape[-2] > 1:  # tokens of a prompt: a GEMM on the dequantised weight
+            out = F.linear(x, self.weight_int8.to(x.dtype)) * self.scale.to(x.dtype)
+        else:  # the scale is cast back should a `module.to(dtype)` have moved it (its values are bfloat16's)
+            rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
+            out = torch.ops.aten._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(torch.bfloat16))
+            out = out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        return out if self.bias is None else out + self.bias.to(x.dtype)
 
 
 def quantize_int8(model: Any) -> int:
@@ -61,10 +74,6 @@ def quantize_int8(model: Any) -> int:
     first = next(model.parameters())
     if first.device.type != "cpu":
         raise ModelLoadError("model.quantize=int8 runs on the CPU only (its kernel is torch's CPU int8 weight-only matmul)")
-    if first.dtype != torch.bfloat16:
-        raise ModelLoadError(f"model.quantize=int8 needs model.dtype: bfloat16, not {str(first.dtype).removeprefix('torch.')}: "
-                             "torch's int8 kernel is vectorised for bfloat16 activations only, and runs other dtypes "
-                             "in a scalar loop (tens of times slower than leaving the weights as they are)")
     targets = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
