@@ -4,7 +4,8 @@
 2. for the Monte Carlo sources, `label-steps` rolls out k completions from every step prefix of a few
    candidates per problem (or --labels reuses a label-steps output of that run, e.g. one made for
    bench/label_quality.py);
-3. `train-prm` trains a 2-class head (and the last blocks) on SmolLM2 itself, once per label source in
+3. `train-prm` trains a 2-class head (and the last blocks; with --fit head, the head alone on the frozen
+   body's features) on SmolLM2 itself, once per label source in
    --train-on: Math-Shepherd's hard labels, the soft Monte Carlo value, every candidate's own outcome on
    all its steps (no rollouts: more prefixes for the same tokens), the hard labels with the last step of
    every other candidate labelled by its own answer (`hard+last`), every right candidate's steps with each
@@ -23,7 +24,7 @@ PRM then plugs into search with recipes/cpu_arithmetic_trained_prm.yaml.
 
     python bench/learned_prm.py [--out runs/learned_prm] [--wording alt] [--levels [1,2,3,4]] [--train-problems 40]
         [--test-problems 30] [--n 8] [--rollouts 4] [--label-temperature T] [--max-per-problem 4] [--max-steps 150]
-        [--dtype float32] [--labels LABEL_DIR ...] [--train-runs RUN_DIR ...]
+        [--dtype float32] [--labels LABEL_DIR ...] [--train-runs RUN_DIR ...] [--fit head] [--head-l2 1.0]
         [--train-on hard,soft,outcome,hard+last,perturbed,hard+perturbed,rules]
 """
 
@@ -101,7 +102,10 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-per-problem", type=int, default=4)
     ap.add_argument("--max-steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--trainable-layers", type=int, default=4)
+    ap.add_argument("--trainable-layers", type=int, default=4, help="fit=finetune: the blocks trained besides the head")
+    ap.add_argument("--fit", default="finetune", choices=("finetune", "head"),
+                    help="head: the body frozen, the head fitted on its features by L-BFGS (learn/head_fit.py)")
+    ap.add_argument("--head-l2", type=float, default=TrainSettings.head_l2, help="fit=head: the head's L2 penalty")
     return ap.parse_args()
 
 
@@ -160,8 +164,10 @@ def main() -> None:
             data = out / f"train_rows_{source}.jsonl"
             data.write_text("".join(json.dumps({**row, "labels": training_labels(row, source)}) + "\n" for row in rows),
                             encoding="utf-8")
-            settings = TrainSettings(max_steps=args.max_steps, learning_rate=args.lr, batch_size=8,
-                                     trainable_layers=args.trainable_layers, device="cpu")
+            head = args.fit == "head"
+            settings = TrainSettings(max_steps=args.max_steps, learning_rate=args.lr, batch_size=8, fit=args.fit,
+                                     trainable_layers=None if head else args.trainable_layers, head_l2=args.head_l2,
+                                     device="cpu")
             trained = stage(f"train-prm {source}", lambda: train_prm(data, "embedded:smollm2", prm, settings))
             print(f"train-prm ({source} labels): {trained.trainer}, loss {trained.losses[0]:.3f} -> "
                   f"{trained.losses[-1]:.3f}", flush=True)

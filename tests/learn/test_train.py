@@ -157,3 +157,63 @@ def test_cli_train_prm(tiny_base, tmp_path):
     assert res.exit_code == 0, res.output
     assert "for 1 steps" in res.output and "verifier.name=trained_prm" in res.output
     assert PRMLayout.load(tmp_path / "prm").step_separator == "\n"
+    res = CliRunner().invoke(app, ["learn", "train-prm", str(data), "--base", tiny_base, "--output",
+                                   str(tmp_path / "probe"), "--fit", "head", "--head-l2", "0.5", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "head fit on frozen features (L-BFGS, l2=0.5)" in res.output
+    assert PRMLayout.load(tmp_path / "probe").trainer == "head fit on frozen features (L-BFGS, l2=0.5)"
+
+
+def test_fit_logistic_recovers_a_separating_direction_and_returns_raw_feature_weights():
+    import torch
+
+    from ttscale.learn.head_fit import fit_logistic
+
+    torch.manual_seed(0)
+    x = torch.randn(400, 6) * torch.tensor([1.0, 10.0, 0.1, 1.0, 1.0, 1.0]) + 3.0
+    y = ((x[:, 1] - 3.0) / 10.0 + 0.3 * torch.randn(400) > 0).float()
+    w, b, losses = fit_logistic(x, y, l2=1e-3, iterations=100)
+    assert losses[-1] < losses[0] == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-6)
+    predicted = (x @ w + b > 0).float()
+    assert (predicted == y).float().mean() > 0.9  # on the raw features: the standardisation was folded back
+    effect = (w * x.std(0)).abs()  # a weight's pull on the logit per standard deviation of its feature
+    assert float(effect[1]) > 5 * float(effect[[0, 2, 3, 4, 5]].max())
+    strong, *_ = fit_logistic(x, y, l2=100.0, iterations=100)
+    assert float(strong.norm()) < float(w.norm())  # the penalty shrinks the head
+    w0, b0, _ = fit_logistic(x, y, l2=1e-3, iterations=50, intercept=False)
+    assert float(b0) == 0.0 and ((x @ w0 > 0).float() == y).float().mean() > 0.5
+
+
+def test_fit_head_saves_a_prm_scored_like_its_fitted_logistic_regression(tiny_base, tmp_path):
+    """--fit head: the body's weights unchanged, the head the fit, the PRM loadable by trained_prm, and its
+    step scores the logistic regression's probabilities on the body's features."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from ttscale.learn.head_fit import classifier, features
+
+    data = write_rows(tmp_path / "d.jsonl", n=16)
+    out = train_prm(data, tiny_base, tmp_path / "prm", fast(fit="head", max_steps=50, head_l2=1e-3), progress=False)
+    assert out.trainer.startswith("head fit") and out.losses[-1] < out.losses[0] and out.steps == len(out.losses)
+    base = AutoModelForTokenClassification.from_pretrained(tiny_base)
+    fitted = AutoModelForTokenClassification.from_pretrained(out.output)
+    body = {k: v for k, v in fitted.state_dict().items() if not k.startswith("score.")}
+    assert body and all(torch.equal(v, base.state_dict()[k]) for k, v in body.items())
+    assert torch.equal(classifier(fitted).weight[0], torch.zeros(fitted.config.hidden_size))
+    verifier = build_verifier(VerifierConfig(name="trained_prm", model=str(out.output), device="cpu"))
+    good, bad = verifier.score([Problem("a", QUESTION, "9")], [[GOOD, BAD]])[0]
+    assert good > 0.5 > bad  # the tiny body's features separate these two steps; the head found it
+    row = tokenize_row({"prompt": QUESTION, "completions": [GOOD, BAD], "labels": [True, False]},
+                       verifier.tokenizer, PRMLayout(), None)
+    x, y = features(fitted.eval(), [row], progress=False)
+    head = classifier(fitted)
+    p = torch.sigmoid(x @ head.weight[1] + head.bias[1])
+    assert y.tolist() == [1.0, 0.0] and p.tolist() == pytest.approx([good, bad], abs=1e-4)
+
+
+def test_fit_head_refuses_trainable_blocks():
+    with pytest.raises(ConfigError, match="trainable_layers"):
+        TrainSettings(fit="head", trainable_layers=2)
+    with pytest.raises(ConfigError, match="fit='probe'"):
+        TrainSettings(fit="probe")
+    assert TrainSettings(fit="head", trainable_layers=0).fit == "head"

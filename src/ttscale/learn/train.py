@@ -29,7 +29,10 @@ log = logging.getLogger("ttscale")
 class TrainSettings:
     """Training knobs; the defaults suit a small model on CPU."""
 
-    max_steps: int = field(default=100, metadata={"help": "optimizer steps"})
+    fit: str = field(default="finetune", metadata={
+        "help": "finetune (the Trainer: head and trainable blocks by AdamW) | head (the body frozen, its features "
+                "computed once, the head fitted by L-BFGS: learn/head_fit.py)"})
+    max_steps: int = field(default=100, metadata={"help": "optimizer steps (fit=head: L-BFGS iterations)"})
     learning_rate: float = field(default=2e-5, metadata={"help": "peak learning rate (linear decay)"})
     batch_size: int = field(default=4, metadata={"help": "rows per optimizer step (per device)"})
     max_length: int | None = field(default=1024, metadata={"help": "token cap of prompt + steps (TRL's default)"})
@@ -39,9 +42,13 @@ class TrainSettings:
     seed: int = field(default=0, metadata={"help": "initialisation and shuffling seed"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     use_trl: bool = field(default=True, metadata={"help": "use TRL's PRMTrainer when it can be imported"})
+    head_l2: float = field(default=1.0, metadata={"help": "fit=head: L2 penalty on the head (standardised features)"})
 
     def __post_init__(self) -> None:
         checks = [
+            (self.fit in ("finetune", "head"), "fit", "finetune or head"),
+            (self.fit == "finetune" or not self.trainable_layers, "trainable_layers", "none or 0 with fit=head"),
+            (self.head_l2 >= 0, "head_l2", ">= 0"),
             (self.max_steps >= 1, "max_steps", "an integer >= 1"),
             (self.learning_rate > 0, "learning_rate", "> 0"),
             (self.batch_size >= 1, "batch_size", "an integer >= 1"),
@@ -220,6 +227,8 @@ def train_prm(
     out.mkdir(parents=True, exist_ok=True)
     transformers.set_seed(s.seed)
     model, tokenizer = load_base(base, s.device)
+    if s.fit == "head":
+        return _fit_head(model, tokenizer, rows, out, s, progress)
     freeze_body(model, s.trainable_layers)
     found = trl_prm_trainer() if s.use_trl and hard_labels(rows) else None
     if found is not None:
@@ -247,3 +256,19 @@ def train_prm(
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=2), encoding="utf-8")
     return TrainOutcome(out, name, len(rows), trainer.state.global_step, losses)
+
+
+def _fit_head(model: Any, tokenizer: Any, rows: list[dict[str, Any]], out: Path, s: TrainSettings,
+              progress: bool) -> TrainOutcome:
+    from ttscale.learn.head_fit import fit_head
+
+    layout = PRMLayout(step_separator=s.step_separator)
+    losses = fit_head(model, tokenizer, rows, layout, s.max_length, s.head_l2, s.max_steps, progress)
+    name = f"head fit on frozen features (L-BFGS, l2={s.head_l2:g})"
+    log.info("train-prm: %d rows, %s", len(rows), name)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    PRMLayout(step_separator=s.step_separator, trainer=name).save(out)
+    (out / "train_log.json").write_text(json.dumps([{"step": i + 1, "loss": v} for i, v in enumerate(losses)], indent=2),
+                                        encoding="utf-8")
+    return TrainOutcome(out, name, len(rows), len(losses), losses)
