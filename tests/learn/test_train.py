@@ -217,3 +217,24 @@ def test_fit_head_refuses_trainable_blocks():
     with pytest.raises(ConfigError, match="fit='probe'"):
         TrainSettings(fit="probe")
     assert TrainSettings(fit="head", trainable_layers=0).fit == "head"
+
+
+def test_features_are_the_same_batched_by_length_as_row_by_row(tiny_base, monkeypatch):
+    """Rows of different lengths padded into one forward pass give each labelled token the features it
+    has alone, in the rows' order (a causal body: the padding comes after every real token)."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from ttscale.learn import head_fit
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_base).eval()
+    tok = load_base(tiny_base, "cpu")[1]
+    steps = [[GOOD, BAD, "Answer: \\boxed{9}"], [GOOD], [BAD, GOOD], [GOOD, GOOD, GOOD, BAD]]
+    rows = [tokenize_row({"prompt": QUESTION, "completions": s, "labels": [i % 2 == 0] * len(s)}, tok, PRMLayout(), None)
+            for i, s in enumerate(steps)]
+    together = head_fit.features(model, rows, progress=False)
+    monkeypatch.setattr(head_fit, "FEATURE_TOKENS", 1)  # every row alone
+    alone = head_fit.features(model, rows, progress=False)
+    assert together[0].shape == (10, model.config.hidden_size) and together[1].tolist() == alone[1].tolist()
+    assert together[1].tolist() == [1.0] * 3 + [0.0] + [1.0] * 2 + [0.0] * 4
+    assert torch.allclose(together[0], alone[0], atol=1e-5)

@@ -29,26 +29,51 @@ def classifier(model: Any) -> Any:
     return heads[0]
 
 
+# Rows run together up to this many tokens a forward pass (padded to the longest): one row at a time the
+# body's matmuls see a few hundred rows of activations, too few to keep 2 cores' GEMMs busy.
+FEATURE_TOKENS = 4096
+
+
 def features(model: Any, tokenized: Iterable[dict[str, Any]], progress: bool = True) -> tuple[Any, Any]:
-    """(X, y): the head's input at every labelled token, one row each, and that token's label."""
+    """(X, y): the head's input at every labelled token, one row each, and that token's label, in the rows'
+    order. Rows are batched by length and right-padded: a causal model's padding comes after every real
+    token, so it changes none of their features (beyond a GEMM's last bits)."""
     import torch
     from tqdm.auto import tqdm
 
+    rows = list(tokenized)
     head, seen = classifier(model), []
+    pad = getattr(model.config, "pad_token_id", None) or 0
     hook = head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
-    xs, ys = [], []
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    found: dict[int, tuple[Any, Any]] = {}
+    bar = tqdm(total=len(rows), desc="features", unit="row", disable=not progress)
     try:
         with torch.inference_mode():
-            for row in tqdm(list(tokenized), desc="features", unit="row", disable=not progress):
-                labels = torch.tensor(row["labels"], dtype=torch.float32)
-                keep = labels != IGNORE
+            while order:
+                width = len(rows[order[0]]["input_ids"])
+                take = 1
+                while take < len(order) and max(width, len(rows[order[take]]["input_ids"])) * (take + 1) <= FEATURE_TOKENS:
+                    width = max(width, len(rows[order[take]]["input_ids"]))
+                    take += 1
+                batch, order = order[:take], order[take:]
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for j, i in enumerate(batch):
+                    n = len(rows[i]["input_ids"])
+                    ids[j, :n], mask[j, :n] = torch.tensor(rows[i]["input_ids"]), 1
                 seen.clear()
-                model(input_ids=torch.tensor([row["input_ids"]], device=head.weight.device))
-                xs.append(seen[0][0][keep.to(seen[0].device)].float().cpu())
-                ys.append(labels[keep])
+                model(input_ids=ids.to(head.weight.device), attention_mask=mask.to(head.weight.device))
+                hidden = seen[0].float().cpu()
+                for j, i in enumerate(batch):
+                    labels = torch.tensor(rows[i]["labels"], dtype=torch.float32)
+                    keep = labels != IGNORE
+                    found[i] = hidden[j, : len(labels)][keep], labels[keep]
+                bar.update(len(batch))
     finally:
         hook.remove()
-    return torch.cat(xs), torch.cat(ys)
+        bar.close()
+    return torch.cat([found[i][0] for i in range(len(rows))]), torch.cat([found[i][1] for i in range(len(rows))])
 
 
 def fit_logistic(x: Any, y: Any, l2: float, iterations: int, intercept: bool = True) -> tuple[Any, Any, list[float]]:
