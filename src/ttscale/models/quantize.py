@@ -42,7 +42,7 @@ from ttscale.errors import ModelLoadError
 
 
 class Int8Linear(nn.Module):
-    """`nn.Linear` with an int8 weight and per-output-channel scales, in the activations' dtype."""
+    """`nn.Linear` with an int8 weight and per-output-channel scales; its output in its input's dtype."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
