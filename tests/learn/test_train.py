@@ -205,7 +205,7 @@ def test_fit_head_saves_a_prm_scored_like_its_fitted_logistic_regression(tiny_ba
     assert good > 0.5 > bad  # the tiny body's features separate these two steps; the head found it
     row = tokenize_row({"prompt": QUESTION, "completions": [GOOD, BAD], "labels": [True, False]},
                        verifier.tokenizer, PRMLayout(), None)
-    x, y = features(fitted.eval(), [row], progress=False)
+    x, y = features(fitted.eval(), [row], verifier.tokenizer.pad_token_id, progress=False)
     head = classifier(fitted)
     p = torch.sigmoid(x @ head.weight[1] + head.bias[1])
     assert y.tolist() == [1.0, 0.0] and p.tolist() == pytest.approx([good, bad], abs=1e-4)
@@ -232,9 +232,9 @@ def test_features_are_the_same_batched_by_length_as_row_by_row(tiny_base, monkey
     steps = [[GOOD, BAD, "Answer: \\boxed{9}"], [GOOD], [BAD, GOOD], [GOOD, GOOD, GOOD, BAD]]
     rows = [tokenize_row({"prompt": QUESTION, "completions": s, "labels": [i % 2 == 0] * len(s)}, tok, PRMLayout(), None)
             for i, s in enumerate(steps)]
-    together = head_fit.features(model, rows, progress=False)
+    together = head_fit.features(model, rows, tok.pad_token_id, progress=False)
     monkeypatch.setattr(head_fit, "FEATURE_TOKENS", 1)  # every row alone
-    alone = head_fit.features(model, rows, progress=False)
+    alone = head_fit.features(model, rows, tok.pad_token_id, progress=False)
     assert together[0].shape == (10, model.config.hidden_size) and together[1].tolist() == alone[1].tolist()
     assert together[1].tolist() == [1.0] * 3 + [0.0] + [1.0] * 2 + [0.0] * 4
     assert torch.allclose(together[0], alone[0], atol=1e-5)

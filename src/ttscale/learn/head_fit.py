@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ttscale.errors import DataError, ModelLoadError
-from ttscale.verifiers.prm_format import IGNORE, PRMLayout, tokenize_row
+from ttscale.errors import ModelLoadError
+from ttscale.learn.train import collate, tokenized_rows
+from ttscale.verifiers.prm_format import IGNORE, PRMLayout
 
 
 def classifier(model: Any) -> Any:
@@ -34,7 +35,7 @@ def classifier(model: Any) -> Any:
 FEATURE_TOKENS = 4096
 
 
-def features(model: Any, tokenized: Iterable[dict[str, Any]], progress: bool = True) -> tuple[Any, Any]:
+def features(model: Any, tokenized: Iterable[dict[str, Any]], pad_id: int, progress: bool = True) -> tuple[Any, Any]:
     """(X, y): the head's input at every labelled token, one row each, and that token's label, in the rows'
     order. Rows are batched by length and right-padded: a causal model's padding comes after every real
     token, so it changes none of their features (beyond a GEMM's last bits)."""
@@ -43,32 +44,27 @@ def features(model: Any, tokenized: Iterable[dict[str, Any]], progress: bool = T
 
     rows = list(tokenized)
     head, seen = classifier(model), []
-    pad = getattr(model.config, "pad_token_id", None) or 0
     hook = head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
+    pad = collate(pad_id)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
     found: dict[int, tuple[Any, Any]] = {}
     bar = tqdm(total=len(rows), desc="features", unit="row", disable=not progress)
     try:
         with torch.inference_mode():
             while order:
-                width = len(rows[order[0]]["input_ids"])
-                take = 1
+                take, width = 1, len(rows[order[0]]["input_ids"])
                 while take < len(order) and max(width, len(rows[order[take]]["input_ids"])) * (take + 1) <= FEATURE_TOKENS:
                     width = max(width, len(rows[order[take]]["input_ids"]))
                     take += 1
                 batch, order = order[:take], order[take:]
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for j, i in enumerate(batch):
-                    n = len(rows[i]["input_ids"])
-                    ids[j, :n], mask[j, :n] = torch.tensor(rows[i]["input_ids"]), 1
+                padded = pad([rows[i] for i in batch])
                 seen.clear()
-                model(input_ids=ids.to(head.weight.device), attention_mask=mask.to(head.weight.device))
+                model(input_ids=padded["input_ids"].to(head.weight.device),
+                      attention_mask=padded["attention_mask"].to(head.weight.device))
                 hidden = seen[0].float().cpu()
                 for j, i in enumerate(batch):
-                    labels = torch.tensor(rows[i]["labels"], dtype=torch.float32)
-                    keep = labels != IGNORE
-                    found[i] = hidden[j, : len(labels)][keep], labels[keep]
+                    keep = padded["labels"][j] != IGNORE
+                    found[i] = hidden[j][keep], padded["labels"][j][keep]
                 bar.update(len(batch))
     finally:
         hook.remove()
@@ -116,11 +112,7 @@ def fit_head(model: Any, tokenizer: Any, rows: list[dict[str, Any]], layout: PRM
     import torch
 
     model.eval()
-    tokenized = [tokenize_row(r, tokenizer, layout, max_length) for r in rows]
-    tokenized = [t for t in tokenized if any(v != IGNORE for v in t["labels"])]
-    if not tokenized:
-        raise DataError(f"max_length={max_length} cuts off every labelled step; raise --max-length")
-    x, y = features(model, tokenized, progress)
+    x, y = features(model, tokenized_rows(rows, tokenizer, layout, max_length), tokenizer.pad_token_id, progress)
     head = classifier(model)
     w, b, losses = fit_logistic(x, y, l2, iterations, intercept=head.bias is not None)
     with torch.no_grad():

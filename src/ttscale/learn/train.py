@@ -160,7 +160,9 @@ def trl_prm_trainer() -> tuple[Any, Any] | None:
     return None
 
 
-def _collate(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+def collate(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    """Tokenized rows -> right-padded input_ids, attention_mask and labels (IGNORE past each row's end)."""
+
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
@@ -186,6 +188,16 @@ def soft_cross_entropy(logits: Any, labels: Any) -> Any:
     return -(y * logp[:, 1] + (1 - y) * logp[:, 0]).mean()
 
 
+def tokenized_rows(rows: list[dict[str, Any]], tokenizer: Any, layout: PRMLayout,
+                   max_length: int | None) -> list[dict[str, Any]]:
+    """The rows in TRL's token layout, less those whose every labelled step max_length cut off."""
+    tokenized = [tokenize_row(r, tokenizer, layout, max_length) for r in rows]
+    tokenized = [t for t in tokenized if any(v != IGNORE for v in t["labels"])]
+    if not tokenized:
+        raise DataError(f"max_length={max_length} cuts off every labelled step; raise --max-length")
+    return tokenized
+
+
 def _plain_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], args: Any, layout: PRMLayout,
                    max_length: int | None) -> Any:
     from transformers import Trainer
@@ -197,11 +209,8 @@ def _plain_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], args:
             loss = soft_cross_entropy(outputs.logits, labels)
             return (loss, outputs) if return_outputs else loss
 
-    tokenized = [tokenize_row(r, tokenizer, layout, max_length) for r in rows]
-    tokenized = [t for t in tokenized if any(v != IGNORE for v in t["labels"])]
-    if not tokenized:
-        raise DataError(f"max_length={max_length} cuts off every labelled step; raise --max-length")
-    return StepwiseTrainer(model=model, args=args, train_dataset=tokenized, data_collator=_collate(tokenizer.pad_token_id))
+    tokenized = tokenized_rows(rows, tokenizer, layout, max_length)
+    return StepwiseTrainer(model=model, args=args, train_dataset=tokenized, data_collator=collate(tokenizer.pad_token_id))
 
 
 def _training_args(cls: Any, output: Path, s: TrainSettings, **extra: Any) -> Any:
