@@ -259,12 +259,18 @@ def train_prm(
     log.info("train-prm: %d rows, %s", len(rows), name)
     trainer.train()
     model.eval()
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    PRMLayout(step_separator=s.step_separator, trainer=name).save(out)
+    _save_prm(out, model, tokenizer, s, name, trainer.state.log_history)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=2), encoding="utf-8")
     return TrainOutcome(out, name, len(rows), trainer.state.global_step, losses)
+
+
+def _save_prm(out: Path, model: Any, tokenizer: Any, s: TrainSettings, trainer: str,
+              history: list[dict[str, Any]]) -> None:
+    """What `trained_prm` loads (weights, tokenizer, ttscale_prm.json) and the loss history beside it."""
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    PRMLayout(step_separator=s.step_separator, trainer=trainer).save(out)
+    (out / "train_log.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
 
 
 def _fit_head(model: Any, tokenizer: Any, rows: list[dict[str, Any]], out: Path, s: TrainSettings,
@@ -275,9 +281,5 @@ def _fit_head(model: Any, tokenizer: Any, rows: list[dict[str, Any]], out: Path,
     losses = fit_head(model, tokenizer, rows, layout, s.max_length, s.head_l2, s.max_steps, progress)
     name = f"head fit on frozen features (L-BFGS, l2={s.head_l2:g})"
     log.info("train-prm: %d rows, %s", len(rows), name)
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    PRMLayout(step_separator=s.step_separator, trainer=name).save(out)
-    (out / "train_log.json").write_text(json.dumps([{"step": i + 1, "loss": v} for i, v in enumerate(losses)], indent=2),
-                                        encoding="utf-8")
+    _save_prm(out, model, tokenizer, s, name, [{"step": i + 1, "loss": v} for i, v in enumerate(losses)])
     return TrainOutcome(out, name, len(rows), len(losses), losses)
