@@ -283,7 +283,8 @@ def print_quality(values: list[list[float]], truth: list[list[float]], heading: 
 
 def report(args: argparse.Namespace, held_out: list[ProblemResult], by_prm: list[ProblemResult],
            by_rules: list[ProblemResult]) -> None:
-    a = step_agreement(step_scores(by_prm), step_scores(by_rules))
+    prm, rules = step_scores(by_prm), step_scores(by_rules)
+    a = step_agreement(prm, rules)
     print(f"\nheld-out: {len(held_out)} problems ({args.wording} wording, levels {args.levels}), N={args.n}; "
           f"{a.n_steps} steps labelled by arithmetic_rules, {a.n_good} good")
     print(f"{'name':<44} {'ours':>8} {'baseline':>9}")
@@ -292,7 +293,7 @@ def report(args: argparse.Namespace, held_out: list[ProblemResult], by_prm: list
     low, high = a.auc_interval
     print(f"{'trained PRM step AUC vs rule labels':<44} {a.auc:>8.3f} {0.5:>9.3f}  (baseline: no signal; "
           f"95% CI over solutions [{low:.3f}, {high:.3f}])")
-    w = within_problem_auc(step_scores(by_prm), rule_labels(step_scores(by_rules)),
+    w = within_problem_auc(prm, rule_labels(rules),
                            [r.problem.question for r in by_prm for _ in r.completions])
     print(f"{'trained PRM step AUC within problems':<44} {w.auc:>8.3f} {0.5:>9.3f}  (what search compares: a good "
           f"and a bad step of one problem; {w.pairs} pairs in {w.problems} problems, 95% CI over problems "
