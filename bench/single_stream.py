@@ -49,8 +49,11 @@ def llama_cpp_rate(prompts: list[str], max_new: int, threads: int) -> tuple[floa
 
 
 def ours_rate(gen: HFGenerator, prompts: list[str], max_new: int) -> tuple[float, int, list[str]]:
-    """(seconds, tokens, texts) for the HF backend on the prompts one at a time, after a short warm-up."""
-    gen.generate(prompts[:1], [SamplingParams(temperature=0.0, max_new_tokens=4)])
+    """(seconds, tokens, texts) for the HF backend on the prompts one at a time, after a warm-up: for a
+    static cache the longest prompt at max_new, so that the cache (and a compiled step) made then has
+    the shapes every later call fits in."""
+    longest = max(prompts, key=gen.count_tokens)
+    gen.generate([longest], [SamplingParams(temperature=0.0, max_new_tokens=max_new if gen.static else 4)])
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new)
     seconds, outs = timed(lambda: [gen.generate([p], [params])[0][0] for p in prompts])
     return seconds, sum(g.n_tokens for g in outs), [g.text for g in outs]
@@ -62,6 +65,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="also int8 with the static cache's step compiled "
+                    "(model.cache_implementation=static, model.compile=always), its one-off compile timed apart")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     plain = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, prefix_cache=False))
@@ -70,6 +75,14 @@ def main() -> None:
     _, prompts = problems_and_prompts(args.prompts)
     t_plain, n_plain, texts_plain = ours_rate(plain, prompts, args.max_new_tokens)
     t_int8, n_int8, texts_int8 = ours_rate(int8, prompts, args.max_new_tokens)
+    if args.compile:
+        compiled = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, quantize="int8",
+                                           cache_implementation="static", compile="always"),
+                               model=copy.deepcopy(plain.model), tokenizer=plain.tokenizer)
+        longest = max(prompts, key=compiled.count_tokens)
+        t_compile, _ = timed(lambda: compiled.generate([longest], [SamplingParams(temperature=0.0,
+                                                                                  max_new_tokens=args.max_new_tokens)]))
+        t_comp, n_comp, texts_comp = ours_rate(compiled, prompts, args.max_new_tokens)
     theirs = llama_cpp_rate(prompts, args.max_new_tokens, args.threads)
     print(f"SmolLM2-135M-Instruct, {args.prompts} prompts one at a time, greedy, <= {args.max_new_tokens} new tokens, "
           f"{args.threads} threads; ours: the HF backend in {args.dtype} (compact loop, one row), with its weights as "
@@ -77,14 +90,24 @@ def main() -> None:
           + ("" if theirs else " (llama-cpp-python is not installed: ours against each other only)"))
     same = sum(a == b for a, b in zip(texts_int8, texts_plain))
     print(f"greedy texts int8 gives as {args.dtype} does: {same} of {len(prompts)}")
+    if args.compile:
+        same = sum(a == b for a, b in zip(texts_comp, texts_int8))
+        print(f"int8 with the static cache's step compiled: the first call (compiling, then decoding the longest prompt) took {t_compile:.0f} s; "
+              f"greedy texts it gives as int8 in the compact loop does: {same} of {len(prompts)}")
     header()
     if theirs is None:
         row(f"1-stream tok/s int8 vs {args.dtype}", n_int8 / t_int8, n_plain / t_plain, "tok/s")
+        if args.compile:
+            row("1-stream tok/s int8 compiled vs int8", n_comp / t_comp, n_int8 / t_int8, "tok/s")
         return
     t_base, n_base = theirs
     row(f"1-stream tok/s {args.dtype} vs llama.cpp", n_plain / t_plain, n_base / t_base, "tok/s")
     row("1-stream tok/s int8 vs llama.cpp", n_int8 / t_int8, n_base / t_base, "tok/s")
+    if args.compile:
+        row("1-stream tok/s int8 compiled vs llama.cpp", n_comp / t_comp, n_base / t_base, "tok/s")
     row("tokens int8 vs llama.cpp", n_int8, n_base)
+    if args.compile:
+        row("tokens int8 compiled vs llama.cpp", n_comp, n_base)
 
 
 if __name__ == "__main__":

@@ -66,20 +66,18 @@ class ModelConfig:
     max_batch_size: int = field(default=32, metadata={"help": "sequences per forward batch"})
     prefix_cache: bool = field(default=True, metadata={"help": "hf backend: reuse KV of earlier rounds' prefixes"})
     kv_cache_mb: int = field(default=2048, metadata={"help": "hf backend: memory cap of the prefix KV store"})
-    cache_implementation: str = field(
-        default="dynamic",
-        metadata={"help": "hf backend: dynamic (prefix KV reuse across rounds) | static (fixed-shape static "
-                          "cache that transformers compiles into CUDA graphs on GPU; no prefix reuse)"},
-    )
+    cache_implementation: str = field(default="dynamic", metadata={"help": "hf backend: dynamic (prefix KV reuse "
+        "across rounds) | static (fixed-shape static cache that transformers compiles into CUDA graphs on GPU; no "
+        "prefix reuse)"})
+    compile: str = field(default="auto", metadata={"help": "hf backend, static cache: auto (transformers compiles the "
+        "decode step on GPUs) | always (on the CPU too: inductor, needs a C++ compiler, a one-off minute or so on 2 "
+        "cores; pays for one stream in bf16 or int8) | never"})
     quantize: str = field(default="none", metadata={"help": "hf backend on CPU: none | int8 (weight-only int8 linear "
                           "layers, any model.dtype: ~1.5x faster for one stream, slower batched; moves the numbers: "
                           "models/quantize.py)"})
-    decode_loop: str = field(
-        default="compact",
-        metadata={"help": "hf backend, dynamic cache: compact (ttscale's decode loop; a row leaves the batch the step "
-                          "it ends) | generate (transformers' generate, which computes every row until the longest "
-                          "ends); both sample the same tokens"},
-    )
+    decode_loop: str = field(default="compact", metadata={"help": "hf backend, dynamic cache: compact (ttscale's "
+        "decode loop; a row leaves the batch the step it ends) | generate (transformers' generate, which computes "
+        "every row until the longest ends); both sample the same tokens"})
     shared_prefix_attention: bool = field(default=True, metadata={"help": "hf backend, compact loop: each prompt's KV "
         "cache held once for its n rows (llama, mistral, qwen2, qwen3 with sdpa; others as before)"})
     base_url: str | None = field(default=None, metadata={"help": "openai backend: server URL ending in /v1"})
@@ -102,6 +100,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _one_of("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _one_of("model", "cache_implementation", self.cache_implementation, ("dynamic", "static"))
+        _one_of("model", "compile", self.compile, ("auto", "always", "never"))
+        _check(self.compile == "auto" or self.cache_implementation == "static", "model", "compile", self.compile,
+               "auto unless model.cache_implementation is static (only the static cache's step compiles)")
         _one_of("model", "decode_loop", self.decode_loop, ("compact", "generate"))
         _one_of("model", "quantize", self.quantize, ("none", "int8"))
         _check(self.quantize == "none" or self.backend == "hf", "model", "quantize", self.quantize,

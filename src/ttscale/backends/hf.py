@@ -19,7 +19,7 @@ from ttscale.backends.batch import RunningBatch
 from ttscale.backends.sampling import LogprobRecorder, RowSampler
 from ttscale.config import ModelConfig
 from ttscale.data.prompts import encode_prompt
-from ttscale.models.loading import cache_kwarg, load_pretrained, prefill_kwargs
+from ttscale.models.loading import cache_kwarg, compile_kwargs, load_pretrained, prefill_kwargs
 from ttscale.models.prefix_cache import KV, PrefixKVStore, common_prefix_length, longest_prefix_match
 from ttscale.models.shared_prefix import PREFIX_KWARG
 from ttscale.types import FinishReason, Generation, SamplingParams
@@ -76,6 +76,7 @@ class HFGenerator:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.eos_ids.discard(None)
         self.static = cfg.cache_implementation == "static"
+        self._compile = compile_kwargs(cfg.compile, str(self.device.type))
         # Batch invariance: a row's numbers may depend only on its own prompt. In bf16 a matmul's result
         # moves with the padding and the shapes its neighbours bring, and a reused prefix's KV was
         # computed in whatever batch first held it; so each prompt runs alone and nothing is reused.
@@ -246,7 +247,7 @@ class HFGenerator:
 
         if self.static:
             input_ids, mask, width = self._static_layout(batch, params.n)
-            cache_args: dict[str, Any] = {"cache_implementation": "static"}
+            cache_args: dict[str, Any] = {"cache_implementation": "static", **self._compile}
         else:
             input_ids, mask, cache, width = self._layout(batch)
             if params.n > 1:

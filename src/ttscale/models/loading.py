@@ -70,6 +70,27 @@ def prefill_kwargs(model: Any) -> dict[str, Any]:
     return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(type(model).forward).parameters else {}
 
 
+def compile_kwargs(setting: str, device: str) -> dict[str, Any]:
+    """What `generate` with a static cache is passed for `model.compile`.
+
+    transformers compiles a static cache's decode step by itself on accelerators only
+    (generation/utils.py, `_valid_auto_compile_criteria`); `CompileConfig._compile_all_devices` is
+    its switch for other devices. On the CPU inductor writes C++ for the step's fused elementwise ops
+    and keeps torch's own matmul kernels, so it pays where per-op overhead and elementwise work weigh
+    most: one row in bf16 or int8 (bench/single_stream.py). `mode="default"`: the CUDA-graph mode
+    transformers picks by default does not apply to CPU tensors.
+    """
+    if setting == "never":
+        return {"disable_compile": True}
+    if setting != "always":
+        return {}
+    from transformers import CompileConfig
+
+    config = CompileConfig(mode="default" if device == "cpu" else "reduce-overhead")
+    config._compile_all_devices = True  # type: ignore[assignment]  # declared `= None` upstream, read as a flag
+    return {"compile_config": config}
+
+
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16) rather than emulating it."""
     try:
