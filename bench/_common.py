@@ -63,6 +63,12 @@ def pick_right(results: list[ProblemResult], selection: str, reduction: str = "l
     return right
 
 
+def sample_right(results: list[ProblemResult]) -> list[float]:
+    """Per problem (in the order given), the share of its samples that are right: pass@1's terms, paired
+    over problems with far less noise than a pick's one bit."""
+    return [sum(flags) / len(flags) if (flags := correct_flags(r)) else 0.0 for r in results]
+
+
 def paired_difference(ours: list[float], base: list[float]) -> str:
     """ "+d points, 95% CI [lo, hi] over n problems" for the per-problem differences ours - base."""
     from ttscale.eval.metrics import bootstrap_interval

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import header, paired_difference, pick_right, row
+from _common import header, paired_difference, pick_right, row, sample_right
 
 from ttscale import runner
 from ttscale.backends.hf import HFGenerator
@@ -146,11 +146,15 @@ def main() -> None:
     row("generated tokens", tokens["ours"], tokens["baseline"])
     row("generated tok/s over the search", tokens["ours"] / search["ours"], tokens["baseline"] / search["baseline"],
         "tok/s")
-    right = {n: pick_right([r for _, r in sorted(results[n].items())], "majority") for n in walls}
-    row("accuracy majority@16 (%)", 100 * sum(right["ours"]) / len(right["ours"]),
-        100 * sum(right["baseline"]) / len(right["baseline"]), "%")
-    difference = paired_difference([float(x) for x in right["ours"]], [float(x) for x in right["baseline"]])
-    print(f"paired majority@16 difference {difference}; samples whose text differs: {moved} of {samples}")
+    ordered = {n: [r for _, r in sorted(results[n].items())] for n in walls}
+    per_sample = {n: sample_right(ordered[n]) for n in walls}
+    right = {n: [float(x) for x in pick_right(ordered[n], "majority")] for n in walls}
+    for name, scores in (("accuracy per sample", per_sample), ("accuracy majority@16", right)):
+        row(f"{name} (%)", 100 * sum(scores["ours"]) / len(scores["ours"]),
+            100 * sum(scores["baseline"]) / len(scores["baseline"]), "%")
+    print(f"paired per-sample difference {paired_difference(per_sample['ours'], per_sample['baseline'])}")
+    print(f"paired majority@16 difference {paired_difference(right['ours'], right['baseline'])}; "
+          f"samples whose text differs: {moved} of {samples}")
     print(f"\n{'where the time goes (share of the run)':<66} {'ours':>8} {'baseline':>9}")
     for key in sorted(set(parts["ours"]) | set(parts["baseline"])):
         cells = [f"{100 * parts[n].get(key, 0.0) / best[n]:7.1f}%" for n in ("ours", "baseline")]

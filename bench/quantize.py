@@ -17,23 +17,22 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from _common import header, paired_difference, pick_right, row, timed
+from _common import header, paired_difference, pick_right, row, sample_right, timed
 
 from ttscale.cli import resolve_recipe
 from ttscale.data.results import read_results
-from ttscale.grading import correct_flags
 from ttscale.recipe import load_config
 from ttscale.runner import run
 
 
-def job(args: argparse.Namespace, quantize: str, out: str) -> tuple[float, list[list[bool]], list[bool]]:
-    """(seconds, each problem's per-sample rightness, each problem's majority pick's rightness)."""
+def job(args: argparse.Namespace, quantize: str, out: str) -> tuple[float, list[float], list[bool]]:
+    """(seconds, each problem's share of right samples, each problem's majority pick's rightness)."""
     cfg = load_config(resolve_recipe("cpu_arithmetic"), [
         f"model.dtype={args.dtype}", f"model.quantize={quantize}", f"dataset.limit={args.limit}",
         f"search.n={args.n}", f"output.dir={out}"])
     seconds, result = timed(lambda: run(cfg, progress=True))
     results = sorted(read_results(result.run_dir), key=lambda r: r.id)
-    return seconds, [correct_flags(r) for r in results], pick_right(results, "majority")
+    return seconds, sample_right(results), pick_right(results, "majority")
 
 
 def paired(name: str, ours: list[float], base: list[float]) -> None:
@@ -47,10 +46,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        t_int8, flags_int8, maj_int8 = job(args, "int8", f"{tmp}/int8")
-        t_base, flags_base, maj_base = job(args, "none", f"{tmp}/base")
-    per_int8 = [sum(f) / len(f) for f in flags_int8]
-    per_base = [sum(f) / len(f) for f in flags_base]
+        t_int8, per_int8, maj_int8 = job(args, "int8", f"{tmp}/int8")
+        t_base, per_base, maj_base = job(args, "none", f"{tmp}/base")
     print(f"cpu_arithmetic (SmolLM2-135M, levels 1-2, best-of-N N={args.n}, majority), {args.limit} problems, "
           f"same seeds; ours: model.quantize=int8 (the rest in {args.dtype}); baseline: the {args.dtype} weights")
     header()
