@@ -9,6 +9,7 @@ prefix again each round, and re-encoding it would cost a round as much as the fi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,6 +25,7 @@ from ttscale.models.prefix_cache import KV, PrefixKVStore, common_prefix_length,
 from ttscale.models.shared_prefix import PREFIX_KWARG
 from ttscale.types import FinishReason, Generation, SamplingParams
 
+log = logging.getLogger(__name__)
 STATIC_WIDTH_STEP = 64
 MIN_COMMON_PREFIX = 32  # tokens all of a call's prompts share before prefilling them once pays for its own call
 ROW_QUANTUM = 16  # the compact loop's batch is a multiple of this many rows (HFGenerator._decode says why)
@@ -77,6 +79,8 @@ class HFGenerator:
         self.eos_ids.discard(None)
         self.static = cfg.cache_implementation == "static"
         self._compile = compile_kwargs(cfg.compile, str(self.device.type))
+        if cfg.compile == "always":
+            log.info("model.compile=always: the first call compiles the decode step (about a minute on 2 CPU cores)")
         # Batch invariance: a row's numbers may depend only on its own prompt. In bf16 a matmul's result
         # moves with the padding and the shapes its neighbours bring, and a reused prefix's KV was
         # computed in whatever batch first held it; so each prompt runs alone and nothing is reused.
