@@ -92,8 +92,9 @@ def main() -> None:
     print(f"greedy texts int8 gives as {args.dtype} does: {same} of {len(prompts)}")
     if args.compile:
         same = sum(a == b for a, b in zip(texts_comp, texts_int8))
-        print(f"int8 with the static cache's step compiled: the first call (compiling, then decoding the longest prompt) took {t_compile:.0f} s; "
-              f"greedy texts it gives as int8 in the compact loop does: {same} of {len(prompts)}")
+        print(f"int8 with the static cache's step compiled: the first call (compiling, then decoding the longest "
+              f"prompt) took {t_compile:.0f} s; greedy texts it gives as int8 in the compact loop does: {same} of "
+              f"{len(prompts)}")
     header()
     if theirs is None:
         row(f"1-stream tok/s int8 vs {args.dtype}", n_int8 / t_int8, n_plain / t_plain, "tok/s")
