@@ -4,7 +4,7 @@ import pytest
 
 from ttscale.backends.hf import HFGenerator
 from ttscale.config import ModelConfig
-from ttscale.errors import ConfigError
+from ttscale.errors import ConfigError, ModelLoadError
 from ttscale.models.loading import compile_kwargs
 from ttscale.types import SamplingParams
 
@@ -23,6 +23,13 @@ def test_compile_kwargs_turn_transformers_own_switches():
     config = compile_kwargs("always", "cpu")["compile_config"]
     assert config._compile_all_devices and config.mode == "default"
     assert compile_kwargs("always", "cuda")["compile_config"].mode == "reduce-overhead"
+
+
+def test_always_on_the_cpu_without_a_compiler_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(ModelLoadError, match="model.compile=always .*'no-such-compiler-here'"):
+        compile_kwargs("always", "cpu")
+    assert "compile_config" in compile_kwargs("always", "cuda")  # a GPU's step compiles through CUDA's own tools
 
 
 def test_a_compiled_static_step_on_the_cpu_decodes_what_the_eager_one_does(tiny_llama):

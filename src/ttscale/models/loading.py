@@ -84,6 +84,10 @@ def compile_kwargs(setting: str, device: str) -> dict[str, Any]:
         return {"disable_compile": True}
     if setting != "always":
         return {}
+    compiler = os.environ.get("CXX", "g++")  # what inductor runs on Linux (torch/_inductor/config.py, cpp.cxx)
+    if device == "cpu" and shutil.which(compiler) is None:
+        raise ModelLoadError(f"model.compile=always on the CPU needs a C++ compiler for torch.compile ('{compiler}', "
+                             "or $CXX): none found; install one, or set model.compile to auto")
     from transformers import CompileConfig
 
     config = CompileConfig(mode="default" if device == "cpu" else "reduce-overhead")
