@@ -13,7 +13,7 @@ The breakdown times, per run, the model's forward in decode steps and in prefill
 stop-string checks, the search outside generation (verifier, step handling, writing rows) and
 grading, as a share of the run's wall time.
 
-    python bench/main_job.py [--problems 30] [--repeats 1] [--dtype auto]
+    python bench/main_job.py [--recipe cpu_arithmetic] [--problems 30] [--repeats 1] [--dtype auto]
 
 --set KEY=VALUE overrides the recipe on our side, --baseline-set KEY=VALUE replaces the baseline's
 overrides: `--set model.max_batch_size=96 --baseline-set model.max_batch_size=48` sizes the
@@ -36,10 +36,10 @@ from _common import header, paired_difference, pick_right, row, sample_right
 from ttscale import runner
 from ttscale.backends.hf import HFGenerator
 from ttscale.backends.sampling import RowSampler
+from ttscale.cli import resolve_recipe
 from ttscale.data.results import read_results
 from ttscale.recipe import load_config
 
-RECIPE = Path(__file__).resolve().parents[1] / "src" / "ttscale" / "recipes" / "cpu_arithmetic.yaml"
 BASELINE = ["model.decode_loop=generate", "search.problems_per_batch=2", "model.max_batch_size=32"]
 
 
@@ -90,7 +90,7 @@ def forward_kind(*args: Any, **kwargs: Any) -> str:
 
 def one_run(args: argparse.Namespace, overrides: list[str], out: Path) -> tuple[float, dict[str, float]]:
     """(wall seconds with the model loaded, seconds by part) of one run of the main job."""
-    cfg = load_config(RECIPE, [f"dataset.limit={args.problems}", f"model.dtype={args.dtype}",
+    cfg = load_config(resolve_recipe(args.recipe), [f"dataset.limit={args.problems}", f"model.dtype={args.dtype}",
                                f"output.dir={out}", *overrides])
     gen = HFGenerator(cfg.model)
     timers = Timers()
@@ -112,6 +112,7 @@ def one_run(args: argparse.Namespace, overrides: list[str], out: Path) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--recipe", default="cpu_arithmetic", help="a bundled recipe name or a YAML path")
     ap.add_argument("--problems", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--dtype", default="auto")
@@ -133,7 +134,8 @@ def main() -> None:
     ours, base = results["ours"], results["baseline"]
     moved = sum(a.text != b.text for i in ours for a, b in zip(ours[i].completions, base[i].completions))
     samples = sum(len(r.completions) for r in ours.values())
-    print(f"main job: cpu_arithmetic, {args.problems} problems x 16 samples, SmolLM2-135M-Instruct (Q4_1 GGUF "
+    n = max(len(r.completions) for r in ours.values())
+    print(f"main job: {args.recipe}, {args.problems} problems x {n} samples, SmolLM2-135M-Instruct (Q4_1 GGUF "
           f"dequantized), dtype {args.dtype}; ours: the recipe {' '.join(args.set) or '(compact loop)'}; "
           f"baseline: {' '.join(baseline) or 'the recipe'}; "
           f"{args.repeats} alternating run(s) each, the fastest shown")
@@ -149,11 +151,11 @@ def main() -> None:
     ordered = {n: [r for _, r in sorted(results[n].items())] for n in walls}
     per_sample = {n: sample_right(ordered[n]) for n in walls}
     right = {n: [float(x) for x in pick_right(ordered[n], "majority")] for n in walls}
-    for name, scores in (("accuracy per sample", per_sample), ("accuracy majority@16", right)):
+    for name, scores in (("accuracy per sample", per_sample), (f"accuracy majority@{n}", right)):
         row(f"{name} (%)", 100 * sum(scores["ours"]) / len(scores["ours"]),
             100 * sum(scores["baseline"]) / len(scores["baseline"]), "%")
     print(f"paired per-sample difference {paired_difference(per_sample['ours'], per_sample['baseline'])}")
-    print(f"paired majority@16 difference {paired_difference(right['ours'], right['baseline'])}; "
+    print(f"paired majority@{n} difference {paired_difference(right['ours'], right['baseline'])}; "
           f"samples whose text differs: {moved} of {samples}")
     print(f"\n{'where the time goes (share of the run)':<66} {'ours':>8} {'baseline':>9}")
     for key in sorted(set(parts["ours"]) | set(parts["baseline"])):
