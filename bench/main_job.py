@@ -134,8 +134,8 @@ def main() -> None:
     ours, base = results["ours"], results["baseline"]
     moved = sum(a.text != b.text for i in ours for a, b in zip(ours[i].completions, base[i].completions))
     samples = sum(len(r.completions) for r in ours.values())
-    n = max(len(r.completions) for r in ours.values())
-    print(f"main job: {args.recipe}, {args.problems} problems x {n} samples, SmolLM2-135M-Instruct (Q4_1 GGUF "
+    width = max(len(r.completions) for r in ours.values())
+    print(f"main job: {args.recipe}, {args.problems} problems x {width} samples, SmolLM2-135M-Instruct (Q4_1 GGUF "
           f"dequantized), dtype {args.dtype}; ours: the recipe {' '.join(args.set) or '(compact loop)'}; "
           f"baseline: {' '.join(baseline) or 'the recipe'}; "
           f"{args.repeats} alternating run(s) each, the fastest shown")
@@ -151,11 +151,11 @@ def main() -> None:
     ordered = {n: [r for _, r in sorted(results[n].items())] for n in walls}
     per_sample = {n: sample_right(ordered[n]) for n in walls}
     right = {n: [float(x) for x in pick_right(ordered[n], "majority")] for n in walls}
-    for name, scores in (("accuracy per sample", per_sample), (f"accuracy majority@{n}", right)):
+    for name, scores in (("accuracy per sample", per_sample), (f"accuracy majority@{width}", right)):
         row(f"{name} (%)", 100 * sum(scores["ours"]) / len(scores["ours"]),
             100 * sum(scores["baseline"]) / len(scores["baseline"]), "%")
     print(f"paired per-sample difference {paired_difference(per_sample['ours'], per_sample['baseline'])}")
-    print(f"paired majority@{n} difference {paired_difference(right['ours'], right['baseline'])}; "
+    print(f"paired majority@{width} difference {paired_difference(right['ours'], right['baseline'])}; "
           f"samples whose text differs: {moved} of {samples}")
     print(f"\n{'where the time goes (share of the run)':<66} {'ours':>8} {'baseline':>9}")
     for key in sorted(set(parts["ours"]) | set(parts["baseline"])):
