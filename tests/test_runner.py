@@ -221,6 +221,11 @@ def test_second_process_on_a_locked_folder_is_refused(fake_cfg):
     assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 6  # the lock is gone with its holder
 
 
+def _signal_then_wait(started, go) -> None:
+    started.set()
+    go.wait(30)
+
+
 def test_a_child_forked_during_a_run_does_not_keep_its_folder_locked(fake_cfg):
     """A grading worker forked mid-run inherited the lock's file: the next run on the folder was refused."""
     import multiprocessing as mp
@@ -233,9 +238,12 @@ def test_a_child_forked_during_a_run_does_not_keep_its_folder_locked(fake_cfg):
     ctx = mp.get_context("fork")
     holder = RunDir(cfg.output.dir)
     holder.prepare(cfg.to_dict())
-    go = ctx.Event()
-    child = ctx.Process(target=go.wait, args=(30,), daemon=True)
+    started, go = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_signal_then_wait, args=(started, go), daemon=True)
     child.start()
+    # The child's at-fork hooks run before its target: once it signals, it holds what a worker holds
+    # mid-run. Without the wait a loaded machine could still be forking when the next run locks.
+    assert started.wait(30)
     try:
         holder.release()
         assert run(cfg, generator=FakeGenerator(), progress=False).n_new == 6
