@@ -48,15 +48,16 @@ def llama_cpp_rate(prompts: list[str], max_new: int, threads: int) -> tuple[floa
     return timed(run)
 
 
-def ours_rate(gen: HFGenerator, prompts: list[str], max_new: int) -> tuple[float, int, list[str]]:
-    """(seconds, tokens, texts) for the HF backend on the prompts one at a time, after a warm-up: for a
-    static cache the longest prompt at max_new, so that the cache (and a compiled step) made then has
-    the shapes every later call fits in."""
+def ours_rate(gen: HFGenerator, prompts: list[str], max_new: int) -> tuple[float, float, int, list[str]]:
+    """(warm-up seconds, seconds, tokens, texts) for the HF backend on the prompts one at a time, timed
+    after a warm-up: for a static cache the longest prompt at max_new, so that the cache (and a compiled
+    step, whose compiling the warm-up's time holds) made then has the shapes every later call fits in."""
     longest = max(prompts, key=gen.count_tokens)
-    gen.generate([longest], [SamplingParams(temperature=0.0, max_new_tokens=max_new if gen.static else 4)])
+    warm, _ = timed(lambda: gen.generate([longest], [SamplingParams(temperature=0.0,
+                                                                      max_new_tokens=max_new if gen.static else 4)]))
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new)
     seconds, outs = timed(lambda: [gen.generate([p], [params])[0][0] for p in prompts])
-    return seconds, sum(g.n_tokens for g in outs), [g.text for g in outs]
+    return warm, seconds, sum(g.n_tokens for g in outs), [g.text for g in outs]
 
 
 def main() -> None:
@@ -73,16 +74,13 @@ def main() -> None:
     int8 = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, prefix_cache=False, quantize="int8"),
                        model=copy.deepcopy(plain.model), tokenizer=plain.tokenizer)
     _, prompts = problems_and_prompts(args.prompts)
-    t_plain, n_plain, texts_plain = ours_rate(plain, prompts, args.max_new_tokens)
-    t_int8, n_int8, texts_int8 = ours_rate(int8, prompts, args.max_new_tokens)
+    _, t_plain, n_plain, texts_plain = ours_rate(plain, prompts, args.max_new_tokens)
+    _, t_int8, n_int8, texts_int8 = ours_rate(int8, prompts, args.max_new_tokens)
     if args.compile:
         compiled = HFGenerator(ModelConfig(max_batch_size=1, dtype=args.dtype, quantize="int8",
                                            cache_implementation="static", compile="always"),
                                model=copy.deepcopy(plain.model), tokenizer=plain.tokenizer)
-        longest = max(prompts, key=compiled.count_tokens)
-        t_compile, _ = timed(lambda: compiled.generate([longest], [SamplingParams(temperature=0.0,
-                                                                                  max_new_tokens=args.max_new_tokens)]))
-        t_comp, n_comp, texts_comp = ours_rate(compiled, prompts, args.max_new_tokens)
+        t_compile, t_comp, n_comp, texts_comp = ours_rate(compiled, prompts, args.max_new_tokens)
     theirs = llama_cpp_rate(prompts, args.max_new_tokens, args.threads)
     print(f"SmolLM2-135M-Instruct, {args.prompts} prompts one at a time, greedy, <= {args.max_new_tokens} new tokens, "
           f"{args.threads} threads; ours: the HF backend in {args.dtype} (compact loop, one row), with its weights as "
